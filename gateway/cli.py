@@ -1,0 +1,81 @@
+"""The `gateway` command.
+
+gateway up [--host H] [--port 8000] [--state-dir DIR] [--workers N]
+    the whole stack on this machine (embedded Redis and Triton unless configured)
+gateway serve [--host H] [--port 8000] [--workers N]
+    the gateway alone, against the Triton and Redis of GATEWAY_* (production)
+gateway models build [--repository DIR] [--force]
+    train and export the repository's models (skips versions that exist)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run Redis, Triton and the gateway on this machine")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--state-dir", type=Path, help="logs and data (default: GATEWAY_STATE_DIR)")
+    up.add_argument("--workers", type=int, default=1)
+
+    serve = commands.add_parser("serve", help="run the gateway alone (production)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server's default in a container
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    models = commands.add_parser("models", help="the model repository")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    build = model_commands.add_parser("build", help="build the repository's model files")
+    build.add_argument("--repository", type=Path, help="default: GATEWAY_MODEL_REPOSITORY")
+    build.add_argument("--force", action="store_true", help="rebuild versions that exist")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"gateway: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "up":
+            from gateway.stack import up
+
+            if args.state_dir is not None:
+                settings = settings.model_copy(update={"state_dir": args.state_dir})
+            up(settings, args.host, args.port, args.workers)
+        elif args.command == "serve":
+            from gateway.stack import serve
+
+            serve(settings, args.host, args.port, args.workers)
+        elif args.command == "models":
+            return _build_models(args.repository or settings.model_repository, args.force)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _build_models(repository: Path, force: bool) -> int:
+    from gateway.model_build import build_repository
+
+    print(f"{'model':<22} {'version':>7}  {'held-out accuracy':>17}  file")
+    for built in build_repository(repository, force):
+        accuracy = "-" if built.accuracy is None else f"{built.accuracy:.4f}"
+        action = "built" if built.built else "exists"
+        print(f"{built.model:<22} {built.version:>7}  {accuracy:>17}  {built.path} ({action})")
+    return 0

@@ -1,0 +1,92 @@
+"""Errors the gateway answers with, each knowing its HTTP status.
+
+Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
+
+    GatewayError                 500  something failed inside the gateway
+    ├── BadRequest               400  the request is malformed (names the field or input)
+    ├── NotFound                 404  unknown model, version or path
+    ├── MethodNotAllowed         405  e.g. GET on an infer path
+    ├── PayloadTooLarge          413  body over GATEWAY_MAX_BODY_BYTES
+    ├── UpstreamError            500  Triton answered with an error of its own
+    └── ServiceUnavailable       503  a dependency is down; carries Retry-After
+        └── TritonUnavailable         Triton unreachable or past its deadline
+
+Third-party exceptions are translated into these once, at the boundary where they occur
+(`gateway.triton.client`), with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import orjson
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error carries."""
+        return {}
+
+    def body(self) -> bytes:
+        """The v2 error body."""
+        return error_body(self.message)
+
+
+class BadRequest(GatewayError):
+    """The request is malformed; the message names what is wrong."""
+
+    status = 400
+
+
+class NotFound(GatewayError):
+    """The model, version or path does not exist."""
+
+    status = 404
+
+
+class MethodNotAllowed(GatewayError):
+    """The path exists but not for this HTTP method."""
+
+    status = 405
+
+
+class PayloadTooLarge(GatewayError):
+    """The request body is larger than the configured limit."""
+
+    status = 413
+
+
+class UpstreamError(GatewayError):
+    """Triton reported an internal error while serving the request."""
+
+    status = 500
+
+
+class ServiceUnavailable(GatewayError):
+    """A dependency is unavailable; the client should retry after a while."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class TritonUnavailable(ServiceUnavailable):
+    """Triton cannot be reached or did not answer within its deadline."""
+
+
+def error_body(message: str) -> bytes:
+    """Encode a message in the v2 error form."""
+    return orjson.dumps({"error": message})

@@ -1,0 +1,1 @@
+"""FastAPI routers, one file per resource. Inference is not here: see infer_endpoint."""

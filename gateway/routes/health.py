@@ -1,0 +1,49 @@
+"""Liveness, readiness and server metadata (`/v2/health/*`, `/v2`); open to everyone."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from gateway import __version__
+from gateway.deps import ServicesDep, json_response
+from gateway.errors import ServiceUnavailable
+
+router = APIRouter(tags=["health"])
+
+# Protocol extensions the gateway passes through. Triton's repository, shared-memory,
+# statistics, trace and logging extensions are deliberately not exposed.
+EXPOSED_EXTENSIONS = (
+    "classification",
+    "sequence",
+    "model_configuration",
+    "schedule_policy",
+    "binary_tensor_data",
+    "parameters",
+)
+
+
+@router.get("/v2/health/live")
+async def live() -> Response:
+    """200 while the gateway process serves requests."""
+    return Response(status_code=200)
+
+
+@router.get("/v2/health/ready")
+async def ready(services: ServicesDep) -> Response:
+    """200 when Triton is ready to serve, 503 otherwise."""
+    if not await services.triton.is_ready():
+        raise ServiceUnavailable("Triton is not ready", services.settings.retry_after_s)
+    return Response(status_code=200)
+
+
+@router.get("/v2")
+async def server_metadata(services: ServicesDep) -> Response:
+    triton = await services.triton.server_metadata()
+    offered = set(triton.get("extensions", []))
+    return json_response(
+        {
+            "name": "gateway",
+            "version": __version__,
+            "extensions": [e for e in EXPOSED_EXTENSIONS if e in offered],
+        }
+    )

@@ -1,0 +1,113 @@
+"""`gateway up`: the whole stack on this machine, and `gateway serve`: the gateway alone.
+
+`gateway up` starts an embedded Redis and Triton unless GATEWAY_REDIS_URL /
+GATEWAY_TRITON_URL (+ GATEWAY_TRITON_GRPC_URL) point at external ones, then runs the
+gateway in the foreground. It writes `<state>/stack.json` with the URL of every running
+piece and removes it on exit. Ctrl-C or SIGTERM stops the gateway, then Triton, then Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from gateway.banner import banner
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.logs import configure_logging
+from gateway.settings import Settings
+
+STACK_FILE = "stack.json"
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the gateway in the foreground until Ctrl-C or SIGTERM.
+
+    Workers are separate processes, so they read their settings from the environment.
+    """
+    os.environ.update(_environment(settings))
+    uvicorn.run(
+        "gateway.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+def up(settings: Settings, host: str, port: int, workers: int) -> None:
+    configure_logging(settings.log_level)
+    _exit_on_sigterm()
+    state = settings.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        redis_url = settings.redis_url
+        if redis_url is None:
+            redis = EmbeddedRedis(state)
+            stack.callback(redis.stop)
+            redis_url = redis.start()
+        if settings.triton_url is None or settings.triton_grpc_url is None:
+            triton = EmbeddedTriton(settings.model_repository, state)
+            stack.callback(triton.stop)
+            endpoints = triton.start()
+            triton_url, grpc_url, metrics_url = (
+                endpoints.http_url,
+                endpoints.grpc_url,
+                endpoints.metrics_url,
+            )
+        else:
+            triton_url, grpc_url, metrics_url = settings.triton_url, settings.triton_grpc_url, None
+        settings = settings.with_services(
+            triton_url=triton_url, triton_grpc_url=grpc_url, redis_url=redis_url
+        )
+        gateway_url = f"http://{_display_host(host)}:{port}"
+        stack_file = state / STACK_FILE
+        _write_json(
+            stack_file,
+            {
+                "gateway": gateway_url,
+                "triton_http": triton_url,
+                "triton_grpc": grpc_url,
+                "triton_metrics": metrics_url,
+                "redis": redis_url,
+                "pid": os.getpid(),
+            },
+        )
+        stack.callback(stack_file.unlink, missing_ok=True)
+        print(banner(gateway_url, triton_url, {}), flush=True)
+        print(f"stack: {stack_file}   (Ctrl-C stops everything)", flush=True)
+        serve(settings, host, port, workers)
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    values = settings.model_dump(exclude_none=True)
+    return {f"GATEWAY_{key.upper()}": str(value) for key, value in values.items()}
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM raises SystemExit, so the ExitStack stops what was started."""
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - comparing, not binding
+
+
+def _write_json(path: Path, document: dict[str, object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)
