@@ -51,15 +51,18 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        pids = {"gateway": os.getpid()}
         redis_url = settings.redis_url
         if redis_url is None:
             redis = EmbeddedRedis(state)
             stack.callback(redis.stop)
             redis_url = redis.start()
+            pids["redis"] = redis.pid or 0
         if settings.triton_url is None or settings.triton_grpc_url is None:
             triton = EmbeddedTriton(settings.model_repository, state)
             stack.callback(triton.stop)
             endpoints = triton.start()
+            pids["triton"] = triton.pid or 0
             triton_url, grpc_url, metrics_url = (
                 endpoints.http_url,
                 endpoints.grpc_url,
@@ -80,7 +83,7 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
                 "triton_grpc": grpc_url,
                 "triton_metrics": metrics_url,
                 "redis": redis_url,
-                "pid": os.getpid(),
+                "pids": pids,
             },
         )
         stack.callback(stack_file.unlink, missing_ok=True)
