@@ -1,0 +1,1 @@
+"""Load tests and benchmarks. Each script says how to run it in its docstring."""
