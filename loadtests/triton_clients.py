@@ -10,7 +10,8 @@ same one-row request through each candidate, in this process, closed loop:
 - the raw gRPC stub from tritonclient's protocol modules (what the gateway uses: raw
   tensor bytes in and out, no per-request wrapper objects).
 Prints a markdown table; "client CPU" is the CPU time this process spent per request (all
-its threads, gRPC's poller included): what each call would cost the gateway. Absolute numbers drift on shared machines; compare within a run.
+its threads, gRPC's poller included): what each call would cost the gateway. Absolute
+numbers drift on shared machines; compare within a run.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ MODEL = "tabular_classifier"
 ROW = np.linspace(0.0, 1.0, 30, dtype=np.float32).reshape(1, 30)
 
 
-async def closed_loop(call: Callable[[], Awaitable[None]], requests: int, concurrency: int) -> Summary:
+async def closed_loop(
+    call: Callable[[], Awaitable[None]], requests: int, concurrency: int
+) -> Summary:
     latencies: list[float] = []
     errors = 0
 
@@ -65,16 +68,26 @@ def binary_http_request() -> tuple[bytes, dict[str, str]]:
     header = json.dumps(
         {
             "inputs": [
-                {"name": "features", "shape": [1, 30], "datatype": "FP32", "parameters": {"binary_data_size": ROW.nbytes}}
+                {
+                    "name": "features",
+                    "shape": [1, 30],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": ROW.nbytes},
+                }
             ],
             "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
         }
     ).encode()
-    headers = {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
+    headers = {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
     return header + ROW.tobytes(), headers
 
 
-async def measure(triton: EmbeddedTriton, requests: int, levels: list[int]) -> list[tuple[str, int, Summary]]:
+async def measure(
+    triton: EmbeddedTriton, requests: int, levels: list[int]
+) -> list[tuple[str, int, Summary]]:
     results: list[tuple[str, int, Summary]] = []
     body, headers = binary_http_request()
     path = f"/v2/models/{MODEL}/infer"
@@ -94,7 +107,9 @@ async def measure(triton: EmbeddedTriton, requests: int, levels: list[int]) -> l
                 response.raise_for_status()
                 await response.read()
 
-        results += [("aiohttp (HTTP)", c, await closed_loop(via_aiohttp, requests, c)) for c in levels]
+        results += [
+            ("aiohttp (HTTP)", c, await closed_loop(via_aiohttp, requests, c)) for c in levels
+        ]
 
     stock = triton_grpc_aio.InferenceServerClient(triton.endpoints.grpc_url)
     tensor = triton_grpc_aio.InferInput("features", [1, 30], "FP32")
@@ -104,7 +119,10 @@ async def measure(triton: EmbeddedTriton, requests: int, levels: list[int]) -> l
         result = await stock.infer(MODEL, [tensor])
         result.as_numpy("probabilities")
 
-    results += [("tritonclient.grpc.aio", c, await closed_loop(via_tritonclient, requests, c)) for c in levels]
+    results += [
+        ("tritonclient.grpc.aio", c, await closed_loop(via_tritonclient, requests, c))
+        for c in levels
+    ]
     await stock.close()
 
     channel = grpc.aio.insecure_channel(triton.endpoints.grpc_url)
@@ -118,13 +136,17 @@ async def measure(triton: EmbeddedTriton, requests: int, levels: list[int]) -> l
         message.raw_input_contents.append(ROW.tobytes())
         await stub.ModelInfer(message)
 
-    results += [("raw gRPC stub (gateway)", c, await closed_loop(via_raw_stub, requests, c)) for c in levels]
+    results += [
+        ("raw gRPC stub (gateway)", c, await closed_loop(via_raw_stub, requests, c)) for c in levels
+    ]
     await channel.close()
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     args = parser.parse_args()
