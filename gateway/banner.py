@@ -55,9 +55,8 @@ def banner(gateway_url: str, triton_http_url: str, extra_headers: dict[str, str]
     ready = sorted({e["name"] for e in index if e.get("state") == "READY"})
     example = example_request(triton_http_url, ready[0]) if ready else None
     if example is not None:
-        header_args = " ".join(
-            f"-H {shlex.quote(f'{name}: {value}')}" for name, value in extra_headers.items()
-        )
+        # Double quotes, so a value like "Bearer $GATEWAY_KEY" expands in the shell.
+        header_args = " ".join(f'-H "{name}: {value}"' for name, value in extra_headers.items())
         lines += [
             "try:",
             f"  curl -s {gateway_url}/v2/models/{ready[0]}/infer "

@@ -6,6 +6,8 @@ gateway serve [--host H] [--port 8000] [--workers N]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
+gateway keys generate | create | list | revoke | rotate
+    API keys, against the configured key store (see gateway/keys_cli.py)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from gateway import keys_cli
 from gateway.settings import Settings
 
 
@@ -42,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     build = model_commands.add_parser("build", help="build the repository's model files")
     build.add_argument("--repository", type=Path, help="default: GATEWAY_MODEL_REPOSITORY")
     build.add_argument("--force", action="store_true", help="rebuild versions that exist")
+
+    keys_cli.add_commands(commands)
     return parser
 
 
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.host, args.port, args.workers)
         elif args.command == "models":
             return _build_models(args.repository or settings.model_repository, args.force)
+        elif args.command == "keys":
+            return keys_cli.run(args, settings)
     except KeyboardInterrupt:
         return 130
     return 0

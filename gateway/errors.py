@@ -4,9 +4,12 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
 
     GatewayError                 500  something failed inside the gateway
     ├── BadRequest               400  the request is malformed (names the field or input)
+    ├── Unauthorized             401  no valid API key; carries WWW-Authenticate
+    ├── Forbidden                403  the key may not use this model, or /admin
     ├── NotFound                 404  unknown model, version or path
     ├── MethodNotAllowed         405  e.g. GET on an infer path
     ├── PayloadTooLarge          413  body over GATEWAY_MAX_BODY_BYTES
+    ├── TooManyRequests          429  the key's rate limit is spent; carries RateLimit-*
     ├── UpstreamError            500  Triton answered with an error of its own
     └── ServiceUnavailable       503  a dependency is down; carries Retry-After
         └── TritonUnavailable         Triton unreachable or past its deadline
@@ -46,6 +49,21 @@ class BadRequest(GatewayError):
     status = 400
 
 
+class Unauthorized(GatewayError):
+    """No valid API key was presented."""
+
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="gateway"'}
+
+
+class Forbidden(GatewayError):
+    """The key is valid but may not do this."""
+
+    status = 403
+
+
 class NotFound(GatewayError):
     """The model, version or path does not exist."""
 
@@ -62,6 +80,19 @@ class PayloadTooLarge(GatewayError):
     """The request body is larger than the configured limit."""
 
     status = 413
+
+
+class TooManyRequests(GatewayError):
+    """The key's rate limit is spent; the headers say when to come back."""
+
+    status = 429
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self._headers = headers
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class UpstreamError(GatewayError):

@@ -6,7 +6,8 @@ machine a fixed-body FastAPI route tops out at about a third of a raw ASGI app's
 Every other path falls through to the FastAPI app.
 
 The request path, top to bottom:
-    read the body (413 over the limit)
+    authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
+    -> read the body (413 over the limit)
     -> decode the v2 request, JSON or binary (400 naming the input)
     -> ask Triton (its 400 / 404 passed on; 503 + Retry-After when unreachable)
     -> encode the v2 response the way the client asked for it
@@ -65,12 +66,13 @@ class InferEndpoint:
         send: Send,
     ) -> None:
         headers = scope["headers"]
+        grant = await services.access.for_model(headers, model)
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         header_length = int_header(headers, b"inference-header-content-length")
         request = decode_infer_request(model, version, body, header_length)
         result = await services.triton.infer(request)
         response = encode_infer_response(request, result)
-        response_headers = [(b"content-type", response.content_type)]
+        response_headers = [(b"content-type", response.content_type), *grant.headers()]
         if response.header_length is not None:
             response_headers.append(
                 (b"inference-header-content-length", str(response.header_length).encode())

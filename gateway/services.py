@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+
+import auth
+from gateway.access import Access
+from gateway.metrics import Metrics
+from gateway.redis_client import redis_client
 from gateway.settings import Settings
 from gateway.triton import TritonClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,10 @@ class Services:
 
     settings: Settings
     triton: TritonClient
+    redis: aioredis.Redis
+    access: Access
+    keys: auth.KeyService
+    metrics: Metrics
 
 
 @asynccontextmanager
@@ -25,14 +38,67 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             "no Triton configured: set GATEWAY_TRITON_URL and GATEWAY_TRITON_GRPC_URL "
             "(or use `gateway up`, which starts an embedded Triton)"
         )
-    triton = TritonClient(
-        settings.triton_url,
-        settings.triton_grpc_url,
-        infer_timeout_s=settings.triton_timeout_s,
-        control_timeout_s=settings.triton_control_timeout_s,
-        retry_after_s=settings.retry_after_s,
+    if settings.redis_url is None or settings.key_store_url is None:
+        raise RuntimeError(
+            "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
+        )
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        triton = TritonClient(
+            settings.triton_url,
+            settings.triton_grpc_url,
+            infer_timeout_s=settings.triton_timeout_s,
+            control_timeout_s=settings.triton_control_timeout_s,
+            retry_after_s=settings.retry_after_s,
+        )
+        stack.push_async_callback(triton.close)
+        cache_redis = redis_client(settings.redis_url, settings.redis_timeout_s)
+        stack.push_async_callback(cache_redis.aclose)
+        key_redis = cache_redis
+        if settings.key_store_url != settings.redis_url:
+            key_redis = redis_client(settings.key_store_url, settings.redis_timeout_s)
+            stack.push_async_callback(key_redis.aclose)
+
+        store = auth.RedisKeyStore(key_redis, _breaker("key store", settings, metrics))
+        hasher = auth.KeyHasher(settings.key_pepper.get_secret_value().encode())
+        authenticator = auth.Authenticator(
+            store,
+            hasher,
+            remember_s=settings.auth_remember_s,
+            stale_window_s=settings.auth_stale_window_s,
+            observer=metrics,
+        )
+        stack.push_async_callback(authenticator.close)
+        rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
+        keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
+        if settings.admin_key is not None:
+            await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
+        yield Services(
+            settings=settings,
+            triton=triton,
+            redis=cache_redis,
+            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s),
+            keys=keys,
+            metrics=metrics,
+        )
+
+
+def _breaker(name: str, settings: Settings, metrics: Metrics) -> auth.CircuitBreaker:
+    gauge = metrics.degraded.labels(name.replace(" ", "_") + "_circuit")
+    gauge.set(0)
+    return auth.CircuitBreaker(
+        f"Redis ({name})",
+        failure_threshold=settings.redis_breaker_failures,
+        reset_after_s=settings.redis_breaker_reset_s,
+        on_change=lambda healthy: gauge.set(0 if healthy else 1),
     )
+
+
+async def _ensure_admin(keys: auth.KeyService, key: auth.ApiKey) -> None:
     try:
-        yield Services(settings=settings, triton=triton)
-    finally:
-        await triton.close()
+        record = await keys.ensure_admin(key)
+    except auth.StoreUnavailable:
+        logger.warning("could not ensure the admin key %s: the key store is unavailable", key.id)
+        return
+    if record.revoked_at is not None:
+        logger.warning("the configured admin key %s is revoked", key.id)

@@ -11,10 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from auth import ApiKey, MalformedKey
+
 Environment = Literal["development", "production"]
+
+# Refused outside development: anyone reading the source knows it.
+DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -43,6 +48,38 @@ class Settings(BaseSettings):
     )
 
     redis_url: str | None = Field(default=None, description="redis://host:port/db")
+    auth_redis_url: str | None = Field(
+        default=None, description="Separate Redis for API keys (default: GATEWAY_REDIS_URL)"
+    )
+    redis_timeout_s: float = Field(
+        default=0.25, gt=0, description="Deadline of every Redis call (connect and command)"
+    )
+    redis_breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive Redis failures that open the circuit breaker"
+    )
+    redis_breaker_reset_s: float = Field(
+        default=5.0, gt=0, description="How long an open breaker skips Redis before a trial"
+    )
+
+    key_pepper: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PEPPER),
+        description="Server-side secret mixed into every key hash (HMAC-SHA256)",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="A key (from `gateway keys generate`) ensured as admin at start"
+    )
+    auth_remember_s: float = Field(
+        default=5.0, ge=0, description="How long a verified key is trusted without Redis"
+    )
+    auth_stale_window_s: float = Field(
+        default=300.0, ge=0, description="Extra time remembered keys work while Redis is down"
+    )
+    default_rate_limit_per_second: float = Field(
+        default=0.0, ge=0, description="Rate limit of keys created without one (0: unlimited)"
+    )
+    key_rotation_overlap_s: float = Field(
+        default=86_400.0, ge=0, description="How long a rotated key keeps working"
+    )
 
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
@@ -57,6 +94,18 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                ApiKey.parse(value.get_secret_value())
+            except MalformedKey:
+                raise ValueError(
+                    "is not a well-formed key; make one with `gateway keys generate`"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment != "production":
@@ -68,7 +117,16 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError("production needs external services; set " + ", ".join(missing))
+        pepper = self.key_pepper.get_secret_value()
+        if pepper == DEVELOPMENT_PEPPER or len(pepper) < 32:
+            raise ValueError(
+                "production needs GATEWAY_KEY_PEPPER: a random secret of at least 32 characters"
+            )
         return self
+
+    @property
+    def key_store_url(self) -> str | None:
+        return self.auth_redis_url or self.redis_url
 
     def with_services(self, *, triton_url: str, triton_grpc_url: str, redis_url: str) -> Settings:
         """A copy pointing at the given services (what `gateway up` does after embedding)."""

@@ -17,8 +17,10 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from pydantic import SecretStr
 
 from gateway.banner import banner
+from gateway.bootstrap import bootstrap_admin
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.logs import configure_logging
 from gateway.settings import Settings
@@ -87,14 +89,21 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             },
         )
         stack.callback(stack_file.unlink, missing_ok=True)
-        print(banner(gateway_url, triton_url, {}), flush=True)
+        print(banner(gateway_url, triton_url, {"Authorization": "Bearer $GATEWAY_KEY"}))
+        print(bootstrap_admin(settings), flush=True)
         print(f"stack: {stack_file}   (Ctrl-C stops everything)", flush=True)
         serve(settings, host, port, workers)
 
 
 def _environment(settings: Settings) -> dict[str, str]:
+    """Settings as GATEWAY_* variables, secrets included (workers are our own processes)."""
     values = settings.model_dump(exclude_none=True)
-    return {f"GATEWAY_{key.upper()}": str(value) for key, value in values.items()}
+    return {
+        f"GATEWAY_{key.upper()}": (
+            value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        )
+        for key, value in values.items()
+    }
 
 
 def _exit_on_sigterm() -> None:

@@ -1,11 +1,11 @@
-"""Liveness, readiness and server metadata (`/v2/health/*`, `/v2`); open to everyone."""
+"""Liveness and readiness (`/v2/health/*`, open to everyone) and server metadata (`/v2`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
 from gateway import __version__
-from gateway.deps import ServicesDep, json_response
+from gateway.deps import AnyGrant, ServicesDep, json_response
 from gateway.errors import ServiceUnavailable
 
 router = APIRouter(tags=["health"])
@@ -37,7 +37,8 @@ async def ready(services: ServicesDep) -> Response:
 
 
 @router.get("/v2")
-async def server_metadata(services: ServicesDep) -> Response:
+async def server_metadata(services: ServicesDep, _: AnyGrant) -> Response:
+    """Server metadata; needs any valid key."""
     triton = await services.triton.server_metadata()
     offered = set(triton.get("extensions", []))
     return json_response(

@@ -1,10 +1,12 @@
-"""Model metadata, readiness and configuration, as Triton reports them."""
+"""Model metadata, readiness and configuration, as Triton reports them.
+
+Each needs a key whose scopes cover the model."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from gateway.deps import ServicesDep, json_response
+from gateway.deps import ModelGrant, ServicesDep, json_response
 from gateway.errors import BadRequest
 
 router = APIRouter(tags=["models"])
@@ -12,13 +14,13 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v2/models/{model}")
 @router.get("/v2/models/{model}/versions/{version}")
-async def metadata(services: ServicesDep, model: str, version: str = "") -> Response:
+async def metadata(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
     return json_response(await services.triton.model_metadata(model, version))
 
 
 @router.get("/v2/models/{model}/ready")
 @router.get("/v2/models/{model}/versions/{version}/ready")
-async def ready(services: ServicesDep, model: str, version: str = "") -> Response:
+async def ready(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
     """200 when the model (version) is loaded and ready; 400 otherwise, as Triton does."""
     if not await services.triton.is_model_ready(model, version):
         described = f"model '{model}'" + (f" version {version}" if version else "")
@@ -28,5 +30,5 @@ async def ready(services: ServicesDep, model: str, version: str = "") -> Respons
 
 @router.get("/v2/models/{model}/config")
 @router.get("/v2/models/{model}/versions/{version}/config")
-async def config(services: ServicesDep, model: str, version: str = "") -> Response:
+async def config(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
     return json_response(await services.triton.model_config(model, version))

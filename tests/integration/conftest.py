@@ -15,6 +15,7 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.model_build import build_repository
 from gateway.settings import Settings
 from tests.support.data import REPOSITORY
+from tests.support.keys import ADMIN_KEY
 from tests.support.server import running_gateway
 
 
@@ -55,6 +56,7 @@ def gateway_settings(triton: EmbeddedTriton, redis: EmbeddedRedis, **overrides: 
         "redis_url": redis.url,
         "max_body_bytes": 1_000_000,
         "triton_timeout_s": 10.0,
+        "admin_key": ADMIN_KEY,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

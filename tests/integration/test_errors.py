@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from tests.support.data import samples
+from tests.support.keys import AUTH
 
 
 @pytest.fixture(scope="module")
 def http(gateway_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=gateway_url, headers=AUTH, timeout=30) as client:
         yield client
 
 

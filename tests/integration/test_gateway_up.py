@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,63 +22,103 @@ from gateway.embedded.ports import free_port
 from tests.support.data import ROOT, samples
 from tests.support.processes import alive, wait_gone
 
+KEY_LINE = re.compile(r"export GATEWAY_KEY=(gwk_\S+)")
+
+
+class Stack:
+    """A `gateway up` child process, its printed output and its stack.json."""
+
+    def __init__(self, state_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        self.state_dir = state_dir
+        argv = [sys.executable, "-m", "gateway", "up", "--port", str(free_port())]
+        self.process = subprocess.Popen(
+            [*argv, "--state-dir", str(state_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.described = self._wait_for_stack_file()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def _wait_for_stack_file(self) -> dict[str, Any]:
+        stack_file = self.state_dir / "stack.json"
+        deadline = time.monotonic() + 120
+        while not stack_file.exists():
+            assert self.process.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, "gateway up did not write stack.json"
+            time.sleep(0.1)
+        described: dict[str, Any] = json.loads(stack_file.read_text())
+        return described
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.described['gateway']}/v2/health/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("the gateway did not become ready:\n" + self.output)
+
+    def printed_key(self) -> str | None:
+        match = KEY_LINE.search(self.output)
+        return match.group(1) if match else None
+
+    def infer(self, key: str) -> httpx.Response:
+        x = samples("digits_classifier", rows=1)
+        tensor = {
+            "name": "image",
+            "shape": [1, 8, 8],
+            "datatype": "FP32",
+            "data": x.ravel().tolist(),
+        }
+        return httpx.post(
+            f"{self.described['gateway']}/v2/models/digits_classifier/infer",
+            json={"inputs": [tensor]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+        self._reader.join(10)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._reader.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        wait_gone([pid for pid in self.described["pids"].values() if pid], 20)
+
 
 @pytest.fixture
-def stack(
-    tmp_path: Path, model_repository: Path
-) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "up",
-            "--port",
-            str(free_port()),
-            "--state-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stack_file = tmp_path / "stack.json"
-    deadline = time.monotonic() + 120
-    while not stack_file.exists():
-        assert process.poll() is None, process.stdout.read() if process.stdout else ""
-        assert time.monotonic() < deadline, "gateway up did not write stack.json"
-        time.sleep(0.1)
-    described = json.loads(stack_file.read_text())
+def stack(tmp_path: Path, model_repository: Path) -> Iterator[Stack]:
+    started = Stack(tmp_path)
     try:
-        yield process, described
+        yield started
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        wait_gone([pid for pid in described["pids"].values() if pid], 20)
+        started.close()
 
 
-def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the gateway did not become ready")
-
-
-def test_up_serves_then_sigterm_stops_every_piece(
-    stack: tuple[subprocess.Popen[str], dict[str, Any]], tmp_path: Path
-) -> None:
-    process, described = stack
+def test_up_serves_then_sigterm_stops_every_piece(stack: Stack, tmp_path: Path) -> None:
+    described = stack.described
     assert set(described) >= {
         "gateway",
         "triton_http",
@@ -85,33 +127,45 @@ def test_up_serves_then_sigterm_stops_every_piece(
         "redis",
         "pids",
     }
-    wait_ready(described["gateway"])
-    x = samples("digits_classifier", rows=1)
-    body = {
-        "inputs": [
-            {"name": "image", "shape": [1, 8, 8], "datatype": "FP32", "data": x.ravel().tolist()}
-        ]
-    }
-    response = httpx.post(f"{described['gateway']}/v2/models/digits_classifier/infer", json=body)
-    assert response.status_code == 200
+    stack.wait_ready()
+    key = stack.printed_key()
+    assert key is not None, stack.output
+    assert stack.infer(key).status_code == 200
+    assert stack.infer("gwk_not_a_key").status_code == 401
     assert redis.Redis.from_url(described["redis"]).ping()
     assert httpx.get(described["triton_metrics"]).status_code == 200
 
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
-    assert "gateway ready at" in output and "curl" in output and "digits_classifier" in output
+    stack.terminate()
+
+    assert "gateway ready at" in stack.output and "curl" in stack.output
+    assert "digits_classifier" in stack.output
     pids = [described["pids"][name] for name in ("gateway", "triton", "redis")]
     assert wait_gone(pids, 20) == []
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "triton.log").stat().st_size > 0
 
 
-def test_killed_parent_leaves_no_orphans(
-    stack: tuple[subprocess.Popen[str], dict[str, Any]],
+def test_keys_survive_a_restart_and_no_second_admin_key_is_made(
+    stack: Stack, tmp_path: Path
 ) -> None:
-    process, described = stack
-    children = [described["pids"]["triton"], described["pids"]["redis"]]
+    stack.wait_ready()
+    key = stack.printed_key()
+    assert key is not None
+    stack.terminate()
+
+    again = Stack(tmp_path)
+    try:
+        again.wait_ready()
+        assert again.printed_key() is None
+        assert "one exists already" in again.output
+        assert again.infer(key).status_code == 200
+    finally:
+        again.close()
+
+
+def test_killed_parent_leaves_no_orphans(stack: Stack) -> None:
+    children = [stack.described["pids"]["triton"], stack.described["pids"]["redis"]]
     assert all(alive(pid) for pid in children)
-    process.kill()  # SIGKILL: no clean-up code runs in the parent
-    process.wait()
+    stack.process.kill()  # SIGKILL: no clean-up code runs in the parent
+    stack.process.wait()
     assert wait_gone(children, 30) == []

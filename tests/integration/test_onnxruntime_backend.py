@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
+from tests.support.keys import AUTH
 from tests.support.server import running_gateway
 
 PICKER_CONFIG = """
@@ -111,7 +112,7 @@ def pick(url: str, data: np.ndarray, index: np.ndarray) -> httpx.Response:
             },
         ]
     }
-    return httpx.post(f"{url}/v2/models/picker/infer", json=body, timeout=30)
+    return httpx.post(f"{url}/v2/models/picker/infer", json=body, headers=AUTH, timeout=30)
 
 
 def metric(triton: EmbeddedTriton, name: str, model: str) -> float:
@@ -173,7 +174,9 @@ def test_bytes_round_trip_with_different_lengths_in_one_batch(gateway: str) -> N
                 {"name": "text", "shape": [1, len(values)], "datatype": "BYTES", "data": values}
             ]
         }
-        return httpx.post(f"{gateway}/v2/models/echo_text/infer", json=body, timeout=30)
+        return httpx.post(
+            f"{gateway}/v2/models/echo_text/infer", json=body, headers=AUTH, timeout=30
+        )
 
     with ThreadPoolExecutor(len(texts)) as pool:
         responses = list(pool.map(echo, texts))
@@ -193,7 +196,7 @@ def test_invalid_utf8_text_is_a_clear_per_request_error(gateway: str) -> None:
     response = httpx.post(
         f"{gateway}/v2/models/echo_text/infer",
         content=header + element,
-        headers={"Inference-Header-Content-Length": str(len(header))},
+        headers={"Inference-Header-Content-Length": str(len(header)), **AUTH},
         timeout=30,
     )
     assert response.status_code == 400, response.text

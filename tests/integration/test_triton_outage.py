@@ -17,6 +17,7 @@ import pytest
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.data import samples
+from tests.support.keys import AUTH
 from tests.support.server import running_gateway
 
 TIMEOUT_S = 1.0
@@ -45,7 +46,10 @@ def http(own_triton: EmbeddedTriton, redis_server: EmbeddedRedis) -> Iterator[ht
         triton_control_timeout_s=TIMEOUT_S,
         retry_after_s=RETRY_AFTER_S,
     )
-    with running_gateway(settings) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        running_gateway(settings) as url,
+        httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+    ):
         yield client
 
 

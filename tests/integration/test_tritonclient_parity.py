@@ -9,6 +9,7 @@ import pytest
 import tritonclient.http as httpclient
 
 from tests.support.data import INPUT_NAMES, OUTPUT_NAMES, onnxruntime_outputs, samples
+from tests.support.keys import auth_headers
 
 CASES = [
     (model, version, binary)
@@ -34,7 +35,9 @@ def test_outputs_equal_onnxruntime_in_process(
     tensor.set_data_from_numpy(x, binary_data=binary)
     outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in OUTPUT_NAMES]
 
-    result = client.infer(model, [tensor], model_version=version, outputs=outputs)
+    result = client.infer(
+        model, [tensor], model_version=version, outputs=outputs, headers=auth_headers()
+    )
 
     expected = onnxruntime_outputs(model, version, x)
     assert result.get_response()["model_version"] == version
@@ -50,7 +53,7 @@ def test_unversioned_request_is_served_by_the_latest_version(
     x = samples("tabular_classifier", rows=2)
     tensor = httpclient.InferInput("features", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
-    result = client.infer("tabular_classifier", [tensor])
+    result = client.infer("tabular_classifier", [tensor], headers=auth_headers())
     assert result.get_response()["model_version"] == "2"
     np.testing.assert_array_equal(
         result.as_numpy("probabilities"),
@@ -65,7 +68,9 @@ def test_classification_extension_passes_through(
     tensor = httpclient.InferInput("image", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
     top = httpclient.InferRequestedOutput("probabilities", class_count=3)
-    result = client.infer("digits_classifier", [tensor], model_version="2", outputs=[top])
+    result = client.infer(
+        "digits_classifier", [tensor], model_version="2", outputs=[top], headers=auth_headers()
+    )
     classes = result.as_numpy("probabilities")
     assert classes.shape == (2, 3)
     expected = onnxruntime_outputs("digits_classifier", "2", x)["label"].reshape(-1)
@@ -78,7 +83,9 @@ def test_request_id_is_echoed(client: httpclient.InferenceServerClient) -> None:
     x = samples("tabular_classifier", rows=1)
     tensor = httpclient.InferInput("features", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
-    result = client.infer("tabular_classifier", [tensor], request_id="abc-123")
+    result = client.infer(
+        "tabular_classifier", [tensor], request_id="abc-123", headers=auth_headers()
+    )
     assert result.get_response()["id"] == "abc-123"
 
 
@@ -87,14 +94,14 @@ def test_metadata_config_and_health_through_tritonclient(
 ) -> None:
     assert client.is_server_live()
     assert client.is_server_ready()
-    assert client.is_model_ready("digits_classifier", "1")
-    assert not client.is_model_ready("digits_classifier", "9")
-    metadata = client.get_model_metadata("digits_classifier")
+    assert client.is_model_ready("digits_classifier", "1", headers=auth_headers())
+    assert not client.is_model_ready("digits_classifier", "9", headers=auth_headers())
+    metadata = client.get_model_metadata("digits_classifier", headers=auth_headers())
     assert metadata["versions"] == ["1", "2"]
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 8, 8]}]
-    config = client.get_model_config("tabular_classifier", "1")
+    config = client.get_model_config("tabular_classifier", "1", headers=auth_headers())
     assert config["max_batch_size"] == 64 and config["backend"] == "onnxruntime"
-    server = client.get_server_metadata()
+    server = client.get_server_metadata(headers=auth_headers())
     assert server["name"] == "gateway"
     assert "binary_tensor_data" in server["extensions"]
     assert "model_repository" not in server["extensions"]

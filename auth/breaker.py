@@ -1,0 +1,105 @@
+"""A circuit breaker for calls to Redis.
+
+After `failure_threshold` consecutive failures it opens: calls fail at once with
+`StoreUnavailable` instead of each waiting for a timeout, so a dead or hung Redis costs
+requests nothing. After `reset_after_s` one trial call is let through (half-open); its
+success closes the breaker, its failure opens it again. State changes are logged once each
+and reported to `on_change` (for a gauge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis
+
+from auth.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# What a failing Redis raises: its own errors, OS-level socket errors, asyncio timeouts.
+REDIS_FAILURES: tuple[type[BaseException], ...] = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class CircuitBreaker:
+    """Fails fast while a dependency is known to be down."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 3,
+        reset_after_s: float = 5.0,
+        on_change: Callable[[bool], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.reset_after_s = reset_after_s
+        self._on_change = on_change
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._trial_running = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened_at is not None
+
+    def _allow(self) -> bool:
+        if self._opened_at is None:
+            return True
+        if self._trial_running or self._clock() - self._opened_at < self.reset_after_s:
+            return False
+        self._trial_running = True  # half-open: this caller is the trial
+        return True
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._trial_running = False
+        if self._opened_at is not None:
+            self._opened_at = None
+            logger.info("%s is reachable again; circuit closed", self.name)
+            if self._on_change:
+                self._on_change(True)
+
+    def record_failure(self, error: BaseException) -> None:
+        self._failures += 1
+        was_trial = self._trial_running
+        self._trial_running = False
+        if self._opened_at is not None:
+            if was_trial:
+                self._opened_at = self._clock()  # stay open for another period
+            return
+        if self._failures >= self.failure_threshold:
+            self._opened_at = self._clock()
+            logger.warning(
+                "%s failed %d times in a row (%s); circuit open for %.1f s",
+                self.name,
+                self._failures,
+                type(error).__name__,
+                self.reset_after_s,
+            )
+            if self._on_change:
+                self._on_change(False)
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run `operation`; a Redis failure or an open circuit raises `StoreUnavailable`."""
+        if not self._allow():
+            raise StoreUnavailable(f"{self.name}: circuit open")
+        try:
+            result = await operation()
+        except REDIS_FAILURES as exc:
+            self.record_failure(exc)
+            raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from exc
+        except BaseException:  # cancelled: neither success nor failure, free the trial slot
+            self._trial_running = False
+            raise
+        self.record_success()
+        return result
