@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from auth import ApiKey
 from gateway.settings import Settings
+
+SERVICES = {
+    "triton_url": "http://triton:8000",
+    "triton_grpc_url": "triton:8001",
+    "redis_url": "redis://redis:6379/0",
+}
+PEPPER = "x" * 40
 
 
 def test_reads_gateway_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,17 +26,27 @@ def test_reads_gateway_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_production_needs_external_services() -> None:
     with pytest.raises(ValidationError, match=r"GATEWAY_TRITON_URL.*GATEWAY_REDIS_URL"):
-        Settings(environment="production", triton_grpc_url="triton:8001")
+        Settings(environment="production", triton_grpc_url="triton:8001", key_pepper=PEPPER)
 
 
-def test_production_with_services_is_accepted() -> None:
-    settings = Settings(
-        environment="production",
-        triton_url="http://triton:8000",
-        triton_grpc_url="triton:8001",
-        redis_url="redis://redis:6379/0",
-    )
+def test_production_refuses_the_development_pepper_and_short_ones() -> None:
+    with pytest.raises(ValidationError, match="GATEWAY_KEY_PEPPER"):
+        Settings(environment="production", **SERVICES)
+    with pytest.raises(ValidationError, match="GATEWAY_KEY_PEPPER"):
+        Settings(environment="production", key_pepper="short", **SERVICES)
+
+
+def test_production_with_services_and_a_pepper_is_accepted() -> None:
+    settings = Settings(environment="production", key_pepper=PEPPER, **SERVICES)
     assert settings.environment == "production"
+    assert PEPPER not in repr(settings)
+
+
+def test_admin_key_must_be_well_formed() -> None:
+    key = str(ApiKey.generate())
+    assert Settings(admin_key=key).admin_key is not None
+    with pytest.raises(ValidationError, match="gateway keys generate"):
+        Settings(admin_key=key[:-1] + ("A" if key[-1] != "A" else "B"))
 
 
 def test_limits_must_be_positive() -> None:
