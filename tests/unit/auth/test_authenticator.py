@@ -1,0 +1,199 @@
+"""Authentication outcomes, remembering, revocation and the key store going away."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from auth import (
+    ApiKey,
+    Authenticator,
+    AuthUnavailable,
+    ExpiredKey,
+    InMemoryKeyStore,
+    InvalidKey,
+    KeyHasher,
+    KeyRecord,
+    KeyService,
+    MalformedKey,
+    MissingKey,
+    RevokedKey,
+    StoreUnavailable,
+)
+
+HASHER = KeyHasher(b"unit-test-pepper-0123456789")
+
+
+class Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FlakyStore(InMemoryKeyStore):
+    """An in-memory store that can be switched off, counting lookups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.lookups = 0
+        self.gate: asyncio.Event | None = None
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        self.lookups += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise StoreUnavailable("down")
+        return await super().get(key_id)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.states: list[bool] = []
+
+    def store_degraded(self, degraded: bool) -> None:
+        self.states.append(degraded)
+
+
+def setup(**options: Any) -> tuple[FlakyStore, Authenticator, KeyService, Clock, Recorder]:
+    store = FlakyStore()
+    clock = Clock()
+    recorder = Recorder()
+    authenticator = Authenticator(
+        store, HASHER, clock=clock, wall_clock=clock, observer=recorder, **options
+    )
+    return store, authenticator, KeyService(store, HASHER, wall_clock=clock), clock, recorder
+
+
+def run(coroutine: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coroutine())
+
+
+def test_each_refusal_has_its_own_error() -> None:
+    store, authenticator, service, clock, _ = setup()
+
+    async def scenario() -> None:
+        live = await service.create("live", models=["*"])
+        revoked = await service.create("revoked")
+        await service.revoke(revoked.record.id)
+        expiring = await service.create("expiring", expires_in_s=10)
+        assert (await authenticator.authenticate(str(live.key))).name == "live"
+        with pytest.raises(MissingKey):
+            await authenticator.authenticate(None)
+        with pytest.raises(MalformedKey):
+            await authenticator.authenticate("gwk_nope")
+        lookups = store.lookups
+        with pytest.raises(MalformedKey):
+            await authenticator.authenticate(str(live.key)[:-1] + "0")
+        assert store.lookups == lookups  # malformed keys never reach the store
+        with pytest.raises(InvalidKey) as unknown:
+            await authenticator.authenticate(str(ApiKey.generate()))
+        with pytest.raises(InvalidKey) as wrong_secret:
+            await authenticator.authenticate(str(ApiKey(live.record.id, ApiKey.generate().secret)))
+        assert unknown.value.message == wrong_secret.value.message
+        with pytest.raises(RevokedKey):
+            await authenticator.authenticate(str(revoked.key))
+        clock.now += 11
+        with pytest.raises(ExpiredKey):
+            await authenticator.authenticate(str(expiring.key))
+
+    run(scenario)
+
+
+def test_remembered_keys_skip_the_store_until_remember_s() -> None:
+    store, authenticator, service, clock, _ = setup(remember_s=5)
+
+    async def scenario() -> None:
+        issued = await service.create("k")
+        for _ in range(10):
+            await authenticator.authenticate(str(issued.key))
+        assert store.lookups == 1
+        await service.revoke(issued.record.id)
+        before = store.lookups
+        await authenticator.authenticate(str(issued.key))  # still remembered: within 5 s
+        assert store.lookups == before
+        clock.now += 5
+        with pytest.raises(RevokedKey):
+            await authenticator.authenticate(str(issued.key))
+        assert store.lookups == before + 1
+
+    run(scenario)
+
+
+def test_forget_makes_a_revocation_immediate() -> None:
+    _, authenticator, service, _, _ = setup(remember_s=60)
+
+    async def scenario() -> None:
+        issued = await service.create("k")
+        await authenticator.authenticate(str(issued.key))
+        await service.revoke(issued.record.id)
+        authenticator.forget(issued.record.id)
+        with pytest.raises(RevokedKey):
+            await authenticator.authenticate(str(issued.key))
+
+    run(scenario)
+
+
+def test_store_down_remembered_keys_work_for_the_stale_window_unknown_get_503() -> None:
+    store, authenticator, service, clock, recorder = setup(remember_s=5, stale_window_s=60)
+
+    async def scenario() -> None:
+        used = await service.create("used")
+        unused = await service.create("unused")
+        await authenticator.authenticate(str(used.key))
+        store.down = True
+        clock.now += 30
+        assert (await authenticator.authenticate(str(used.key))).name == "used"
+        with pytest.raises(AuthUnavailable):
+            await authenticator.authenticate(str(unused.key))
+        with pytest.raises(AuthUnavailable):
+            await authenticator.authenticate(str(ApiKey.generate()))
+        clock.now += 40  # 70 s since verification: past 5 + 60
+        with pytest.raises(AuthUnavailable):
+            await authenticator.authenticate(str(used.key))
+        store.down = False
+        assert (await authenticator.authenticate(str(unused.key))).name == "unused"
+
+    run(scenario)
+    assert recorder.states == [True, False]  # reported once per change
+
+
+def test_concurrent_lookups_of_one_key_share_one_store_call() -> None:
+    store, authenticator, service, _, _ = setup()
+
+    async def scenario() -> None:
+        issued = await service.create("k")
+        store.gate = asyncio.Event()
+        tasks = [
+            asyncio.create_task(authenticator.authenticate(str(issued.key))) for _ in range(20)
+        ]
+        await asyncio.sleep(0.01)
+        store.gate.set()
+        records = await asyncio.gather(*tasks)
+        assert {r.id for r in records} == {issued.record.id}
+        assert store.lookups == 1
+
+    run(scenario)
+
+
+def test_last_used_is_recorded_in_the_background_at_most_once_per_interval() -> None:
+    store, authenticator, service, clock, _ = setup(touch_interval_s=60)
+
+    async def scenario() -> None:
+        issued = await service.create("k")
+        await authenticator.authenticate(str(issued.key))
+        await authenticator.close()
+        first = store.records[issued.record.id].last_used_at
+        assert first == clock.now
+        clock.now += 10
+        await authenticator.authenticate(str(issued.key))
+        await authenticator.close()
+        assert store.records[issued.record.id].last_used_at == first
+
+    run(scenario)
