@@ -23,6 +23,12 @@ class KeyRecord(BaseModel):
     expires_at: float | None = None
     revoked_at: float | None = None
     last_used_at: float | None = None
+    tenant: str | None = None  # who owns the key (default: its name); cache namespace
+    private_cache: bool = False  # cache entries visible to this tenant's keys only
+
+    @property
+    def tenant_name(self) -> str:
+        return self.tenant or self.name
 
     def allows_model(self, model: str) -> bool:
         return any(fnmatchcase(model, pattern) for pattern in self.models)

@@ -58,6 +58,8 @@ class KeyService:
         rate_limit_per_second: float = 0.0,
         burst: int | None = None,
         expires_in_s: float | None = None,
+        tenant: str | None = None,
+        private_cache: bool = False,
         key: ApiKey | None = None,
     ) -> IssuedKey:
         key = key or ApiKey.generate()
@@ -72,6 +74,8 @@ class KeyService:
             burst=burst if burst is not None else max(1, math.ceil(rate_limit_per_second)),
             created_at=now,
             expires_at=None if expires_in_s is None else now + expires_in_s,
+            tenant=tenant,
+            private_cache=private_cache,
         )
         await self._store.put(record)
         return IssuedKey(record, key)
@@ -100,6 +104,8 @@ class KeyService:
             rate_limit_per_second=old.rate_limit_per_second,
             burst=old.burst,
             expires_in_s=remaining,
+            tenant=old.tenant,
+            private_cache=old.private_cache,
         )
         overlap = self._rotation_overlap_s if overlap_s is None else overlap_s
         retire_at = now + overlap

@@ -17,7 +17,7 @@ from gateway import __version__
 from gateway.error_handlers import install_error_handlers
 from gateway.infer_endpoint import InferEndpoint
 from gateway.logs import configure_logging
-from gateway.routes import admin_keys, health, metrics, models
+from gateway.routes import admin_cache, admin_keys, health, metrics, models
 from gateway.services import open_services
 from gateway.settings import Settings
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(health.router)
     api.include_router(models.router)
     api.include_router(admin_keys.router)
+    api.include_router(admin_cache.router)
     api.include_router(metrics.router)
     install_error_handlers(api)
     return InferEndpoint(api)

@@ -9,8 +9,9 @@ The request path, top to bottom:
     authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
     -> read the body (413 over the limit)
     -> decode the v2 request, JSON or binary (400 naming the input)
-    -> ask Triton (its 400 / 404 passed on; 503 + Retry-After when unreachable)
-    -> encode the v2 response the way the client asked for it
+    -> the data plane: result cache, else Triton (its 400 / 404 passed on; 503 +
+       Retry-After when unreachable); see gateway/dataplane.py
+    -> encode the v2 response the way the client asked for it, with X-Cache
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.asgi import ClientDisconnected, int_header, read_body, send_error, send_response
+from gateway.asgi import (
+    ClientDisconnected,
+    header,
+    int_header,
+    read_body,
+    send_error,
+    send_response,
+)
+from gateway.cache import Directive
 from gateway.errors import GatewayError, MethodNotAllowed
 from gateway.protocol import decode_infer_request, encode_infer_response
 from gateway.services import Services
@@ -70,9 +79,14 @@ class InferEndpoint:
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         header_length = int_header(headers, b"inference-header-content-length")
         request = decode_infer_request(model, version, body, header_length)
-        result = await services.triton.infer(request)
-        response = encode_infer_response(request, result)
-        response_headers = [(b"content-type", response.content_type), *grant.headers()]
+        directive = Directive.from_header(header(headers, b"cache-control"))
+        served = await services.dataplane.infer(request, grant.key, directive)
+        response = encode_infer_response(request, served.result)
+        response_headers = [
+            (b"content-type", response.content_type),
+            (b"x-cache", served.outcome.value.encode()),
+            *grant.headers(),
+        ]
         if response.header_length is not None:
             response_headers.append(
                 (b"inference-header-content-length", str(response.header_length).encode())

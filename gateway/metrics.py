@@ -28,6 +28,36 @@ class Metrics:
             registry=self.registry,
         )
         self.degraded.labels("key_store").set(0)
+        self.cache_lookups = Counter(
+            "gateway_cache_lookups",
+            "Inference requests by model and cache outcome (hit, miss, coalesced, bypass)",
+            ["model", "outcome"],
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "gateway_cache_hits",
+            "Cache hits by the tier that answered (local, redis)",
+            ["model", "tier"],
+            registry=self.registry,
+        )
+        self.cache_bytes_saved = Counter(
+            "gateway_cache_bytes_saved",
+            "Output bytes answered from the cache instead of Triton",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cache_verification_failures = Counter(
+            "gateway_cache_verification_failures",
+            "Cache entries refused because their signature, key or framing was wrong",
+            ["model"],
+            registry=self.registry,
+        )
+        self.cache_errors = Counter(
+            "gateway_cache_errors",
+            "Redis failures of the result cache by operation (the request went on)",
+            ["operation"],
+            registry=self.registry,
+        )
 
     def store_degraded(self, degraded: bool) -> None:
         self.degraded.labels("key_store").set(1 if degraded else 0)

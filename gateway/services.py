@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
 import auth
 from gateway.access import Access
+from gateway.cache import (
+    CachePolicy,
+    EntryCodec,
+    LocalTier,
+    LockSettings,
+    RedisTier,
+    ResultCache,
+    resolve_policy,
+)
+from gateway.catalog import ModelCatalog, config_parameter, repository_path
+from gateway.dataplane import DataPlane
+from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
@@ -29,6 +44,9 @@ class Services:
     access: Access
     keys: auth.KeyService
     metrics: Metrics
+    catalog: ModelCatalog
+    cache: ResultCache
+    dataplane: DataPlane
 
 
 @asynccontextmanager
@@ -73,6 +91,28 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
         if settings.admin_key is not None:
             await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
+
+        catalog = ModelCatalog(
+            triton,
+            repository_path(settings.model_repository),
+            settings.catalog_refresh_s,
+            _policy_resolver(settings),
+        )
+        try:
+            await catalog.refresh()
+        except GatewayError as exc:
+            logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
+        catalog.start()
+        stack.push_async_callback(catalog.close)
+        cache = ResultCache(
+            LocalTier(settings.cache_local_max_bytes, settings.cache_local_ttl_s),
+            RedisTier(cache_redis, _breaker("cache", settings, metrics)),
+            EntryCodec(settings.cache_secret.get_secret_value().encode()),
+            metrics,
+            LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
+        )
+        purges = asyncio.get_running_loop().create_task(cache.follow_purges())
+        stack.push_async_callback(_cancel, purges)
         yield Services(
             settings=settings,
             triton=triton,
@@ -80,7 +120,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s),
             keys=keys,
             metrics=metrics,
+            catalog=catalog,
+            cache=cache,
+            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant),
         )
+
+
+def _policy_resolver(settings: Settings) -> Any:
+    defaults = CachePolicy(
+        settings.cache_enabled, settings.cache_ttl_s, settings.cache_max_entry_bytes
+    )
+    names = ("cache_enabled", "cache_ttl_s", "cache_max_entry_bytes")
+
+    def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:
+        parameters = {name: config_parameter(config, name) for name in names}
+        return resolve_policy(defaults, settings.cache_models.get(model), parameters)
+
+    return policy
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _breaker(name: str, settings: Settings, metrics: Metrics) -> auth.CircuitBreaker:

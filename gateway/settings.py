@@ -15,11 +15,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auth import ApiKey, MalformedKey
+from gateway.cache.policy import ModelCacheSettings
 
 Environment = Literal["development", "production"]
 
-# Refused outside development: anyone reading the source knows it.
+# Refused outside development: anyone reading the source knows them.
 DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
+DEVELOPMENT_CACHE_SECRET = "development-cache-secret-not-for-production"  # noqa: S105
 
 
 class Settings(BaseSettings):
@@ -85,6 +87,38 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
     )
 
+    cache_enabled: bool = Field(default=True, description="Cache results unless a model opts out")
+    cache_ttl_s: float = Field(default=300.0, gt=0, description="Lifetime of a Redis entry")
+    cache_max_entry_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Larger results are not cached"
+    )
+    cache_models: dict[str, ModelCacheSettings] = Field(
+        default_factory=dict,
+        description='Per-model policy, JSON: {"model": {"enabled": false, "ttl_s": 60}}',
+    )
+    cache_local_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=0, description="Size of the in-process tier (0: off)"
+    )
+    cache_local_ttl_s: float = Field(
+        default=5.0, gt=0, description="Lifetime of an in-process entry"
+    )
+    cache_lock_ttl_s: float = Field(
+        default=10.0, gt=0, description="Lifetime of a cross-process single-flight lock"
+    )
+    cache_lock_wait_s: float = Field(
+        default=1.0, ge=0, description="How long to wait for another process's entry"
+    )
+    cache_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_CACHE_SECRET),
+        description="HMAC secret signing cache entries (the same in every gateway process)",
+    )
+    cache_per_tenant: bool = Field(
+        default=False, description="Separate cache namespace per key tenant, for every key"
+    )
+    catalog_refresh_s: float = Field(
+        default=1.0, gt=0, description="How often the view of Triton's models is refreshed"
+    )
+
     model_repository: Path = Field(
         default=Path("model_repository"),
         description="Triton model repository served by the embedded Triton",
@@ -117,11 +151,16 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError("production needs external services; set " + ", ".join(missing))
-        pepper = self.key_pepper.get_secret_value()
-        if pepper == DEVELOPMENT_PEPPER or len(pepper) < 32:
-            raise ValueError(
-                "production needs GATEWAY_KEY_PEPPER: a random secret of at least 32 characters"
-            )
+        for name, default in (
+            ("key_pepper", DEVELOPMENT_PEPPER),
+            ("cache_secret", DEVELOPMENT_CACHE_SECRET),
+        ):
+            value = getattr(self, name).get_secret_value()
+            if value == default or len(value) < 32:
+                raise ValueError(
+                    f"production needs GATEWAY_{name.upper()}: a random secret of at least "
+                    "32 characters"
+                )
         return self
 
     @property

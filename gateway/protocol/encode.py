@@ -33,7 +33,11 @@ class EncodedResponse:
 def encode_infer_response(request: InferRequest, result: InferResult) -> EncodedResponse:
     outputs: list[dict[str, Any]] = []
     binaries: list[bytes] = []
-    for tensor in result.outputs:
+    tensors = result.outputs
+    if request.outputs:  # in the order the request named them (a cached result may differ)
+        order = {output.name: index for index, output in enumerate(request.outputs)}
+        tensors = tuple(sorted(tensors, key=lambda t: order.get(t.name, len(order))))
+    for tensor in tensors:
         entry: dict[str, Any] = {
             "name": tensor.name,
             "datatype": tensor.datatype,

@@ -33,6 +33,10 @@ class CreateKey(BaseModel):
     rate_limit_per_second: float | None = Field(default=None, ge=0, description="0: unlimited")
     burst: int | None = Field(default=None, ge=1)
     expires_in_seconds: float | None = Field(default=None, gt=0)
+    tenant: str | None = Field(default=None, min_length=1, max_length=200)
+    private_cache: bool = Field(
+        default=False, description="cache entries shared only among this tenant's keys"
+    )
 
 
 class RotateKey(BaseModel):
@@ -60,6 +64,8 @@ async def create(body: CreateKey, services: ServicesDep, _: AdminGrant) -> Respo
             rate_limit_per_second=rate,
             burst=body.burst,
             expires_in_s=body.expires_in_seconds,
+            tenant=body.tenant,
+            private_cache=body.private_cache,
         ),
         services,
     )

@@ -92,12 +92,35 @@ class TritonClient:
             response = await self._http.get(_model_path(model, version) + "/ready")
         return response.status_code == 200
 
+    async def repository_index(self) -> list[dict[str, Any]]:
+        """Every model version Triton knows of, with its state (READY, UNAVAILABLE, ...)."""
+        index: list[dict[str, Any]] = await self._json("POST", "/v2/repository/index", {})
+        return index
+
+    async def model_statistics(self) -> list[dict[str, Any]]:
+        """Per loaded version: inference and execution counts (they restart on a reload)."""
+        document: dict[str, Any] = await self._json("GET", "/v2/models/stats")
+        stats: list[dict[str, Any]] = document.get("model_stats", [])
+        return stats
+
+    async def load_model(self, model: str) -> None:
+        """(Re)load a model in explicit model-control mode; Triton rereads changed files."""
+        await self._json("POST", f"/v2/repository/models/{_segment(model)}/load", {}, load=True)
+
+    async def unload_model(self, model: str) -> None:
+        await self._json("POST", f"/v2/repository/models/{_segment(model)}/unload", {}, load=True)
+
     async def _get_json(self, path: str) -> dict[str, Any]:
-        with http_errors(self._retry_after_s):
-            response = await self._http.get(path)
-        raise_for_http_status(response, self._retry_after_s)
-        document: dict[str, Any] = orjson.loads(response.content)
+        document: dict[str, Any] = await self._json("GET", path)
         return document
+
+    async def _json(self, method: str, path: str, body: Any = None, load: bool = False) -> Any:
+        # Loading a model can take much longer than a metadata call.
+        timeout = self._infer_timeout_s if load else httpx.USE_CLIENT_DEFAULT
+        with http_errors(self._retry_after_s):
+            response = await self._http.request(method, path, json=body, timeout=timeout)
+        raise_for_http_status(response, self._retry_after_s)
+        return orjson.loads(response.content) if response.content else None
 
 
 def _model_path(model: str, version: str) -> str:

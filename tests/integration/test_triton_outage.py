@@ -48,7 +48,10 @@ def http(own_triton: EmbeddedTriton, redis_server: EmbeddedRedis) -> Iterator[ht
     )
     with (
         running_gateway(settings) as url,
-        httpx.Client(base_url=url, headers=AUTH, timeout=30) as client,
+        # no-store: every request must reach Triton (a cached answer would hide the outage)
+        httpx.Client(
+            base_url=url, headers={**AUTH, "Cache-Control": "no-store"}, timeout=30
+        ) as client,
     ):
         yield client
 

@@ -36,10 +36,22 @@ def test_production_refuses_the_development_pepper_and_short_ones() -> None:
         Settings(environment="production", key_pepper="short", **SERVICES)
 
 
-def test_production_with_services_and_a_pepper_is_accepted() -> None:
-    settings = Settings(environment="production", key_pepper=PEPPER, **SERVICES)
+def test_production_refuses_the_development_cache_secret() -> None:
+    with pytest.raises(ValidationError, match="GATEWAY_CACHE_SECRET"):
+        Settings(environment="production", key_pepper=PEPPER, **SERVICES)
+
+
+def test_production_with_services_and_secrets_is_accepted() -> None:
+    settings = Settings(
+        environment="production", key_pepper=PEPPER, cache_secret="y" * 40, **SERVICES
+    )
     assert settings.environment == "production"
-    assert PEPPER not in repr(settings)
+    assert PEPPER not in repr(settings) and "y" * 40 not in repr(settings)
+
+
+def test_per_model_cache_settings_parse_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_CACHE_MODELS", '{"digits_classifier": {"ttl_s": 60}}')
+    assert Settings().cache_models["digits_classifier"].ttl_s == 60
 
 
 def test_admin_key_must_be_well_formed() -> None:

@@ -1,0 +1,81 @@
+"""What may be cached for a model, and what a request's Cache-Control allows.
+
+A model's policy comes from, in order: `GATEWAY_CACHE_MODELS` (JSON, per model name), the
+model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`), then
+the global defaults (`GATEWAY_CACHE_ENABLED`, `_TTL_S`, `_MAX_ENTRY_BYTES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelCacheSettings(BaseModel):
+    """Per-model overrides in GATEWAY_CACHE_MODELS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool | None = None
+    ttl_s: float | None = Field(default=None, gt=0)
+    max_entry_bytes: int | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """The effective cache policy of one model."""
+
+    enabled: bool
+    ttl_s: float
+    max_entry_bytes: int
+
+
+class Directive(Enum):
+    """What the request's Cache-Control lets the gateway do."""
+
+    READ_AND_WRITE = "read_and_write"
+    WRITE_ONLY = "write_only"  # no-cache: ask Triton, but keep the answer
+    NONE = "none"  # no-store: neither read nor write
+
+    @classmethod
+    def from_header(cls, value: bytes | None) -> Directive:
+        if not value:
+            return cls.READ_AND_WRITE
+        tokens = {token.strip().lower() for token in value.decode("latin-1").split(",")}
+        if "no-store" in tokens:
+            return cls.NONE
+        if "no-cache" in tokens:
+            return cls.WRITE_ONLY
+        return cls.READ_AND_WRITE
+
+
+def resolve_policy(
+    defaults: CachePolicy,
+    override: ModelCacheSettings | None,
+    parameter: dict[str, str | None],
+) -> CachePolicy:
+    """Combine the three sources; `parameter` holds the config's string values (or None)."""
+    enabled = defaults.enabled
+    ttl_s = defaults.ttl_s
+    max_entry_bytes = defaults.max_entry_bytes
+    if parameter.get("cache_enabled") is not None:
+        enabled = str(parameter["cache_enabled"]).strip().lower() in ("1", "true", "yes", "on")
+    if parameter.get("cache_ttl_s"):
+        ttl_s = _positive(parameter["cache_ttl_s"], ttl_s)
+    if parameter.get("cache_max_entry_bytes"):
+        max_entry_bytes = int(_positive(parameter["cache_max_entry_bytes"], max_entry_bytes))
+    if override is not None:
+        enabled = override.enabled if override.enabled is not None else enabled
+        ttl_s = override.ttl_s or ttl_s
+        max_entry_bytes = override.max_entry_bytes or max_entry_bytes
+    return CachePolicy(enabled, ttl_s, max_entry_bytes)
+
+
+def _positive(text: str | None, fallback: float) -> float:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return fallback
+    return value if value > 0 else fallback

@@ -1,0 +1,111 @@
+"""The shared tier: signed entries in Redis, always with a TTL, plus the single-flight lock.
+
+Layout (every cache key carries a TTL, so `volatile-lru` may evict it; key records, which
+carry none, are never evicted):
+
+    gateway:cache:<model>:<version>:<hex digest>   entry (see entry.py), PX = model TTL
+    gateway:cache-lock:<hex digest>                 single-flight lock, PX = lock TTL
+    gateway:cache-purge                             pub/sub channel of purge events
+
+Every call goes through the circuit breaker and raises `StoreUnavailable` on failure: the
+caller treats that as a miss (fail-open).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+
+import orjson
+import redis.asyncio as aioredis
+
+from auth import CircuitBreaker
+
+ENTRY_PREFIX = "gateway:cache:"
+LOCK_PREFIX = "gateway:cache-lock:"
+PURGE_CHANNEL = "gateway:cache-purge"
+
+# Delete the lock only if it is still ours (it may have expired and been taken since).
+_RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+)
+_GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
+
+
+def entry_key(model: str, version: str, digest: bytes) -> str:
+    return f"{ENTRY_PREFIX}{model}:{version}:{digest.hex()}"
+
+
+def _escaped(text: str) -> str:
+    return _GLOB_SPECIALS.sub(r"\\\1", text)
+
+
+class RedisTier:
+    """Cache entries and locks in Redis."""
+
+    def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
+        self._redis = client
+        self._breaker = breaker
+        self._release = client.register_script(_RELEASE)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._breaker.call(lambda: self._redis.get(key))
+        return value.encode() if isinstance(value, str) else value
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        ttl_ms = max(1, round(ttl_s * 1000))
+        await self._breaker.call(lambda: self._redis.set(key, value, px=ttl_ms))
+
+    async def try_lock(self, digest: bytes, ttl_s: float) -> str | None:
+        """A token if this caller now holds the lock for `digest`, else None."""
+        token = secrets.token_hex(8)
+        ttl_ms = max(1, round(ttl_s * 1000))
+        taken = await self._breaker.call(
+            lambda: self._redis.set(LOCK_PREFIX + digest.hex(), token, nx=True, px=ttl_ms)
+        )
+        return token if taken else None
+
+    async def unlock(self, digest: bytes, token: str) -> None:
+        await self._breaker.call(
+            lambda: self._release(keys=[LOCK_PREFIX + digest.hex()], args=[token])
+        )
+
+    async def purge(self, model: str | None, version: str | None) -> int:
+        """Delete matching entries (SCAN + UNLINK) and tell every process to drop its copies."""
+        pattern = ENTRY_PREFIX + (
+            "*"
+            if model is None
+            else f"{_escaped(model)}:{'*' if version is None else _escaped(version)}:*"
+        )
+
+        async def scan_and_unlink() -> int:
+            deleted = 0
+            batch: list[bytes] = []
+            async for key in self._redis.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += await self._redis.unlink(*batch)
+                    batch.clear()
+            if batch:
+                deleted += await self._redis.unlink(*batch)
+            await self._redis.publish(
+                PURGE_CHANNEL, orjson.dumps({"model": model, "version": version})
+            )
+            return deleted
+
+        deleted: int = await self._breaker.call(scan_and_unlink)
+        return deleted
+
+    async def purge_events(self) -> AsyncIterator[tuple[str | None, str | None]]:
+        """Purges announced by any process, as (model, version); ends when Redis fails."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(PURGE_CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                event = orjson.loads(message["data"])
+                yield event.get("model"), event.get("version")
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -1,0 +1,205 @@
+"""`ResultCache`: two tiers, single-flight, fail-open.
+
+    lookup(key)                       the in-process tier only (a dict lookup)
+    fetch(key, compute, policy)       everything else, once per key at a time:
+        another request of this process already fetching it?  wait for it   -> coalesced
+        Redis has a valid entry?                                             -> hit
+        another process holds the key's lock?  wait (bounded) for its entry  -> coalesced
+        otherwise compute (ask Triton), store in both tiers                  -> miss
+    store(key, result, policy)        both tiers, if the entry fits the model's limit
+
+Redis failures (timeouts, a dead server, an open breaker) never fail a request: they count
+as misses and as `gateway_cache_errors_total{operation}`, and the request goes on to
+Triton. An entry that fails verification counts in
+`gateway_cache_verification_failures_total` and is a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from auth import StoreUnavailable
+from auth.breaker import REDIS_FAILURES
+from gateway.cache.entry import EntryCodec, InvalidEntry
+from gateway.cache.local import LocalTier
+from gateway.cache.policy import CachePolicy
+from gateway.cache.redis_tier import RedisTier, entry_key
+from gateway.metrics import Metrics
+from gateway.protocol.types import InferResult
+
+logger = logging.getLogger(__name__)
+
+
+class Outcome(str, Enum):
+    """How a request was answered, as reported in `X-Cache`."""
+
+    HIT = "hit"
+    MISS = "miss"
+    COALESCED = "coalesced"
+    BYPASS = "bypass"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheKey:
+    """A request's cache key with what is needed to find and file its entry."""
+
+    digest: bytes
+    model: str
+    version: str
+
+    @property
+    def redis_key(self) -> str:
+        return entry_key(self.model, self.version, self.digest)
+
+
+@dataclass(frozen=True, slots=True)
+class LockSettings:
+    """Cross-process single-flight: lock lifetime, how long to wait, how often to look."""
+
+    ttl_s: float = 10.0
+    wait_s: float = 1.0
+    poll_s: float = 0.005
+
+
+class ResultCache:
+    """Inference results in an in-process LRU in front of Redis."""
+
+    def __init__(
+        self,
+        local: LocalTier,
+        redis: RedisTier,
+        codec: EntryCodec,
+        metrics: Metrics,
+        lock: LockSettings | None = None,
+    ) -> None:
+        self._local = local
+        self._redis = redis
+        self._codec = codec
+        self._metrics = metrics
+        self._lock = lock or LockSettings()
+        self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
+
+    def lookup(self, key: CacheKey) -> InferResult | None:
+        return self._local.get(key.digest)
+
+    async def fetch(
+        self,
+        key: CacheKey,
+        compute: Callable[[], Awaitable[InferResult]],
+        policy: CachePolicy,
+    ) -> tuple[InferResult, Outcome]:
+        flight = self._flights.get(key.digest)
+        if flight is not None:
+            result, _ = await asyncio.shield(flight)
+            return result, Outcome.COALESCED
+        future: asyncio.Future[tuple[InferResult, Outcome]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._flights[key.digest] = future
+        try:
+            answer = await self._lead(key, compute, policy)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: followers re-raise it, none may be waiting
+            raise
+        else:
+            future.set_result(answer)
+            return answer
+        finally:
+            del self._flights[key.digest]
+
+    async def store(self, key: CacheKey, result: InferResult, policy: CachePolicy) -> None:
+        value = self._codec.pack(key.digest, result)
+        if len(value) > policy.max_entry_bytes:
+            return
+        self._local.put(key.digest, result, len(value), policy.ttl_s)
+        try:
+            await self._redis.set(key.redis_key, value, policy.ttl_s)
+        except StoreUnavailable:
+            self._metrics.cache_errors.labels("set").inc()
+
+    async def purge(self, model: str | None = None, version: str | None = None) -> int:
+        """Delete entries of a model version, a model, or all; raises StoreUnavailable."""
+        self._local.purge(model, version)
+        return await self._redis.purge(model, version)
+
+    async def follow_purges(self) -> None:
+        """Apply purges announced by other processes to this process's tier, forever."""
+        while True:
+            try:
+                async for model, version in self._redis.purge_events():
+                    self._local.purge(model, version)
+            except REDIS_FAILURES as exc:
+                logger.debug("purge subscription lost (%s); resubscribing", type(exc).__name__)
+            await asyncio.sleep(1.0)
+
+    async def _lead(
+        self,
+        key: CacheKey,
+        compute: Callable[[], Awaitable[InferResult]],
+        policy: CachePolicy,
+    ) -> tuple[InferResult, Outcome]:
+        stored = await self._redis_entry(key, policy)
+        if stored is not None:
+            return stored, Outcome.HIT
+        token = await self._take_lock(key)
+        if token is None:  # another process is computing it: wait for its entry
+            waited = await self._wait_for_entry(key)
+            if waited is not None:
+                return waited, Outcome.COALESCED
+        try:
+            result = await compute()
+            await self.store(key, result, policy)
+            return result, Outcome.MISS
+        finally:
+            if token:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._redis.unlock(key.digest, token)
+
+    async def _redis_entry(self, key: CacheKey, policy: CachePolicy) -> InferResult | None:
+        try:
+            value = await self._redis.get(key.redis_key)
+        except StoreUnavailable:
+            self._metrics.cache_errors.labels("get").inc()
+            return None
+        if value is None:
+            return None
+        try:
+            result = self._codec.unpack(key.digest, key.model, value)
+        except InvalidEntry as exc:
+            self._metrics.cache_verification_failures.labels(key.model).inc()
+            logger.warning("ignored an invalid cache entry for model %s: %s", key.model, exc)
+            return None
+        self._local.put(key.digest, result, len(value), policy.ttl_s)
+        return result
+
+    async def _take_lock(self, key: CacheKey) -> str | None:
+        """The lock's token; "" when Redis is unavailable (compute without it); None when
+        another process holds it."""
+        try:
+            return await self._redis.try_lock(key.digest, self._lock.ttl_s)
+        except StoreUnavailable:
+            self._metrics.cache_errors.labels("lock").inc()
+            return ""
+
+    async def _wait_for_entry(self, key: CacheKey) -> InferResult | None:
+        deadline = time.monotonic() + self._lock.wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self._lock.poll_s)
+            try:
+                value = await self._redis.get(key.redis_key)
+            except StoreUnavailable:
+                return None
+            if value is not None:
+                try:
+                    return self._codec.unpack(key.digest, key.model, value)
+                except InvalidEntry:
+                    self._metrics.cache_verification_failures.labels(key.model).inc()
+                    return None
+        return None

@@ -1,0 +1,246 @@
+"""`ModelCatalog`: the gateway's fresh view of what Triton serves, for cache keys.
+
+For every ready model version it knows a **fingerprint**: SHA-256 of the model name, the
+version, the configuration Triton has loaded, and the content of the version's files in
+the model repository as they were when Triton (re)loaded them. The fingerprint is part of
+every cache key, so an entry can only be served while the exact artifact that produced it
+is the one loaded.
+
+When does the catalog know that Triton (re)loaded a version? Triton gives no load time,
+but it restarts a version's statistics when it loads it, and it only reloads a version
+whose files changed. So a version is taken as (re)loaded when it first appears READY,
+when it reappears, or when its inference/execution counts go backwards; only then are its
+files hashed again. Files edited on disk but not yet loaded therefore never move the
+fingerprint early (which would label the old model's answers with the new files).
+Fingerprints are computed from content, so every worker process agrees on them without
+talking to the others.
+
+Freshness: `refresh()` runs every `refresh_s` in the background (two HTTP calls to Triton:
+repository index and statistics; model configs only for versions that changed), and on
+demand after the gateway itself loads or unloads a model. A change made to Triton behind
+the gateway's back is noticed within `refresh_s`.
+
+Without a readable model repository (a remote Triton), a detected reload gets a random
+marker instead of a file digest: still correct, but worker processes then stop sharing
+entries for that version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.cache.policy import CachePolicy
+from gateway.errors import GatewayError
+from gateway.triton import TritonClient
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    """What the gateway knows of one model: its ready versions and their fingerprints."""
+
+    name: str
+    fingerprints: Mapping[str, str]  # ready version -> fingerprint
+    config: Mapping[str, Any]
+    cache_policy: CachePolicy
+    default_version: str | None  # what serves a request naming no version: the highest ready
+
+
+def config_parameter(config: Mapping[str, Any], name: str) -> str | None:
+    """A `parameters { key: ... }` string value of a model config."""
+    value = config.get("parameters", {}).get(name)
+    return value.get("string_value") if isinstance(value, dict) else None
+
+
+def _highest(versions: Mapping[str, str]) -> str | None:
+    numeric = [v for v in versions if v.isdigit()]
+    return max(numeric, key=int) if numeric else None
+
+
+@dataclass(slots=True)
+class _VersionState:
+    fingerprint: str
+    counts: tuple[int, int]  # (inference_count, execution_count)
+
+
+@dataclass
+class _Snapshot:
+    models: dict[str, ModelView] = field(default_factory=dict)
+
+
+class RepositoryFiles:
+    """Content digests of a model version's files, re-reading only files that changed."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self._known: dict[Path, tuple[int, int, str]] = {}  # path -> (size, mtime, sha256)
+
+    @property
+    def readable(self) -> bool:
+        return self.root is not None and self.root.is_dir()
+
+    def digest(self, model: str, version: str) -> str | None:
+        """SHA-256 over the model folder's own files and everything under `<version>/`."""
+        if self.root is None:
+            return None
+        model_dir = self.root / model
+        version_dir = model_dir / version
+        if not version_dir.is_dir():
+            return None
+        files = [p for p in model_dir.iterdir() if p.is_file()]
+        files += [p for p in version_dir.rglob("*") if p.is_file()]
+        total = hashlib.sha256()
+        for path in sorted(files):
+            total.update(str(path.relative_to(model_dir)).encode() + b"\0")
+            total.update(self._file_digest(path).encode())
+        return total.hexdigest()
+
+    def _file_digest(self, path: Path) -> str:
+        stat = path.stat()
+        known = self._known.get(path)
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        self._known[path] = (stat.st_size, stat.st_mtime_ns, digest.hexdigest())
+        return digest.hexdigest()
+
+
+class ModelCatalog:
+    """Keeps `ModelView`s of Triton's ready models fresh."""
+
+    def __init__(
+        self,
+        triton: TritonClient,
+        repository: Path | None,
+        refresh_s: float,
+        policy: Callable[[str, Mapping[str, Any]], CachePolicy],
+    ) -> None:
+        self._triton = triton
+        self._policy = policy
+        self._wake = asyncio.Event()
+        self._files = RepositoryFiles(repository)
+        self._refresh_s = refresh_s
+        self._versions: dict[tuple[str, str], _VersionState] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._snapshot = _Snapshot()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        if not self._files.readable:
+            logger.warning(
+                "model repository %s is not readable: same-version reloads are detected from "
+                "Triton's statistics only, and workers will not share cache entries after one",
+                repository,
+            )
+
+    def get(self, model: str) -> ModelView | None:
+        return self._snapshot.models.get(model)
+
+    def models(self) -> list[ModelView]:
+        return list(self._snapshot.models.values())
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="model-catalog")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def refresh_soon(self) -> None:
+        """Ask the background loop for a refresh now (e.g. Triton knows a model we don't)."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._refresh_s)
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except GatewayError as exc:
+                logger.debug("model catalog refresh failed: %s", exc.message)
+
+    async def refresh(self) -> None:
+        """Re-read Triton's index and statistics; re-fingerprint (re)loaded versions."""
+        async with self._lock:
+            index = await self._triton.repository_index()
+            statistics = await self._triton.model_statistics()
+            counts = {
+                (s["name"], str(s["version"])): (
+                    int(s.get("inference_count", 0)),
+                    int(s.get("execution_count", 0)),
+                )
+                for s in statistics
+            }
+            ready = sorted(
+                (entry["name"], str(entry["version"]))
+                for entry in index
+                if entry.get("state") == "READY" and "version" in entry
+            )
+            reloaded = [
+                key
+                for key in ready
+                if key not in self._versions
+                or (key in counts and _went_backwards(counts[key], self._versions[key].counts))
+            ]
+            for model in sorted({model for model, _ in reloaded}):
+                self._configs[model] = await self._triton.model_config(model)
+            versions: dict[tuple[str, str], _VersionState] = {}
+            for key in ready:
+                previous = self._versions.get(key)
+                if key in reloaded or previous is None:
+                    fingerprint = await asyncio.to_thread(self._fingerprint, *key)
+                    if previous is not None and previous.fingerprint != fingerprint:
+                        logger.info("model %s version %s was reloaded with changes", *key)
+                else:
+                    fingerprint = previous.fingerprint
+                versions[key] = _VersionState(
+                    fingerprint, counts.get(key, previous.counts if previous else (0, 0))
+                )
+            self._versions = versions
+            self._snapshot = _Snapshot(self._views())
+
+    def _fingerprint(self, model: str, version: str) -> str:
+        files = self._files.digest(model, version) or f"marker:{uuid.uuid4()}"
+        config = orjson.dumps(self._configs.get(model, {}), option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256()
+        for part in (model.encode(), version.encode(), config, files.encode()):
+            digest.update(len(part).to_bytes(8, "little") + part)
+        return digest.hexdigest()
+
+    def _views(self) -> dict[str, ModelView]:
+        fingerprints: dict[str, dict[str, str]] = {}
+        for (model, version), state in self._versions.items():
+            fingerprints.setdefault(model, {})[version] = state.fingerprint
+        views = {}
+        for model, versions in fingerprints.items():
+            config = self._configs.get(model, {})
+            views[model] = ModelView(
+                model, versions, config, self._policy(model, config), _highest(versions)
+            )
+        return views
+
+
+def _went_backwards(now: tuple[int, int], before: tuple[int, int]) -> bool:
+    return any(a < b for a, b in zip(now, before, strict=True))
+
+
+def repository_path(configured: Path) -> Path | None:
+    """The model repository if this process can read it."""
+    return configured if configured.is_dir() and os.access(configured, os.R_OK) else None
