@@ -9,16 +9,25 @@ is the one loaded.
 When does the catalog know that Triton (re)loaded a version? Triton gives no load time,
 but it restarts a version's statistics when it loads it, and it only reloads a version
 whose files changed. So a version is taken as (re)loaded when it first appears READY,
-when it reappears, or when its inference/execution counts go backwards; only then are its
-files hashed again. Files edited on disk but not yet loaded therefore never move the
-fingerprint early (which would label the old model's answers with the new files).
-Fingerprints are computed from content, so every worker process agrees on them without
-talking to the others.
+when it reappears, when its inference/execution counts go backwards, or when the gateway
+loaded it itself (`refresh(reloaded=[model])`); only then are its files adopted as the
+loaded artifact. Fingerprints are computed from content, so every worker process agrees on
+them without talking to the others.
+
+Files that differ on disk from the adopted ones, with no reload seen, are ambiguous:
+either not loaded yet, or loaded between two refreshes in a way the statistics could not
+show (0 -> n -> 0 inferences). Such a version is **pending**: it is served, but its
+answers are neither read from nor written to the cache, until a reload is seen (a
+warning is logged once). When a reload does bring new files, the version's entries are
+purged (`on_artifact_change`), which also removes anything written under the old
+fingerprint during the refresh window.
 
 Freshness: `refresh()` runs every `refresh_s` in the background (two HTTP calls to Triton:
-repository index and statistics; model configs only for versions that changed), and on
-demand after the gateway itself loads or unloads a model. A change made to Triton behind
-the gateway's back is noticed within `refresh_s`.
+repository index and statistics; model configs only for versions that changed; file
+digests re-read only for files whose size or mtime changed), and on demand after the
+gateway itself loads or unloads a model. A change made to Triton behind the gateway's
+back is noticed within `refresh_s`; until then, hits may still come from the previous
+artifact. Change models through the gateway for changes that take effect at once.
 
 Without a readable model repository (a remote Triton), a detected reload gets a random
 marker instead of a file digest: still correct, but worker processes then stop sharing
@@ -33,7 +42,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +80,9 @@ def _highest(versions: Mapping[str, str]) -> str | None:
 
 @dataclass(slots=True)
 class _VersionState:
-    fingerprint: str
-    counts: tuple[int, int]  # (inference_count, execution_count)
+    loaded: str  # digest of the files as they were when Triton last (re)loaded the version
+    fingerprint: str | None  # None while the files on disk differ from `loaded` (pending)
+    counts: tuple[int, int]  # (inference_count, execution_count) at the last refresh
 
 
 @dataclass
@@ -129,9 +139,11 @@ class ModelCatalog:
         repository: Path | None,
         refresh_s: float,
         policy: Callable[[str, Mapping[str, Any]], CachePolicy],
+        on_artifact_change: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._triton = triton
         self._policy = policy
+        self._on_artifact_change = on_artifact_change or _nothing
         self._wake = asyncio.Event()
         self._files = RepositoryFiles(repository)
         self._refresh_s = refresh_s
@@ -176,8 +188,12 @@ class ModelCatalog:
             except GatewayError as exc:
                 logger.debug("model catalog refresh failed: %s", exc.message)
 
-    async def refresh(self) -> None:
-        """Re-read Triton's index and statistics; re-fingerprint (re)loaded versions."""
+    async def refresh(self, reloaded: Iterable[str] = ()) -> None:
+        """Re-read Triton's index and statistics and re-fingerprint (re)loaded versions.
+
+        `reloaded`: models the caller has just (re)loaded itself, taken as reloaded even if
+        their statistics did not show it.
+        """
         async with self._lock:
             index = await self._triton.repository_index()
             statistics = await self._triton.model_statistics()
@@ -193,31 +209,42 @@ class ModelCatalog:
                 for entry in index
                 if entry.get("state") == "READY" and "version" in entry
             )
-            reloaded = [
+            forced = set(reloaded)
+            changed = [
                 key
                 for key in ready
                 if key not in self._versions
+                or key[0] in forced
                 or (key in counts and _went_backwards(counts[key], self._versions[key].counts))
             ]
-            for model in sorted({model for model, _ in reloaded}):
+            for model in sorted({model for model, _ in changed}):
                 self._configs[model] = await self._triton.model_config(model)
             versions: dict[tuple[str, str], _VersionState] = {}
             for key in ready:
                 previous = self._versions.get(key)
-                if key in reloaded or previous is None:
-                    fingerprint = await asyncio.to_thread(self._fingerprint, *key)
-                    if previous is not None and previous.fingerprint != fingerprint:
-                        logger.info("model %s version %s was reloaded with changes", *key)
+                on_disk = await asyncio.to_thread(self._files.digest, *key)
+                count = counts.get(key, previous.counts if previous else (0, 0))
+                if previous is None or key in changed:
+                    loaded = on_disk or f"marker:{uuid.uuid4()}"
+                    versions[key] = _VersionState(loaded, self._fingerprint(*key, loaded), count)
+                    if previous is not None and previous.loaded != loaded:
+                        logger.info("model %s version %s was reloaded with new files", *key)
+                        await self._on_artifact_change(*key)
+                elif on_disk is not None and on_disk != previous.loaded:
+                    if previous.fingerprint is not None:
+                        logger.warning(
+                            "model %s version %s: its files changed since Triton loaded it; "
+                            "caching is paused for it until a reload is seen",
+                            *key,
+                        )
+                    versions[key] = _VersionState(previous.loaded, None, count)
                 else:
-                    fingerprint = previous.fingerprint
-                versions[key] = _VersionState(
-                    fingerprint, counts.get(key, previous.counts if previous else (0, 0))
-                )
+                    fingerprint = previous.fingerprint or self._fingerprint(*key, previous.loaded)
+                    versions[key] = _VersionState(previous.loaded, fingerprint, count)
             self._versions = versions
             self._snapshot = _Snapshot(self._views())
 
-    def _fingerprint(self, model: str, version: str) -> str:
-        files = self._files.digest(model, version) or f"marker:{uuid.uuid4()}"
+    def _fingerprint(self, model: str, version: str, files: str) -> str:
         config = orjson.dumps(self._configs.get(model, {}), option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256()
         for part in (model.encode(), version.encode(), config, files.encode()):
@@ -227,7 +254,9 @@ class ModelCatalog:
     def _views(self) -> dict[str, ModelView]:
         fingerprints: dict[str, dict[str, str]] = {}
         for (model, version), state in self._versions.items():
-            fingerprints.setdefault(model, {})[version] = state.fingerprint
+            versions = fingerprints.setdefault(model, {})
+            if state.fingerprint is not None:  # pending versions are served uncached
+                versions[version] = state.fingerprint
         views = {}
         for model, versions in fingerprints.items():
             config = self._configs.get(model, {})
@@ -235,6 +264,10 @@ class ModelCatalog:
                 model, versions, config, self._policy(model, config), _highest(versions)
             )
         return views
+
+
+async def _nothing(model: str, version: str) -> None:
+    return None
 
 
 def _went_backwards(now: tuple[int, int], before: tuple[int, int]) -> bool:

@@ -1,16 +1,20 @@
-"""What happens to an inference request between decoding and encoding.
+"""What happens to an inference request between authentication and the response.
 
-    DataPlane.infer(request, key, directive)
-      the catalog knows the model and version, its cache is on, the request is not part of
-      a sequence, Cache-Control is not no-store?   no  -> Triton            X-Cache: bypass
+    DataPlane.answer(model, version, body, ...)
+      the catalog knows the model and version, its cache is on, Cache-Control allows reads?
+        the same request bytes answered recently -> replay that response   X-Cache: hit
+      decode the v2 request (400 naming the input)
+      part of a sequence, no-store, uncacheable model/version? -> Triton    X-Cache: bypass
       pin the version an unversioned request resolves to; compute the cache key
       Cache-Control: no-cache  -> Triton, then store the answer            X-Cache: bypass
       in-process tier                                                      X-Cache: hit
       ResultCache.fetch: another request's flight, Redis, another
         process's entry, or Triton (then stored)              X-Cache: coalesced | hit | miss
+      encode the response the way the request asked (and keep it for replays)
 
-Pinning the version means the answer always comes from the version the key names, even if
-a newer version is loaded while the request is in flight.
+The model's view is resolved once per request, so the memo, the cache key and the Triton
+call all name the same version and fingerprint. Pinning the version means the answer
+always comes from the version the key names, even if a newer version is loaded meanwhile.
 """
 
 from __future__ import annotations
@@ -18,10 +22,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from auth import KeyRecord
-from gateway.cache import CacheKey, Directive, Outcome, ResultCache, cache_key, is_stateful
+from gateway.cache import (
+    CacheKey,
+    Directive,
+    Outcome,
+    Replay,
+    ResultCache,
+    cache_key,
+    is_stateful,
+    memo_key,
+)
 from gateway.catalog import ModelCatalog, ModelView
-from gateway.errors import NotFound
+from gateway.errors import NotFound, TritonUnavailable
 from gateway.metrics import Metrics
+from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
 from gateway.triton import TritonClient
 
@@ -29,11 +43,20 @@ UNKNOWN_MODEL = "_unknown"  # metric label for models the catalog does not know
 
 
 @dataclass(frozen=True, slots=True)
-class Served:
-    """A result and how it was obtained."""
+class Answer:
+    """An encoded response and how its result was obtained."""
 
-    result: InferResult
+    response: EncodedResponse
     outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The cacheable version a request resolves to."""
+
+    view: ModelView
+    version: str
+    fingerprint: str
 
 
 class DataPlane:
@@ -53,60 +76,108 @@ class DataPlane:
         self._metrics = metrics
         self._cache_per_tenant = cache_per_tenant
 
-    async def infer(self, request: InferRequest, key: KeyRecord, directive: Directive) -> Served:
-        view = self._catalog.get(request.model)
-        version = request.version or (view.default_version if view else None)
-        fingerprint = view.fingerprints.get(version) if view and version else None
-        if (
-            view is None
-            or version is None
-            or fingerprint is None
-            or not view.cache_policy.enabled
-            or directive is Directive.NONE
-            or is_stateful(request)
-        ):
-            return await self._bypass(request, view)
-        pinned = request if request.version else replace(request, version=version)
-        digest = cache_key(request, version, fingerprint, self._tenant(key))
-        entry = CacheKey(digest, request.model, version)
+    async def answer(
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+        key: KeyRecord,
+        directive: Directive,
+    ) -> Answer:
+        view = self._catalog.get(model)
+        target = self._target(view, version)
+        tenant = self._tenant(key)
+        memo = None
+        if target is not None and directive is Directive.READ_AND_WRITE:
+            memo = memo_key(
+                tenant, model, version, target.version, target.fingerprint, header_length, body
+            )
+            replay = self._cache.replay(memo)
+            if replay is not None:
+                self._count(model, Outcome.HIT, replay.output_bytes, tier="local")
+                return Answer(replay.response, Outcome.HIT)
+        request = decode_infer_request(model, version, body, header_length)
+        if target is None or directive is Directive.NONE or is_stateful(request):
+            result = await self._bypass(request, view)
+            outcome = Outcome.BYPASS
+        else:
+            result, outcome = await self._cached(request, target, tenant, directive)
+        response = encode_infer_response(request, result)
+        if memo is not None and target is not None and outcome is not Outcome.BYPASS:
+            entry = CacheKey(b"", model, target.version)
+            replay = Replay(response, _output_bytes(result))
+            self._cache.remember(memo, replay, entry, target.view.cache_policy)
+        return Answer(response, outcome)
+
+    def _target(self, view: ModelView | None, version: str) -> Target | None:
+        if view is None or not view.cache_policy.enabled:
+            return None
+        resolved = version or view.default_version
+        fingerprint = view.fingerprints.get(resolved) if resolved else None
+        if resolved is None or fingerprint is None:
+            return None
+        return Target(view, resolved, fingerprint)
+
+    async def _cached(
+        self, request: InferRequest, target: Target, tenant: str, directive: Directive
+    ) -> tuple[InferResult, Outcome]:
+        model = target.view.name
+        entry = CacheKey(
+            cache_key(request, target.version, target.fingerprint, tenant), model, target.version
+        )
+        policy = target.view.cache_policy
+
+        async def ask_triton() -> InferResult:
+            pinned = request if request.version else replace(request, version=target.version)
+            try:
+                return await self._triton.infer(pinned)
+            except NotFound:
+                if not request.version:
+                    self._catalog.refresh_soon()  # the version we resolved to went away
+                raise
+
         if directive is Directive.WRITE_ONLY:
-            result = await self._ask_triton(pinned, request)
-            await self._cache.store(entry, result, view.cache_policy)
-            return self._served(view.name, result, Outcome.BYPASS)
+            result = await ask_triton()
+            await self._cache.store(entry, result, policy)
+            self._count(model, Outcome.BYPASS)
+            return result, Outcome.BYPASS
         cached = self._cache.lookup(entry)
         if cached is not None:
-            return self._served(view.name, cached, Outcome.HIT, tier="local")
-        result, outcome = await self._cache.fetch(
-            entry, lambda: self._ask_triton(pinned, request), view.cache_policy
-        )
-        return self._served(view.name, result, outcome, tier="redis")
+            self._count(model, Outcome.HIT, _output_bytes(cached), tier="local")
+            return cached, Outcome.HIT
+        result, outcome = await self._cache.fetch(entry, ask_triton, policy)
+        self._count(model, outcome, _output_bytes(result), tier="redis")
+        return result, outcome
 
-    async def _ask_triton(self, pinned: InferRequest, original: InferRequest) -> InferResult:
+    async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
         try:
-            return await self._triton.infer(pinned)
-        except NotFound:
-            if original.version:
-                raise
-            # The version we resolved to went away: our view is stale.
-            self._catalog.refresh_soon()
+            result = await self._triton.infer(request)
+        except TritonUnavailable as exc:
+            # Triton says UNAVAILABLE both when it is down and for a version it knows but
+            # has not loaded (e.g. dropped by the version policy): the latter is a 404.
+            if view is not None and request.version and request.version not in view.fingerprints:
+                raise NotFound(
+                    f"model '{request.model}' has no ready version {request.version}"
+                ) from exc
             raise
-
-    async def _bypass(self, request: InferRequest, view: ModelView | None) -> Served:
-        result = await self._triton.infer(request)
         if view is None or (request.version and request.version not in view.fingerprints):
             self._catalog.refresh_soon()  # Triton serves something the catalog lacks
-        return self._served(view.name if view else UNKNOWN_MODEL, result, Outcome.BYPASS)
+        self._count(view.name if view else UNKNOWN_MODEL, Outcome.BYPASS)
+        return result
 
-    def _served(
-        self, model: str, result: InferResult, outcome: Outcome, tier: str | None = None
-    ) -> Served:
+    def _count(
+        self, model: str, outcome: Outcome, output_bytes: int = 0, tier: str | None = None
+    ) -> None:
         self._metrics.cache_lookups.labels(model, outcome.value).inc()
         if outcome is Outcome.HIT:
             self._metrics.cache_hits.labels(model, tier or "redis").inc()
         if outcome in (Outcome.HIT, Outcome.COALESCED):
-            saved = sum(len(tensor.data) for tensor in result.outputs)
-            self._metrics.cache_bytes_saved.labels(model).inc(saved)
-        return Served(result, outcome)
+            self._metrics.cache_bytes_saved.labels(model).inc(output_bytes)
 
     def _tenant(self, key: KeyRecord) -> str:
         return key.tenant_name if self._cache_per_tenant or key.private_cache else ""
+
+
+def _output_bytes(result: InferResult) -> int:
+    return sum(len(tensor.data) for tensor in result.outputs)

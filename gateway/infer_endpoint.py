@@ -8,10 +8,11 @@ Every other path falls through to the FastAPI app.
 The request path, top to bottom:
     authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
     -> read the body (413 over the limit)
-    -> decode the v2 request, JSON or binary (400 naming the input)
-    -> the data plane: result cache, else Triton (its 400 / 404 passed on; 503 +
-       Retry-After when unreachable); see gateway/dataplane.py
-    -> encode the v2 response the way the client asked for it, with X-Cache
+    -> the data plane (gateway/dataplane.py): decode the v2 request, JSON or binary (400
+       naming the input); answer from the result cache, else from Triton (its 400 / 404
+       passed on; 503 + Retry-After when unreachable); encode the v2 response the way the
+       client asked for it
+    -> send it, with X-Cache and the key's RateLimit-* headers
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from gateway.asgi import (
 )
 from gateway.cache import Directive
 from gateway.errors import GatewayError, MethodNotAllowed
-from gateway.protocol import decode_infer_request, encode_infer_response
 from gateway.services import Services
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,14 @@ class InferEndpoint:
         grant = await services.access.for_model(headers, model)
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         header_length = int_header(headers, b"inference-header-content-length")
-        request = decode_infer_request(model, version, body, header_length)
         directive = Directive.from_header(header(headers, b"cache-control"))
-        served = await services.dataplane.infer(request, grant.key, directive)
-        response = encode_infer_response(request, served.result)
+        answer = await services.dataplane.answer(
+            model, version, body, header_length, grant.key, directive
+        )
+        response = answer.response
         response_headers = [
             (b"content-type", response.content_type),
-            (b"x-cache", served.outcome.value.encode()),
+            (b"x-cache", answer.outcome.value.encode()),
             *grant.headers(),
         ]
         if response.header_length is not None:

@@ -17,7 +17,6 @@ from gateway.access import Access
 from gateway.cache import (
     CachePolicy,
     EntryCodec,
-    LocalTier,
     LockSettings,
     RedisTier,
     ResultCache,
@@ -92,20 +91,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         if settings.admin_key is not None:
             await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
 
-        catalog = ModelCatalog(
-            triton,
-            repository_path(settings.model_repository),
-            settings.catalog_refresh_s,
-            _policy_resolver(settings),
-        )
-        try:
-            await catalog.refresh()
-        except GatewayError as exc:
-            logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
-        catalog.start()
-        stack.push_async_callback(catalog.close)
         cache = ResultCache(
-            LocalTier(settings.cache_local_max_bytes, settings.cache_local_ttl_s),
+            settings.cache_local_max_bytes,
+            settings.cache_local_ttl_s,
             RedisTier(cache_redis, _breaker("cache", settings, metrics)),
             EntryCodec(settings.cache_secret.get_secret_value().encode()),
             metrics,
@@ -113,6 +101,24 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         purges = asyncio.get_running_loop().create_task(cache.follow_purges())
         stack.push_async_callback(_cancel, purges)
+
+        async def purge_version(model: str, version: str) -> None:
+            with contextlib.suppress(auth.StoreUnavailable):
+                await cache.purge(model, version)
+
+        catalog = ModelCatalog(
+            triton,
+            repository_path(settings.model_repository),
+            settings.catalog_refresh_s,
+            _policy_resolver(settings),
+            on_artifact_change=purge_version,
+        )
+        try:
+            await catalog.refresh()
+        except GatewayError as exc:
+            logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
+        catalog.start()
+        stack.push_async_callback(catalog.close)
         yield Services(
             settings=settings,
             triton=triton,

@@ -81,3 +81,33 @@ def _typed(value: Parameter) -> bytes:
     if isinstance(value, float):
         return b"f" + struct.pack("<d", value)
     return b"s" + value.encode()
+
+
+def memo_key(
+    tenant: str,
+    model: str,
+    requested_version: str,
+    version: str,
+    fingerprint: str,
+    header_length: int | None,
+    body: bytes,
+) -> bytes:
+    """The digest of an exact request (its bytes as sent) for the response memo.
+
+    Identical bytes decode to the identical request, so they share the cache key; and with
+    the same `id` and encoding choices in them they get identical response bytes.
+    """
+    digest = hashlib.sha256()
+    for part in (
+        b"gateway-memo-v1",
+        tenant.encode(),
+        model.encode(),
+        requested_version.encode(),
+        version.encode(),
+        fingerprint.encode(),
+        str(header_length).encode(),
+        body,
+    ):
+        digest.update(_LENGTH.pack(len(part)))
+        digest.update(part)
+    return digest.digest()

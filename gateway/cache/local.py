@@ -1,9 +1,9 @@
-"""The in-process tier: a small LRU of verified results, bounded in bytes, short TTL.
+"""The in-process tier: a small LRU, bounded in bytes, with a short TTL.
 
-It holds results already verified, so a hit here costs a dict lookup. Its TTL is short
-(GATEWAY_CACHE_LOCAL_TTL_S, and never longer than the model's) because other processes
-cannot reach into it: a purge elsewhere reaches it through Redis pub/sub, or at worst
-after that TTL.
+It holds values already verified (results, or whole encoded responses), so a hit here is a
+dict lookup. Its TTL is short (GATEWAY_CACHE_LOCAL_TTL_S, never longer than the model's)
+because other processes cannot reach into it: a purge elsewhere reaches it through Redis
+pub/sub, or at worst after that TTL.
 """
 
 from __future__ import annotations
@@ -12,30 +12,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from gateway.protocol.types import InferResult
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    result: InferResult
+class _Entry(Generic[V]):
+    value: V
     size: int
     expires_at: float
+    model: str
+    version: str
 
 
-class LocalTier:
-    """LRU over result entries; evicts the least recently used beyond `max_bytes`."""
+class LocalTier(Generic[V]):
+    """LRU over values of model versions; evicts the least recently used beyond `max_bytes`."""
 
     def __init__(
         self, max_bytes: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
         self._max_bytes = max_bytes
         self._ttl_s = ttl_s
         self._clock = clock
         self.size = 0
 
-    def get(self, key: bytes) -> InferResult | None:
+    def get(self, key: bytes) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -43,18 +46,17 @@ class LocalTier:
             self._remove(key)
             return None
         self._entries.move_to_end(key)
-        return entry.result
+        return entry.value
 
-    def put(self, key: bytes, result: InferResult, size: int, ttl_s: float) -> None:
+    def put(self, key: bytes, value: V, size: int, ttl_s: float, model: str, version: str) -> None:
         if size > self._max_bytes:
             return
         self._remove(key)
         expires_at = self._clock() + min(ttl_s, self._ttl_s)
-        self._entries[key] = _Entry(result, size, expires_at)
+        self._entries[key] = _Entry(value, size, expires_at, model, version)
         self.size += size
         while self.size > self._max_bytes:
-            oldest = next(iter(self._entries))
-            self._remove(oldest)
+            self._remove(next(iter(self._entries)))
 
     def purge(self, model: str | None = None, version: str | None = None) -> int:
         """Drop entries of `model` (and `version`), or everything when `model` is None."""
@@ -62,9 +64,7 @@ class LocalTier:
             key
             for key, entry in self._entries.items()
             if model is None
-            or (
-                entry.result.model == model and (version is None or entry.result.version == version)
-            )
+            or (entry.model == model and (version is None or entry.version == version))
         ]
         for key in doomed:
             self._remove(key)

@@ -26,15 +26,34 @@ ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
 PURGE_CHANNEL = "gateway:cache-purge"
 
-# Delete the lock only if it is still ours (it may have expired and been taken since).
-_RELEASE = (
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-)
+# One round trip before a miss is computed: the entry, or else the single-flight lock.
+# Returns {1, entry} | {0, 1} (lock taken) | {0, 0} (another caller holds it).
+_GET_OR_LOCK = """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
+return {0, 0}
+"""
+# One round trip after: store the entry and release the lock if it is still ours.
+_SET_AND_RELEASE = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+# Release the lock (the computation failed) if it is still ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
 
 def entry_key(model: str, version: str, digest: bytes) -> str:
     return f"{ENTRY_PREFIX}{model}:{version}:{digest.hex()}"
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _escaped(text: str) -> str:
@@ -47,24 +66,38 @@ class RedisTier:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
         self._redis = client
         self._breaker = breaker
+        self._get_or_lock = client.register_script(_GET_OR_LOCK)
+        self._set_and_release = client.register_script(_SET_AND_RELEASE)
         self._release = client.register_script(_RELEASE)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._breaker.call(lambda: self._redis.get(key))
         return value.encode() if isinstance(value, str) else value
 
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        ttl_ms = max(1, round(ttl_s * 1000))
-        await self._breaker.call(lambda: self._redis.set(key, value, px=ttl_ms))
-
-    async def try_lock(self, digest: bytes, ttl_s: float) -> str | None:
-        """A token if this caller now holds the lock for `digest`, else None."""
+    async def get_or_lock(
+        self, key: str, digest: bytes, lock_ttl_s: float
+    ) -> tuple[bytes | None, str | None]:
+        """(entry, None) if stored; else (None, token) if this caller now holds the
+        single-flight lock, or (None, None) if another caller does."""
         token = secrets.token_hex(8)
-        ttl_ms = max(1, round(ttl_s * 1000))
-        taken = await self._breaker.call(
-            lambda: self._redis.set(LOCK_PREFIX + digest.hex(), token, nx=True, px=ttl_ms)
+        found, value = await self._breaker.call(
+            lambda: self._get_or_lock(
+                keys=[key, LOCK_PREFIX + digest.hex()], args=[token, _ms(lock_ttl_s)]
+            )
         )
-        return token if taken else None
+        if found:
+            return (value.encode() if isinstance(value, str) else value), None
+        return None, token if value else None
+
+    async def set(
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+    ) -> None:
+        """Store an entry and release the lock `token` (if given and still ours)."""
+        await self._breaker.call(
+            lambda: self._set_and_release(
+                keys=[key, LOCK_PREFIX + digest.hex()], args=[value, _ms(ttl_s), token or ""]
+            )
+        )
 
     async def unlock(self, digest: bytes, token: str) -> None:
         await self._breaker.call(

@@ -1,17 +1,23 @@
 """`ResultCache`: two tiers, single-flight, fail-open.
 
-    lookup(key)                       the in-process tier only (a dict lookup)
+    replay(memo_key)                  an encoded response of an identical earlier request
+    lookup(key)                       the in-process tier (a dict lookup)
     fetch(key, compute, policy)       everything else, once per key at a time:
         another request of this process already fetching it?  wait for it   -> coalesced
-        Redis has a valid entry?                                             -> hit
-        another process holds the key's lock?  wait (bounded) for its entry  -> coalesced
-        otherwise compute (ask Triton), store in both tiers                  -> miss
+        one Redis round trip: the entry (-> hit), or else the key's lock
+        another process holds the lock?  wait (bounded) for its entry        -> coalesced
+        otherwise compute (ask Triton), then one Redis round trip to store
+        the entry and release the lock                                       -> miss
     store(key, result, policy)        both tiers, if the entry fits the model's limit
+    remember(memo_key, response)      keep an encoded response for `replay`
+
+The response memo is the hit path's shortcut: identical request bytes (same tenant, model,
+version and fingerprint) always get identical response bytes, so a repeat skips decoding,
+hashing tensors and encoding. It lives in the in-process tier, with its TTL and purges.
 
 Redis failures (timeouts, a dead server, an open breaker) never fail a request: they count
-as misses and as `gateway_cache_errors_total{operation}`, and the request goes on to
-Triton. An entry that fails verification counts in
-`gateway_cache_verification_failures_total` and is a miss.
+in `gateway_cache_errors_total{operation}` and the request goes on to Triton. An entry that
+fails verification counts in `gateway_cache_verification_failures_total` and is a miss.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateway.cache.local import LocalTier
 from gateway.cache.policy import CachePolicy
 from gateway.cache.redis_tier import RedisTier, entry_key
 from gateway.metrics import Metrics
+from gateway.protocol.encode import EncodedResponse
 from gateway.protocol.types import InferResult
 
 logger = logging.getLogger(__name__)
@@ -59,6 +66,14 @@ class CacheKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Replay:
+    """An encoded response kept for identical requests, with its output size."""
+
+    response: EncodedResponse
+    output_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class LockSettings:
     """Cross-process single-flight: lock lifetime, how long to wait, how often to look."""
 
@@ -72,18 +87,28 @@ class ResultCache:
 
     def __init__(
         self,
-        local: LocalTier,
+        local_max_bytes: int,
+        local_ttl_s: float,
         redis: RedisTier,
         codec: EntryCodec,
         metrics: Metrics,
         lock: LockSettings | None = None,
     ) -> None:
-        self._local = local
+        # Results and replayable responses share the in-process budget half and half.
+        self._local: LocalTier[InferResult] = LocalTier(local_max_bytes // 2, local_ttl_s)
+        self._memo: LocalTier[Replay] = LocalTier(local_max_bytes // 2, local_ttl_s)
         self._redis = redis
         self._codec = codec
         self._metrics = metrics
         self._lock = lock or LockSettings()
         self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
+
+    def replay(self, memo_key: bytes) -> Replay | None:
+        return self._memo.get(memo_key)
+
+    def remember(self, memo_key: bytes, replay: Replay, key: CacheKey, policy: CachePolicy) -> None:
+        size = len(replay.response.body)
+        self._memo.put(memo_key, replay, size, policy.ttl_s, key.model, key.version)
 
     def lookup(self, key: CacheKey) -> InferResult | None:
         return self._local.get(key.digest)
@@ -114,19 +139,23 @@ class ResultCache:
         finally:
             del self._flights[key.digest]
 
-    async def store(self, key: CacheKey, result: InferResult, policy: CachePolicy) -> None:
+    async def store(
+        self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str | None = None
+    ) -> None:
+        """Keep `result` in both tiers and release the lock `token` (if any) in Redis."""
         value = self._codec.pack(key.digest, result)
         if len(value) > policy.max_entry_bytes:
+            await self._unlock(key, token)
             return
-        self._local.put(key.digest, result, len(value), policy.ttl_s)
+        self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
         try:
-            await self._redis.set(key.redis_key, value, policy.ttl_s)
+            await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
         except StoreUnavailable:
             self._metrics.cache_errors.labels("set").inc()
 
     async def purge(self, model: str | None = None, version: str | None = None) -> int:
         """Delete entries of a model version, a model, or all; raises StoreUnavailable."""
-        self._local.purge(model, version)
+        self._drop_local(model, version)
         return await self._redis.purge(model, version)
 
     async def follow_purges(self) -> None:
@@ -134,10 +163,14 @@ class ResultCache:
         while True:
             try:
                 async for model, version in self._redis.purge_events():
-                    self._local.purge(model, version)
+                    self._drop_local(model, version)
             except REDIS_FAILURES as exc:
                 logger.debug("purge subscription lost (%s); resubscribing", type(exc).__name__)
             await asyncio.sleep(1.0)
+
+    def _drop_local(self, model: str | None, version: str | None) -> None:
+        self._local.purge(model, version)
+        self._memo.purge(model, version)
 
     async def _lead(
         self,
@@ -145,48 +178,45 @@ class ResultCache:
         compute: Callable[[], Awaitable[InferResult]],
         policy: CachePolicy,
     ) -> tuple[InferResult, Outcome]:
-        stored = await self._redis_entry(key, policy)
-        if stored is not None:
-            return stored, Outcome.HIT
-        token = await self._take_lock(key)
+        try:
+            value, token = await self._redis.get_or_lock(
+                key.redis_key, key.digest, self._lock.ttl_s
+            )
+        except StoreUnavailable:
+            self._metrics.cache_errors.labels("get").inc()
+            value, token = None, ""  # compute without the lock
+        if value is not None:
+            stored = self._verified(key, value)
+            if stored is not None:
+                self._local.put(
+                    key.digest, stored, len(value), policy.ttl_s, key.model, key.version
+                )
+                return stored, Outcome.HIT
+            token = ""  # an invalid entry: compute and overwrite it
         if token is None:  # another process is computing it: wait for its entry
             waited = await self._wait_for_entry(key)
             if waited is not None:
                 return waited, Outcome.COALESCED
         try:
             result = await compute()
-            await self.store(key, result, policy)
-            return result, Outcome.MISS
-        finally:
-            if token:
-                with contextlib.suppress(StoreUnavailable):
-                    await self._redis.unlock(key.digest, token)
+        except BaseException:
+            await self._unlock(key, token)
+            raise
+        await self.store(key, result, policy, token)
+        return result, Outcome.MISS
 
-    async def _redis_entry(self, key: CacheKey, policy: CachePolicy) -> InferResult | None:
+    def _verified(self, key: CacheKey, value: bytes) -> InferResult | None:
         try:
-            value = await self._redis.get(key.redis_key)
-        except StoreUnavailable:
-            self._metrics.cache_errors.labels("get").inc()
-            return None
-        if value is None:
-            return None
-        try:
-            result = self._codec.unpack(key.digest, key.model, value)
+            return self._codec.unpack(key.digest, key.model, value)
         except InvalidEntry as exc:
             self._metrics.cache_verification_failures.labels(key.model).inc()
             logger.warning("ignored an invalid cache entry for model %s: %s", key.model, exc)
             return None
-        self._local.put(key.digest, result, len(value), policy.ttl_s)
-        return result
 
-    async def _take_lock(self, key: CacheKey) -> str | None:
-        """The lock's token; "" when Redis is unavailable (compute without it); None when
-        another process holds it."""
-        try:
-            return await self._redis.try_lock(key.digest, self._lock.ttl_s)
-        except StoreUnavailable:
-            self._metrics.cache_errors.labels("lock").inc()
-            return ""
+    async def _unlock(self, key: CacheKey, token: str | None) -> None:
+        if token:
+            with contextlib.suppress(StoreUnavailable):
+                await self._redis.unlock(key.digest, token)
 
     async def _wait_for_entry(self, key: CacheKey) -> InferResult | None:
         deadline = time.monotonic() + self._lock.wait_s
@@ -197,9 +227,5 @@ class ResultCache:
             except StoreUnavailable:
                 return None
             if value is not None:
-                try:
-                    return self._codec.unpack(key.digest, key.model, value)
-                except InvalidEntry:
-                    self._metrics.cache_verification_failures.labels(key.model).inc()
-                    return None
+                return self._verified(key, value)
         return None

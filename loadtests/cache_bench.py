@@ -1,0 +1,195 @@
+"""Benchmark of the result cache: direct Triton, gateway miss, gateway hit, in one run.
+
+    .venv/bin/python -m loadtests.cache_bench [--duration 10] [--connections 16]
+                                              [--profile DIR]
+
+Starts an embedded Redis and Triton (serving `tabular_classifier`, the smallest model)
+and one gateway worker (`gateway serve`, its own process), then measures with one load
+generator (wrk, 1 thread, closed loop, the same JSON request shape throughout):
+  1. Triton's own HTTP endpoint, the same request every time (Triton computes each one);
+  2. the gateway, every request unique (every one a cache miss that goes to Triton);
+  3. the gateway, the same request every time (cache hits after the first).
+Prints throughput, p50, p99, errors and the ratios to direct Triton. With `--profile`,
+py-spy records the gateway during each gateway run (flame graphs in DIR).
+Absolute numbers drift on shared machines; compare the ratios of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from auth import ApiKey
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
+from gateway.embedded.ports import free_port
+from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
+
+MODEL = "tabular_classifier"
+PROFILE_SUFFIX = os.environ.get("BENCH_PROFILE_FORMAT", ".svg")  # ".txt": collapsed stacks
+FEATURES = [round(0.1 * i, 1) for i in range(30)]
+
+
+@dataclass(frozen=True)
+class Stack:
+    triton_url: str
+    gateway_url: str
+    gateway_pid: int
+    key: str
+
+
+def request_body(features: list[float]) -> str:
+    data = ", ".join(str(v) for v in features)
+    tensor = f'"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [{data}]'
+    return f'{{"inputs": [{{{tensor}}}]}}'
+
+
+def start_gateway(
+    state: Path, redis_url: str, triton: EmbeddedTriton, key: str
+) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
+        "GATEWAY_TRITON_GRPC_URL": triton.endpoints.grpc_url,
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_ADMIN_KEY": key,
+        "GATEWAY_LOG_LEVEL": "WARNING",
+    }
+    process = ManagedProcess(
+        "gateway",
+        [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        state / "gateway.log",
+        env=env,
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    process.wait_ready(ready, 60)
+    return process, url
+
+
+def profile(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "200",
+            "--format",
+            "raw" if output.suffix == ".txt" else "flamegraph",
+            "--output",
+            str(output),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure(
+    stack: Stack, duration_s: float, connections: int, profile_dir: Path | None
+) -> dict[str, WrkResult]:
+    auth = {"Authorization": f"Bearer {stack.key}", "Content-Type": "application/json"}
+    body = request_body(FEATURES)
+    path = f"/v2/models/{MODEL}/infer"
+    httpx.delete(f"{stack.gateway_url}/admin/cache", headers=auth)
+    for _ in range(20):  # warm-up: connections, the catalog, the first batches
+        httpx.post(stack.triton_url + path, content=body)
+        httpx.post(stack.gateway_url + path, content=body, headers=auth)
+    prefix = body[: body.index("[0.0,") + 1]
+    suffix = body[body.index(", 0.2,") :]
+    scenarios = {
+        "direct Triton (HTTP)": (
+            stack.triton_url + path,
+            post_script(body, {"Content-Type": "application/json"}),
+        ),
+        "gateway, cache miss": (
+            stack.gateway_url + path,
+            unique_post_script(prefix, suffix, auth, run_id=random.randrange(1, 16_000_000)),
+        ),
+        "gateway, cache hit": (stack.gateway_url + path, post_script(body, auth)),
+    }
+    results = {}
+    for name, (url, lua) in scenarios.items():
+        recorder = None
+        if profile_dir is not None and name.startswith("gateway"):
+            output = profile_dir / (name.replace(", ", "-").replace(" ", "-") + PROFILE_SUFFIX)
+            recorder = profile(stack.gateway_pid, duration_s - 1, output)
+        results[name] = run_wrk(url, lua, connections=connections, duration_s=duration_s)
+        if recorder is not None:
+            recorder.wait(30)
+        time.sleep(1)
+    return results
+
+
+def report(results: dict[str, WrkResult], connections: int, duration_s: float) -> str:
+    base = results["direct Triton (HTTP)"].requests_per_s
+    lines = [
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}; wrk 1 thread, {connections} connections, "
+        f"{duration_s:g} s per scenario, model {MODEL}",
+        "",
+        "| scenario | requests/s | p50 ms | p99 ms | errors | throughput vs direct Triton |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in results.items():
+        lines.append(
+            f"| {name} | {result.requests_per_s:,.0f} | {result.p50_ms:.2f} | "
+            f"{result.p99_ms:.2f} | {result.errors} | {result.requests_per_s / base:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="write py-spy flame graphs here")
+    args = parser.parse_args()
+    require_wrk()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    key = str(ApiKey.generate())
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder)
+        redis_server = EmbeddedRedis(state, persistent=False)
+        triton = EmbeddedTriton(Path("model_repository"), state, models=[MODEL])
+        gateway: ManagedProcess | None = None
+        try:
+            redis_url = redis_server.start()
+            triton.start()
+            gateway, url = start_gateway(state, redis_url, triton, key)
+            stack = Stack(triton.endpoints.http_url, url, gateway.pid or 0, key)
+            results = measure(stack, args.duration, args.connections, args.profile)
+        finally:
+            if gateway is not None:
+                gateway.stop()
+            triton.stop()
+            redis_server.stop()
+    print(report(results, args.connections, args.duration))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""Single-flight and fail-open, with Redis replaced by an in-memory tier (the boundary)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from auth import StoreUnavailable
+from gateway.cache import (
+    CacheKey,
+    CachePolicy,
+    EntryCodec,
+    LockSettings,
+    Outcome,
+    ResultCache,
+)
+from gateway.metrics import Metrics
+from gateway.protocol.types import InferResult, Tensor
+
+POLICY = CachePolicy(True, 60, 10_000)
+KEY = CacheKey(bytes(32), "m", "1")
+RESULT = InferResult("m", "1", (Tensor("y", "FP32", (1,), b"\x00\x00\x80?"),))
+
+
+class MemoryRedis:
+    """Stands in for RedisTier: a dict, locks, and an off switch."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+        self.locks: dict[bytes, str] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+
+    async def get(self, key: str) -> bytes | None:
+        self._check()
+        return self.values.get(key)
+
+    async def get_or_lock(
+        self, key: str, digest: bytes, ttl_s: float
+    ) -> tuple[bytes | None, str | None]:
+        self._check()
+        if key in self.values:
+            return self.values[key], None
+        if digest in self.locks:
+            return None, None
+        self.locks[digest] = token = f"token-{len(self.locks)}"
+        return None, token
+
+    async def set(
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+    ) -> None:
+        self._check()
+        self.values[key] = value
+        if token and self.locks.get(digest) == token:
+            del self.locks[digest]
+
+    async def unlock(self, digest: bytes, token: str) -> None:
+        self._check()
+        if self.locks.get(digest) == token:
+            del self.locks[digest]
+
+
+def make_cache(
+    redis: MemoryRedis, metrics: Metrics | None = None, wait_s: float = 1.0
+) -> ResultCache:
+    return ResultCache(
+        20_000,
+        60,
+        redis,  # type: ignore[arg-type]
+        EntryCodec(b"k" * 32),
+        metrics or Metrics(),
+        LockSettings(ttl_s=5, wait_s=wait_s, poll_s=0.001),
+    )
+
+
+class Counting:
+    def __init__(self, delay: float = 0.05) -> None:
+        self.calls = 0
+        self.delay = delay
+
+    async def __call__(self) -> InferResult:
+        self.calls += 1
+        await asyncio.sleep(self.delay)
+        return RESULT
+
+
+def test_concurrent_identical_misses_make_one_call() -> None:
+    compute = Counting()
+    cache = make_cache(MemoryRedis())
+
+    async def scenario() -> list[Outcome]:
+        answers = await asyncio.gather(*(cache.fetch(KEY, compute, POLICY) for _ in range(50)))
+        return [outcome for _, outcome in answers]
+
+    outcomes = asyncio.run(scenario())
+    assert compute.calls == 1
+    assert outcomes.count(Outcome.MISS) == 1 and outcomes.count(Outcome.COALESCED) == 49
+    assert cache.lookup(KEY) == RESULT
+
+
+def test_another_process_waits_for_the_lock_holders_entry() -> None:
+    redis = MemoryRedis()
+    first, second = make_cache(redis), make_cache(redis)
+    compute = Counting(delay=0.1)
+
+    async def scenario() -> tuple[Outcome, Outcome]:
+        (_, a), (_, b) = await asyncio.gather(
+            first.fetch(KEY, compute, POLICY),
+            second.fetch(KEY, compute, POLICY),
+        )
+        return a, b
+
+    outcomes = asyncio.run(scenario())
+    assert compute.calls == 1
+    assert sorted(o.value for o in outcomes) == ["coalesced", "miss"]
+    assert redis.locks == {}  # released with the store
+
+
+def test_a_stuck_lock_holder_delays_others_only_for_the_wait() -> None:
+    redis = MemoryRedis()
+    redis.locks[KEY.digest] = "someone else"
+    compute = Counting(delay=0)
+    _, outcome = asyncio.run(make_cache(redis, wait_s=0.05).fetch(KEY, compute, POLICY))
+    assert outcome is Outcome.MISS and compute.calls == 1
+
+
+def test_redis_down_is_a_miss_and_the_request_goes_on() -> None:
+    redis = MemoryRedis()
+    redis.down = True
+    metrics = Metrics()
+    compute = Counting(delay=0)
+    result, outcome = asyncio.run(make_cache(redis, metrics).fetch(KEY, compute, POLICY))
+    assert (result, outcome) == (RESULT, Outcome.MISS)
+    errors = {
+        s.labels["operation"]: s.value
+        for s in metrics.cache_errors.collect()[0].samples
+        if s.name.endswith("_total")
+    }
+    assert errors == {"get": 1, "set": 1}
+
+
+def test_errors_are_shared_with_followers_and_never_stored() -> None:
+    redis = MemoryRedis()
+    cache = make_cache(redis)
+
+    async def failing() -> InferResult:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("triton said no")
+
+    async def scenario() -> list[BaseException | tuple[InferResult, Outcome]]:
+        return await asyncio.gather(
+            *(cache.fetch(KEY, failing, POLICY) for _ in range(3)), return_exceptions=True
+        )
+
+    answers = asyncio.run(scenario())
+    assert all(isinstance(a, RuntimeError) for a in answers)
+    assert redis.values == {} and cache.lookup(KEY) is None
+    assert redis.locks == {}  # released although nothing was stored
+
+
+def test_entries_over_the_size_limit_are_not_stored() -> None:
+    redis = MemoryRedis()
+    cache = make_cache(redis)
+    asyncio.run(cache.store(KEY, RESULT, CachePolicy(True, 60, 10)))
+    assert redis.values == {} and cache.lookup(KEY) is None
+
+
+@pytest.mark.parametrize("corruption", [b"garbage", b""])
+def test_invalid_entries_in_redis_are_misses_and_counted(corruption: bytes) -> None:
+    redis = MemoryRedis()
+    redis.values[KEY.redis_key] = corruption or EntryCodec(b"other" * 8).pack(KEY.digest, RESULT)
+    metrics = Metrics()
+    compute = Counting(delay=0)
+    _, outcome = asyncio.run(make_cache(redis, metrics).fetch(KEY, compute, POLICY))
+    assert outcome is Outcome.MISS and compute.calls == 1
+    assert metrics.cache_verification_failures.labels("m")._value.get() == 1
