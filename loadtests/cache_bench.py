@@ -8,9 +8,11 @@ and one gateway worker (`gateway serve`, its own process), then measures with on
 generator (wrk, 1 thread, closed loop, the same JSON request shape throughout):
   1. Triton's own HTTP endpoint, the same request every time (Triton computes each one);
   2. the gateway, every request unique (every one a cache miss that goes to Triton);
-  3. the gateway, the same request every time (cache hits after the first).
-Prints throughput, p50, p99, errors and the ratios to direct Triton. With `--profile`,
-py-spy records the gateway during each gateway run (flame graphs in DIR).
+  3. the gateway, the same request every time (cache hits after the first);
+each with `--connections` in flight, then with one. Prints throughput, p50, p99, errors,
+and the throughput ratio and p50 difference to direct Triton at the same concurrency.
+With `--profile`, py-spy records the gateway during each gateway run (flame graphs in DIR;
+BENCH_PROFILE_FORMAT=.txt writes collapsed stacks instead).
 Absolute numbers drift on shared machines; compare the ratios of one run.
 """
 
@@ -118,24 +120,28 @@ def measure(
         httpx.post(stack.gateway_url + path, content=body, headers=auth)
     prefix = body[: body.index("[0.0,") + 1]
     suffix = body[body.index(", 0.2,") :]
-    scenarios = {
-        "direct Triton (HTTP)": (
-            stack.triton_url + path,
-            post_script(body, {"Content-Type": "application/json"}),
-        ),
-        "gateway, cache miss": (
-            stack.gateway_url + path,
-            unique_post_script(prefix, suffix, auth, run_id=random.randrange(1, 16_000_000)),
-        ),
-        "gateway, cache hit": (stack.gateway_url + path, post_script(body, auth)),
-    }
+    direct = post_script(body, {"Content-Type": "application/json"})
+    hit = post_script(body, auth)
+
+    def miss() -> str:
+        return unique_post_script(prefix, suffix, auth, run_id=random.randrange(1, 16_000_000))
+
+    scenarios = [
+        ("direct Triton (HTTP)", connections, stack.triton_url, direct),
+        ("gateway, cache miss", connections, stack.gateway_url, miss()),
+        ("gateway, cache hit", connections, stack.gateway_url, hit),
+        ("direct Triton (HTTP)", 1, stack.triton_url, direct),
+        ("gateway, cache miss", 1, stack.gateway_url, miss()),
+        ("gateway, cache hit", 1, stack.gateway_url, hit),
+    ]
     results = {}
-    for name, (url, lua) in scenarios.items():
+    for name, clients, base_url, lua in scenarios:
         recorder = None
-        if profile_dir is not None and name.startswith("gateway"):
+        if profile_dir is not None and name.startswith("gateway") and clients > 1:
             output = profile_dir / (name.replace(", ", "-").replace(" ", "-") + PROFILE_SUFFIX)
             recorder = profile(stack.gateway_pid, duration_s - 1, output)
-        results[name] = run_wrk(url, lua, connections=connections, duration_s=duration_s)
+        label = f"{name}, {clients} connection{'s' if clients > 1 else ''}"
+        results[label] = run_wrk(base_url + path, lua, connections=clients, duration_s=duration_s)
         if recorder is not None:
             recorder.wait(30)
         time.sleep(1)
@@ -143,19 +149,23 @@ def measure(
 
 
 def report(results: dict[str, WrkResult], connections: int, duration_s: float) -> str:
-    base = results["direct Triton (HTTP)"].requests_per_s
     lines = [
         f"machine: {os.cpu_count()} cores, {platform.machine()}, "
         f"Python {platform.python_version()}; wrk 1 thread, {connections} connections, "
         f"{duration_s:g} s per scenario, model {MODEL}",
         "",
-        "| scenario | requests/s | p50 ms | p99 ms | errors | throughput vs direct Triton |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | requests/s | p50 ms | p99 ms | errors | throughput vs direct Triton "
+        "| p50 added to direct Triton |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
+        clients = name.rsplit(", ", 1)[1]
+        base = results[f"direct Triton (HTTP), {clients}"]
         lines.append(
             f"| {name} | {result.requests_per_s:,.0f} | {result.p50_ms:.2f} | "
-            f"{result.p99_ms:.2f} | {result.errors} | {result.requests_per_s / base:.2f}x |"
+            f"{result.p99_ms:.2f} | {result.errors} | "
+            f"{result.requests_per_s / base.requests_per_s:.2f}x | "
+            f"{result.p50_ms - base.p50_ms:+.2f} ms |"
         )
     return "\n".join(lines)
 
