@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from opentelemetry import trace
+
 import auth
 from gateway.asgi import header
 from gateway.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
@@ -52,31 +54,38 @@ class Access:
         rate_limiter: auth.RateLimiter,
         metrics: Metrics,
         retry_after_s: int,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._rate_limiter = rate_limiter
         self._metrics = metrics
         self._retry_after_s = retry_after_s
+        self._tracer = tracer or trace.NoOpTracer()
 
     async def for_model(self, headers: Headers, model: str) -> Grant:
         """A key whose `infer` scope covers `model`, within its rate limit."""
-        with self._translated():
-            key = await self._authenticator.authenticate(presented_key(headers))
+        with self._translated() as span:
+            key = await self._authenticated(headers, span)
             if not key.allows_model(model):
                 raise auth.Forbidden(f"this API key may not use model '{model}'")
             return await self._rate_limited(key)
 
     async def for_admin(self, headers: Headers) -> Grant:
-        with self._translated():
-            key = await self._authenticator.authenticate(presented_key(headers))
+        with self._translated() as span:
+            key = await self._authenticated(headers, span)
             if not key.admin:
                 raise auth.Forbidden("this API key may not use the admin API")
             return await self._rate_limited(key)
 
     async def for_anyone_with_a_key(self, headers: Headers) -> Grant:
-        with self._translated():
-            key = await self._authenticator.authenticate(presented_key(headers))
+        with self._translated() as span:
+            key = await self._authenticated(headers, span)
             return await self._rate_limited(key)
+
+    async def _authenticated(self, headers: Headers, span: trace.Span) -> auth.KeyRecord:
+        key = await self._authenticator.authenticate(presented_key(headers))
+        span.set_attribute("gateway.key_id", key.id)
+        return key
 
     def forget(self, key_id: str) -> None:
         """Stop trusting what this process remembers of a key (it was just changed)."""
@@ -89,16 +98,22 @@ class Access:
         return Grant(key, decision)
 
     @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except auth.AuthError as exc:
-            self._metrics.auth_failures.labels(exc.reason).inc()
-            if isinstance(exc, auth.RateLimited):
-                self._metrics.rate_limited.inc()
-                raise TooManyRequests(exc.message, exc.decision.headers()) from exc
-            if isinstance(exc, auth.Forbidden):
-                raise Forbidden(exc.message) from exc
-            if isinstance(exc, auth.AuthUnavailable):
-                raise ServiceUnavailable(exc.message, self._retry_after_s) from exc
-            raise Unauthorized(exc.message) from exc
+    def _translated(self) -> Iterator[trace.Span]:
+        """The `auth` span; auth errors inside become gateway errors, counted by reason."""
+        with self._tracer.start_as_current_span("auth", record_exception=False) as span:
+            try:
+                yield span
+            except auth.AuthError as exc:
+                span.set_attribute("gateway.auth.refused", exc.reason)
+                self._refused(exc)
+
+    def _refused(self, exc: auth.AuthError) -> None:
+        self._metrics.auth_failures.labels(exc.reason).inc()
+        if isinstance(exc, auth.RateLimited):
+            self._metrics.rate_limited.inc()
+            raise TooManyRequests(exc.message, exc.decision.headers()) from exc
+        if isinstance(exc, auth.Forbidden):
+            raise Forbidden(exc.message) from exc
+        if isinstance(exc, auth.AuthUnavailable):
+            raise ServiceUnavailable(exc.message, self._retry_after_s) from exc
+        raise Unauthorized(exc.message) from exc

@@ -1,7 +1,15 @@
-"""The ASGI application: the infer endpoint in front of a FastAPI app for everything else.
+"""The ASGI application.
 
-create_app(settings)    -> the app, for uvicorn or a test client
-app_from_environment()  -> the same, settings read from GATEWAY_* (uvicorn factory)
+    RequestObserver             access line and request metrics, for every request
+      InferEndpoint             POST .../infer, plain ASGI (the hot path)
+        FastAPI                 everything else (health, metadata, admin, /metrics),
+                                traced by OpenTelemetry's FastAPI instrumentation
+
+    create_app(settings)    -> the app, for uvicorn or a test client
+    app_from_environment()  -> the same, settings read from GATEWAY_* (uvicorn factory)
+
+Tracing is configured from the standard OTEL_* variables unless a tracer provider is given
+(tests pass one with an in-memory exporter).
 """
 
 from __future__ import annotations
@@ -11,23 +19,36 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp
 
 from gateway import __version__
 from gateway.error_handlers import install_error_handlers
 from gateway.infer_endpoint import InferEndpoint
-from gateway.logs import configure_logging
+from gateway.metrics import Metrics
+from gateway.observability.logs import configure_logging
+from gateway.observability.requests import RequestObserver, request_info
+from gateway.observability.tracing import tracer_provider_from_environment
 from gateway.routes import admin_cache, admin_keys, health, metrics, models
 from gateway.services import open_services
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings) -> ASGIApp:
+def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> ASGIApp:
+    app_metrics = Metrics()
+    provider = tracer_provider or tracer_provider_from_environment(app_metrics)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(settings) as services:
-            # Lifespan state: copied into every request's scope["state"].
-            yield {"services": services}
+        try:
+            async with open_services(settings, app_metrics, provider) as services:
+                # Lifespan state: copied into every request's scope["state"].
+                yield {"services": services}
+        finally:
+            if provider is not None and tracer_provider is None:
+                provider.shutdown()  # flush what is queued (bounded by the export timeout)
 
     api = FastAPI(
         title="gateway",
@@ -41,7 +62,22 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(admin_cache.router)
     api.include_router(metrics.router)
     install_error_handlers(api)
-    return InferEndpoint(api)
+    if provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            api,
+            tracer_provider=provider,
+            server_request_hook=_note_trace_ids,
+            exclude_spans=["receive", "send"],
+        )
+    return RequestObserver(InferEndpoint(api), access_log=settings.access_log)
+
+
+def _note_trace_ids(span: trace.Span, scope: dict[str, Any]) -> None:
+    context = span.get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
+        info = request_info(scope)
+        info.trace_id = format(context.trace_id, "032x")
+        info.span_id = format(context.span_id, "016x")
 
 
 def app_from_environment() -> ASGIApp:

@@ -55,6 +55,8 @@ from gateway.triton import TritonClient
 
 logger = logging.getLogger(__name__)
 
+UNKNOWN_MODEL = "_unknown"  # metric label for requests naming a model Triton does not serve
+
 
 @dataclass(frozen=True, slots=True)
 class ModelView:
@@ -161,6 +163,10 @@ class ModelCatalog:
 
     def get(self, model: str) -> ModelView | None:
         return self._snapshot.models.get(model)
+
+    def metric_label(self, model: str) -> str:
+        """`model` if the catalog knows it; a fixed label otherwise (bounded cardinality)."""
+        return model if model in self._snapshot.models else UNKNOWN_MODEL
 
     def models(self) -> list[ModelView]:
         return list(self._snapshot.models.values())

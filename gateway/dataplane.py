@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from opentelemetry import trace
+
 from auth import KeyRecord
 from gateway.cache import (
     CacheKey,
@@ -32,14 +34,15 @@ from gateway.cache import (
     is_stateful,
     memo_key,
 )
-from gateway.catalog import ModelCatalog, ModelView
+from gateway.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.errors import NotFound, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
 from gateway.triton import TritonClient
 
-UNKNOWN_MODEL = "_unknown"  # metric label for models the catalog does not know
+_MEMO = {"gateway.cache.tier": "local", "gateway.cache.entry": "response"}
+_LOCAL = {"gateway.cache.tier": "local", "gateway.cache.entry": "result"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Answer:
 
     response: EncodedResponse
     outcome: Outcome
+    version: str  # the model version that answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,9 @@ class DataPlane:
         cache: ResultCache,
         metrics: Metrics,
         cache_per_tenant: bool,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.NoOpTracer()
         self._triton = triton
         self._catalog = catalog
         self._cache = cache
@@ -93,10 +99,12 @@ class DataPlane:
             memo = memo_key(
                 tenant, model, version, target.version, target.fingerprint, header_length, body
             )
-            replay = self._cache.replay(memo)
+            with self._tracer.start_as_current_span("cache.lookup", attributes=_MEMO) as span:
+                replay = self._cache.replay(memo)
+                span.set_attribute("gateway.cache.outcome", "miss" if replay is None else "hit")
             if replay is not None:
                 self._count(model, Outcome.HIT, replay.output_bytes, tier="local")
-                return Answer(replay.response, Outcome.HIT)
+                return Answer(replay.response, Outcome.HIT, target.version)
         request = decode_infer_request(model, version, body, header_length)
         if target is None or directive is Directive.NONE or is_stateful(request):
             result = await self._bypass(request, view)
@@ -108,7 +116,7 @@ class DataPlane:
             entry = CacheKey(b"", model, target.version)
             replay = Replay(response, _output_bytes(result))
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
-        return Answer(response, outcome)
+        return Answer(response, outcome, result.version)
 
     def _target(self, view: ModelView | None, version: str) -> Target | None:
         if view is None or not view.cache_policy.enabled:
@@ -142,7 +150,9 @@ class DataPlane:
             await self._cache.store(entry, result, policy)
             self._count(model, Outcome.BYPASS)
             return result, Outcome.BYPASS
-        cached = self._cache.lookup(entry)
+        with self._tracer.start_as_current_span("cache.lookup", attributes=_LOCAL) as span:
+            cached = self._cache.lookup(entry)
+            span.set_attribute("gateway.cache.outcome", "miss" if cached is None else "hit")
         if cached is not None:
             self._count(model, Outcome.HIT, _output_bytes(cached), tier="local")
             return cached, Outcome.HIT

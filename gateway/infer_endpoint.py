@@ -5,7 +5,8 @@ it: no routing table, no dependency injection, no Pydantic model of the request 
 machine a fixed-body FastAPI route tops out at about a third of a raw ASGI app's rate).
 Every other path falls through to the FastAPI app.
 
-The request path, top to bottom:
+The request path, top to bottom, inside one SERVER span (continuing the caller's
+`traceparent`, if any):
     authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
     -> read the body (413 over the limit)
     -> the data plane (gateway/dataplane.py): decode the v2 request, JSON or binary (400
@@ -20,6 +21,8 @@ from __future__ import annotations
 import logging
 import re
 
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.asgi import asgi_getter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import (
@@ -32,11 +35,14 @@ from gateway.asgi import (
 )
 from gateway.cache import Directive
 from gateway.errors import GatewayError, MethodNotAllowed
+from gateway.observability.requests import RequestInfo, request_info
 from gateway.services import Services
 
 logger = logging.getLogger(__name__)
 
 INFER_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
+ROUTE = "/v2/models/{model}/infer"
+VERSIONED_ROUTE = "/v2/models/{model}/versions/{version}/infer"
 
 
 class InferEndpoint:
@@ -51,37 +57,68 @@ class InferEndpoint:
             await self.app(scope, receive, send)
             return
         services: Services = scope["state"]["services"]
+        model, version = match["model"], match["version"] or ""
+        info = request_info(scope)
+        info.route = VERSIONED_ROUTE if version else ROUTE
+        info.model = services.catalog.metric_label(model)
+        with services.tracer.start_as_current_span(
+            f"{scope['method']} {info.route}",
+            context=propagate.extract(scope, getter=asgi_getter),  # type: ignore[misc]
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "gateway.model": model},
+            record_exception=False,
+        ) as span:
+            _note_trace(info, span)
+            status = await self._serve(services, model, version, info, scope, receive, send)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+
+    async def _serve(
+        self,
+        services: Services,
+        model: str,
+        version: str,
+        info: RequestInfo,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        """Answer the request; return the status sent."""
         try:
             if scope["method"] != "POST":
                 raise MethodNotAllowed(f"{scope['method']} is not allowed here; use POST")
-            await self._infer(
-                services, match["model"], match["version"] or "", scope, receive, send
-            )
+            return await self._infer(services, model, version, info, scope, receive, send)
         except ClientDisconnected:
-            return
+            return 499  # nginx's "client closed request"; nothing is sent
         except GatewayError as exc:
             await send_error(send, exc)
+            return exc.status
         except Exception as exc:
             logger.exception("inference request failed unexpectedly")
             await send_error(send, GatewayError(f"internal error: {type(exc).__name__}"))
+            return 500
 
     async def _infer(
         self,
         services: Services,
         model: str,
         version: str,
+        info: RequestInfo,
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> None:
+    ) -> int:
         headers = scope["headers"]
         grant = await services.access.for_model(headers, model)
+        info.key_id = grant.key.id
         body = await read_body(receive, headers, services.settings.max_body_bytes)
         header_length = int_header(headers, b"inference-header-content-length")
         directive = Directive.from_header(header(headers, b"cache-control"))
         answer = await services.dataplane.answer(
             model, version, body, header_length, grant.key, directive
         )
+        info.version, info.cache = answer.version, answer.outcome.value
         response = answer.response
         response_headers = [
             (b"content-type", response.content_type),
@@ -93,3 +130,11 @@ class InferEndpoint:
                 (b"inference-header-content-length", str(response.header_length).encode())
             )
         await send_response(send, 200, response.body, response_headers)
+        return 200
+
+
+def _note_trace(info: RequestInfo, span: trace.Span) -> None:
+    context = span.get_span_context()
+    if context.is_valid and context.trace_flags.sampled:
+        info.trace_id = format(context.trace_id, "032x")
+        info.span_id = format(context.span_id, "016x")

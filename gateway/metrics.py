@@ -1,8 +1,27 @@
-"""Prometheus metrics of one gateway app, on a registry of its own (no module globals)."""
+"""Prometheus metrics of one gateway app, on a registry of its own (no module globals).
+
+With several uvicorn workers, `PROMETHEUS_MULTIPROC_DIR` is set before the workers start
+(see `gateway.stack`): every process then writes its values to files there and `/metrics`
+sums them over all processes, whichever worker answers. Gauges report the maximum over
+processes (one degraded worker shows as degraded). Exemplars (trace ids on the latency
+histograms and counters) appear in the OpenMetrics format of a single-process gateway;
+prometheus-client's multiprocess mode cannot carry them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Latency buckets from a fraction of a millisecond (cache hits) to seconds (big models).
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
 class Metrics:
@@ -10,54 +29,111 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.exemplars = not multiprocess_mode()
+        r = self.registry
+        self.http_requests = Counter(
+            "gateway_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "gateway_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_requests = Counter(
+            "gateway_inference_requests",
+            "Inference requests by model, version, status and cache outcome",
+            ["model", "version", "status", "cache"],
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "gateway_inference_duration_seconds",
+            "Inference request latency (whole request) by model, version and cache outcome",
+            ["model", "version", "cache"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.triton_duration = Histogram(
+            "gateway_triton_request_duration_seconds",
+            "Latency of inference calls to Triton by model and version",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.triton_errors = Counter(
+            "gateway_triton_errors",
+            "Failed inference calls to Triton by model and gRPC status",
+            ["model", "code"],
+            registry=r,
+        )
         self.auth_failures = Counter(
             "gateway_auth_failures",
             "Requests refused by authentication or authorisation, by reason",
             ["reason"],
-            registry=self.registry,
+            registry=r,
         )
         self.rate_limited = Counter(
             "gateway_rate_limited",
             "Requests refused with 429 because their key's rate limit was spent",
-            registry=self.registry,
+            registry=r,
         )
         self.degraded = Gauge(
             "gateway_degraded",
             "1 while a dependency is failing and the gateway runs in its degraded mode",
             ["dependency"],
-            registry=self.registry,
+            multiprocess_mode="max",
+            registry=r,
         )
-        self.degraded.labels("key_store").set(0)
+        for dependency in ("key_store", "triton"):
+            self.degraded.labels(dependency).set(0)
         self.cache_lookups = Counter(
             "gateway_cache_lookups",
             "Inference requests by model and cache outcome (hit, miss, coalesced, bypass)",
             ["model", "outcome"],
-            registry=self.registry,
+            registry=r,
         )
         self.cache_hits = Counter(
             "gateway_cache_hits",
             "Cache hits by the tier that answered (local, redis)",
             ["model", "tier"],
-            registry=self.registry,
+            registry=r,
         )
         self.cache_bytes_saved = Counter(
             "gateway_cache_bytes_saved",
             "Output bytes answered from the cache instead of Triton",
             ["model"],
-            registry=self.registry,
+            registry=r,
         )
         self.cache_verification_failures = Counter(
             "gateway_cache_verification_failures",
             "Cache entries refused because their signature, key or framing was wrong",
             ["model"],
-            registry=self.registry,
+            registry=r,
         )
         self.cache_errors = Counter(
             "gateway_cache_errors",
             "Redis failures of the result cache by operation (the request went on)",
             ["operation"],
-            registry=self.registry,
+            registry=r,
+        )
+        self.trace_spans_dropped = Counter(
+            "gateway_trace_spans_dropped",
+            "Finished spans dropped because the export queue was full",
+            registry=r,
+        )
+        self.trace_export_failures = Counter(
+            "gateway_trace_export_failures",
+            "Batches of spans the exporter failed to deliver",
+            registry=r,
         )
 
     def store_degraded(self, degraded: bool) -> None:
         self.degraded.labels("key_store").set(1 if degraded else 0)
+
+    def exemplar(self, trace_id: str | None) -> dict[str, str] | None:
+        """An exemplar for a sampled trace, when the exposition can carry one."""
+        return {"trace_id": trace_id} if trace_id and self.exemplars else None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from opentelemetry import trace
 
 import auth
 from gateway.access import Access
@@ -26,6 +27,7 @@ from gateway.catalog import ModelCatalog, config_parameter, repository_path
 from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
+from gateway.observability.tracing import get_tracer
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
 from gateway.triton import TritonClient
@@ -46,10 +48,15 @@ class Services:
     catalog: ModelCatalog
     cache: ResultCache
     dataplane: DataPlane
+    tracer: trace.Tracer
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings,
+    metrics: Metrics,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> AsyncIterator[Services]:
     if settings.triton_url is None or settings.triton_grpc_url is None:
         raise RuntimeError(
             "no Triton configured: set GATEWAY_TRITON_URL and GATEWAY_TRITON_GRPC_URL "
@@ -59,7 +66,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         raise RuntimeError(
             "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
         )
-    metrics = Metrics()
+    tracer = get_tracer(tracer_provider)
     async with AsyncExitStack() as stack:
         triton = TritonClient(
             settings.triton_url,
@@ -67,6 +74,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             infer_timeout_s=settings.triton_timeout_s,
             control_timeout_s=settings.triton_control_timeout_s,
             retry_after_s=settings.retry_after_s,
+            metrics=metrics,
+            tracer=tracer,
         )
         stack.push_async_callback(triton.close)
         cache_redis = redis_client(settings.redis_url, settings.redis_timeout_s)
@@ -98,6 +107,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             EntryCodec(settings.cache_secret.get_secret_value().encode()),
             metrics,
             LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
+            tracer=tracer,
         )
         purges = asyncio.get_running_loop().create_task(cache.follow_purges())
         stack.push_async_callback(_cancel, purges)
@@ -123,12 +133,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             triton=triton,
             redis=cache_redis,
-            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s),
+            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s, tracer),
             keys=keys,
             metrics=metrics,
             catalog=catalog,
             cache=cache,
-            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant),
+            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant, tracer),
+            tracer=tracer,
         )
 
 

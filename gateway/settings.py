@@ -127,6 +127,7 @@ class Settings(BaseSettings):
         default=Path(".gateway"), description="Logs and data of embedded services"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = Field(default=True, description="One JSON access line per request")
 
     @field_validator("admin_key")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ from pydantic import SecretStr
 from gateway.banner import banner
 from gateway.bootstrap import bootstrap_admin
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.logs import configure_logging
+from gateway.observability.logs import configure_logging
+from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
 from gateway.settings import Settings
 
 STACK_FILE = "stack.json"
@@ -32,8 +34,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """Run the gateway in the foreground until Ctrl-C or SIGTERM.
 
     Workers are separate processes, so they read their settings from the environment.
+    Several workers share their Prometheus metrics through files in a fresh folder
+    (PROMETHEUS_MULTIPROC_DIR, unless the operator set one).
     """
     os.environ.update(_environment(settings))
+    if workers > 1:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+            settings.state_dir.resolve() / "metrics"
+        )
+        shutil.rmtree(folder, ignore_errors=True)  # values of earlier runs
+        Path(folder).mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     uvicorn.run(
         "gateway.app:app_from_environment",
         factory=True,
@@ -43,7 +54,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level.lower(),
+        log_config=None,  # the app configures JSON logging itself
         access_log=False,
+        proxy_headers=False,
     )
 
 
@@ -61,7 +74,12 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             redis_url = redis.start()
             pids["redis"] = redis.pid or 0
         if settings.triton_url is None or settings.triton_grpc_url is None:
-            triton = EmbeddedTriton(settings.model_repository, state)
+            traces_url = otlp_traces_url()
+            triton = EmbeddedTriton(
+                settings.model_repository,
+                state,
+                extra_args=triton_trace_arguments(traces_url) if traces_url else (),
+            )
             stack.callback(triton.stop)
             endpoints = triton.start()
             pids["triton"] = triton.pid or 0

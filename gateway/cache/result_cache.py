@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from opentelemetry import trace
+
 from auth import StoreUnavailable
 from auth.breaker import REDIS_FAILURES
 from gateway.cache.entry import EntryCodec, InvalidEntry
@@ -41,6 +43,8 @@ from gateway.protocol.encode import EncodedResponse
 from gateway.protocol.types import InferResult
 
 logger = logging.getLogger(__name__)
+
+_REDIS = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
 
 
 class Outcome(str, Enum):
@@ -93,7 +97,9 @@ class ResultCache:
         codec: EntryCodec,
         metrics: Metrics,
         lock: LockSettings | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.NoOpTracer()
         # Results and replayable responses share the in-process budget half and half.
         self._local: LocalTier[InferResult] = LocalTier(local_max_bytes // 2, local_ttl_s)
         self._memo: LocalTier[Replay] = LocalTier(local_max_bytes // 2, local_ttl_s)
@@ -121,7 +127,10 @@ class ResultCache:
     ) -> tuple[InferResult, Outcome]:
         flight = self._flights.get(key.digest)
         if flight is not None:
-            result, _ = await asyncio.shield(flight)
+            with self._tracer.start_as_current_span(
+                "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "process"}
+            ):
+                result, _ = await asyncio.shield(flight)
             return result, Outcome.COALESCED
         future: asyncio.Future[tuple[InferResult, Outcome]] = (
             asyncio.get_running_loop().create_future()
@@ -143,15 +152,19 @@ class ResultCache:
         self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str | None = None
     ) -> None:
         """Keep `result` in both tiers and release the lock `token` (if any) in Redis."""
-        value = self._codec.pack(key.digest, result)
-        if len(value) > policy.max_entry_bytes:
-            await self._unlock(key, token)
-            return
-        self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
-        try:
-            await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
-        except StoreUnavailable:
-            self._metrics.cache_errors.labels("set").inc()
+        with self._tracer.start_as_current_span("cache.store") as span:
+            value = self._codec.pack(key.digest, result)
+            span.set_attribute("gateway.cache.entry_bytes", len(value))
+            if len(value) > policy.max_entry_bytes:
+                span.set_attribute("gateway.cache.stored", False)
+                await self._unlock(key, token)
+                return
+            self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
+            try:
+                await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
+            except StoreUnavailable:
+                self._metrics.cache_errors.labels("set").inc()
+                span.set_attribute("gateway.cache.stored", False)
 
     async def purge(self, model: str | None = None, version: str | None = None) -> int:
         """Delete entries of a model version, a model, or all; raises StoreUnavailable."""
@@ -178,23 +191,26 @@ class ResultCache:
         compute: Callable[[], Awaitable[InferResult]],
         policy: CachePolicy,
     ) -> tuple[InferResult, Outcome]:
-        try:
-            value, token = await self._redis.get_or_lock(
-                key.redis_key, key.digest, self._lock.ttl_s
-            )
-        except StoreUnavailable:
-            self._metrics.cache_errors.labels("get").inc()
-            value, token = None, ""  # compute without the lock
-        if value is not None:
-            stored = self._verified(key, value)
-            if stored is not None:
-                self._local.put(
-                    key.digest, stored, len(value), policy.ttl_s, key.model, key.version
+        with self._tracer.start_as_current_span("cache.lookup", attributes=_REDIS) as span:
+            try:
+                value, token = await self._redis.get_or_lock(
+                    key.redis_key, key.digest, self._lock.ttl_s
                 )
-                return stored, Outcome.HIT
+            except StoreUnavailable:
+                self._metrics.cache_errors.labels("get").inc()
+                value, token = None, ""  # compute without the lock
+            stored = self._verified(key, value) if value is not None else None
+            span.set_attribute("gateway.cache.outcome", "miss" if stored is None else "hit")
+        if stored is not None and value is not None:
+            self._local.put(key.digest, stored, len(value), policy.ttl_s, key.model, key.version)
+            return stored, Outcome.HIT
+        if value is not None:
             token = ""  # an invalid entry: compute and overwrite it
         if token is None:  # another process is computing it: wait for its entry
-            waited = await self._wait_for_entry(key)
+            with self._tracer.start_as_current_span(
+                "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "redis"}
+            ):
+                waited = await self._wait_for_entry(key)
             if waited is not None:
                 return waited, Outcome.COALESCED
         try:

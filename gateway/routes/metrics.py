@@ -1,15 +1,28 @@
-"""`/metrics` in the Prometheus text format."""
+"""`/metrics` in the Prometheus text format, or OpenMetrics (with exemplars) on request."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from gateway.deps import ServicesDep
+from gateway.metrics import multiprocess_mode
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics")
-async def metrics(services: ServicesDep) -> Response:
-    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    if multiprocess_mode():  # every worker's values, whichever worker answers
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    registry = services.metrics.registry
+    if "application/openmetrics-text" in request.headers.get("accept", ""):
+        return Response(
+            openmetrics.generate_latest(registry),  # type: ignore[no-untyped-call]
+            media_type=openmetrics.CONTENT_TYPE_LATEST,
+        )
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -15,16 +15,24 @@ reconnects with a short backoff and the HTTP pool opens new connections.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
 import grpc
 import httpx
 import orjson
+from opentelemetry import trace
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from gateway.errors import GatewayError, TritonUnavailable
+from gateway.metrics import Metrics
+from gateway.observability.tracing import traceparent_metadata
 from gateway.protocol.types import InferRequest, InferResult, Parameter, Tensor
 from gateway.triton.errors import grpc_errors, http_errors, raise_for_http_status
+
+logger = logging.getLogger(__name__)
 
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
@@ -49,26 +57,71 @@ class TritonClient:
         infer_timeout_s: float,
         control_timeout_s: float,
         retry_after_s: int,
+        metrics: Metrics | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
+        self._tracer = tracer or trace.NoOpTracer()
         self._channel = grpc.aio.insecure_channel(grpc_url, options=_CHANNEL_OPTIONS)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
         self._http = httpx.AsyncClient(base_url=http_url, timeout=control_timeout_s)
         self._infer_timeout_s = infer_timeout_s
         self._retry_after_s = retry_after_s
+        self._degraded = False
 
     async def close(self) -> None:
         await self._http.aclose()
         await self._channel.close()
 
     async def infer(self, request: InferRequest) -> InferResult:
+        """One `ModelInfer` call, traced as a CLIENT span whose context Triton continues."""
         message = _to_grpc(request)
-        with grpc_errors(self._retry_after_s):
-            response = await self._stub.ModelInfer(message, timeout=self._infer_timeout_s)
-        outputs = tuple(
-            Tensor(output.name, output.datatype, tuple(output.shape), contents)
-            for output, contents in zip(response.outputs, response.raw_output_contents, strict=True)
+        attributes: dict[str, str | int] = {
+            "gateway.model": request.model,
+            "gateway.model_version": request.version,
+            "gateway.batch_size": request.inputs[0].shape[0] if request.inputs[0].shape else 1,
+            "gateway.bytes_in": sum(len(t.data) for t in request.inputs),
+        }
+        with self._tracer.start_as_current_span(
+            "triton.infer", kind=trace.SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            started = time.perf_counter()
+            try:
+                with grpc_errors(self._retry_after_s):
+                    response = await self._stub.ModelInfer(
+                        message, timeout=self._infer_timeout_s, metadata=traceparent_metadata()
+                    )
+            except GatewayError as exc:
+                self._record_failure(request, exc)
+                raise
+            outputs = tuple(
+                Tensor(output.name, output.datatype, tuple(output.shape), contents)
+                for output, contents in zip(
+                    response.outputs, response.raw_output_contents, strict=True
+                )
+            )
+            span.set_attribute("gateway.bytes_out", sum(len(t.data) for t in outputs))
+        self._metrics.triton_duration.labels(request.model, response.model_version).observe(
+            time.perf_counter() - started
         )
+        self._set_degraded(False)
         return InferResult(response.model_name, response.model_version, outputs)
+
+    def _record_failure(self, request: InferRequest, error: GatewayError) -> None:
+        cause = error.__cause__
+        code = cause.code().name if isinstance(cause, grpc.aio.AioRpcError) else "UNKNOWN"
+        self._metrics.triton_errors.labels(request.model, code).inc()
+        if isinstance(error, TritonUnavailable):
+            self._set_degraded(True)
+
+    def _set_degraded(self, degraded: bool) -> None:
+        if degraded != self._degraded:
+            self._degraded = degraded
+            self._metrics.degraded.labels("triton").set(1 if degraded else 0)
+            if degraded:
+                logger.warning("Triton is unavailable; inference requests get 503")
+            else:
+                logger.info("Triton is available again")
 
     async def is_ready(self) -> bool:
         """Whether Triton answers and says it is ready (never raises)."""

@@ -1,0 +1,131 @@
+"""`RequestObserver`: the outermost ASGI middleware, one access line and metrics per request.
+
+Handlers fill in the request's `RequestInfo` (found in the ASGI scope under
+`SCOPE_KEY`): the route template, and for inference the model, version, cache outcome and
+the key id (never the key). When the request finishes the observer records:
+
+- `gateway_http_requests_total` / `gateway_http_request_duration_seconds` by route;
+- for inference, `gateway_inference_requests_total` / `_duration_seconds` by model,
+  version, status and cache outcome, with the trace id as an exemplar;
+- one JSON access line on the `gateway.access` logger (when GATEWAY_ACCESS_LOG is on).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.metrics import Metrics
+
+SCOPE_KEY = "gateway.request"
+UNMATCHED = "unmatched"  # route label of requests no route took (bounded cardinality)
+
+logger = logging.getLogger("gateway.access")
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What handlers learn about a request, for its access line and metrics."""
+
+    route: str = UNMATCHED
+    model: str | None = None
+    version: str | None = None
+    cache: str | None = None
+    key_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    """The request's info, created on first use (also outside the observer, e.g. tests)."""
+    info: RequestInfo | None = scope.get(SCOPE_KEY)
+    if info is None:
+        info = scope[SCOPE_KEY] = RequestInfo()
+    return info
+
+
+class RequestObserver:
+    """Times every HTTP request and records it once it is answered."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        info = scope[SCOPE_KEY] = RequestInfo()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            services = scope.get("state", {}).get("services")
+            if services is not None:
+                self._record(services.metrics, scope, info, status, elapsed)
+
+    def _record(
+        self, metrics: Metrics, scope: Scope, info: RequestInfo, status: int, elapsed: float
+    ) -> None:
+        method = scope["method"]
+        route = _route(scope, info)
+        metrics.http_requests.labels(route, method, str(status)).inc()
+        metrics.http_duration.labels(route, method).observe(elapsed)
+        if info.model is not None:
+            version = info.version or ""
+            cache = info.cache or "none"
+            exemplar = metrics.exemplar(info.trace_id)
+            metrics.inference_requests.labels(info.model, version, str(status), cache).inc(
+                exemplar=exemplar
+            )
+            metrics.inference_duration.labels(info.model, version, cache).observe(
+                elapsed, exemplar=exemplar
+            )
+        if self.access_log:
+            logger.info(
+                "%s %s %d",
+                method,
+                scope["path"],
+                status,
+                extra={"fields": _access_fields(scope, info, route, status, elapsed)},
+            )
+
+
+def _route(scope: Scope, info: RequestInfo) -> str:
+    if info.route != UNMATCHED:
+        return info.route
+    matched = scope.get("route")  # set by Starlette's router for FastAPI routes
+    path = getattr(matched, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+def _access_fields(
+    scope: Scope, info: RequestInfo, route: str, status: int, elapsed: float
+) -> dict[str, object]:
+    client = scope.get("client")
+    fields: dict[str, object] = {
+        "event": "access",
+        "method": scope["method"],
+        "path": scope["path"],
+        "route": route,
+        "status": status,
+        "duration_ms": round(elapsed * 1000, 3),
+        "client": client[0] if client else None,
+    }
+    for name in ("model", "version", "cache", "key_id", "trace_id", "span_id"):
+        value = getattr(info, name)
+        if value is not None:
+            fields[name] = value
+    return fields
