@@ -164,8 +164,8 @@ class DataPlane:
         try:
             result = await self._triton.infer(request)
         except TritonUnavailable as exc:
-            # Triton says UNAVAILABLE both when it is down and for a version it knows but
-            # has not loaded (e.g. dropped by the version policy): the latter is a 404.
+            # Triton answers 503 both when it is down and for a version it unloaded (e.g.
+            # dropped by the version policy); the catalog tells the second apart: a 404.
             if view is not None and request.version and request.version not in view.fingerprints:
                 raise NotFound(
                     f"model '{request.model}' has no ready version {request.version}"

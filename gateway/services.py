@@ -57,9 +57,9 @@ async def open_services(
     metrics: Metrics,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> AsyncIterator[Services]:
-    if settings.triton_url is None or settings.triton_grpc_url is None:
+    if settings.triton_url is None:
         raise RuntimeError(
-            "no Triton configured: set GATEWAY_TRITON_URL and GATEWAY_TRITON_GRPC_URL "
+            "no Triton configured: set GATEWAY_TRITON_URL "
             "(or use `gateway up`, which starts an embedded Triton)"
         )
     if settings.redis_url is None or settings.key_store_url is None:
@@ -70,7 +70,6 @@ async def open_services(
     async with AsyncExitStack() as stack:
         triton = TritonClient(
             settings.triton_url,
-            settings.triton_grpc_url,
             infer_timeout_s=settings.triton_timeout_s,
             control_timeout_s=settings.triton_control_timeout_s,
             retry_after_s=settings.retry_after_s,

@@ -1,6 +1,6 @@
 """The gateway's settings, read from `GATEWAY_*` environment variables (or a `.env` file).
 
-`GATEWAY_TRITON_URL` / `GATEWAY_TRITON_GRPC_URL` and `GATEWAY_REDIS_URL` point at external
+`GATEWAY_TRITON_URL` (Triton's HTTP endpoint) and `GATEWAY_REDIS_URL` point at external
 services; left unset, `gateway up` starts embedded ones and fills them in. `gateway serve`
 (production) needs them set. With `GATEWAY_ENVIRONMENT=production` the settings refuse to
 load while an unsafe default is left in place.
@@ -35,9 +35,6 @@ class Settings(BaseSettings):
 
     triton_url: str | None = Field(
         default=None, description="Triton's HTTP endpoint, e.g. http://triton:8000"
-    )
-    triton_grpc_url: str | None = Field(
-        default=None, description="Triton's gRPC endpoint (host:port), used for inference"
     )
     triton_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline of one inference call to Triton"
@@ -147,7 +144,7 @@ class Settings(BaseSettings):
             return self
         missing = [
             f"GATEWAY_{name.upper()}"
-            for name in ("triton_url", "triton_grpc_url", "redis_url")
+            for name in ("triton_url", "redis_url")
             if getattr(self, name) is None
         ]
         if missing:
@@ -168,12 +165,6 @@ class Settings(BaseSettings):
     def key_store_url(self) -> str | None:
         return self.auth_redis_url or self.redis_url
 
-    def with_services(self, *, triton_url: str, triton_grpc_url: str, redis_url: str) -> Settings:
+    def with_services(self, *, triton_url: str, redis_url: str) -> Settings:
         """A copy pointing at the given services (what `gateway up` does after embedding)."""
-        return self.model_copy(
-            update={
-                "triton_url": triton_url,
-                "triton_grpc_url": triton_grpc_url,
-                "redis_url": redis_url,
-            }
-        )
+        return self.model_copy(update={"triton_url": triton_url, "redis_url": redis_url})

@@ -1,7 +1,7 @@
 """`gateway up`: the whole stack on this machine, and `gateway serve`: the gateway alone.
 
 `gateway up` starts an embedded Redis and Triton unless GATEWAY_REDIS_URL /
-GATEWAY_TRITON_URL (+ GATEWAY_TRITON_GRPC_URL) point at external ones, then runs the
+GATEWAY_TRITON_URL point at external ones, then runs the
 gateway in the foreground. It writes `<state>/stack.json` with the URL of every running
 piece and removes it on exit. Ctrl-C or SIGTERM stops the gateway, then Triton, then Redis.
 """
@@ -73,7 +73,7 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             stack.callback(redis.stop)
             redis_url = redis.start()
             pids["redis"] = redis.pid or 0
-        if settings.triton_url is None or settings.triton_grpc_url is None:
+        if settings.triton_url is None:
             traces_url = otlp_traces_url()
             triton = EmbeddedTriton(
                 settings.model_repository,
@@ -89,10 +89,8 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
                 endpoints.metrics_url,
             )
         else:
-            triton_url, grpc_url, metrics_url = settings.triton_url, settings.triton_grpc_url, None
-        settings = settings.with_services(
-            triton_url=triton_url, triton_grpc_url=grpc_url, redis_url=redis_url
-        )
+            triton_url, grpc_url, metrics_url = settings.triton_url, None, None
+        settings = settings.with_services(triton_url=triton_url, redis_url=redis_url)
         gateway_url = f"http://{_display_host(host)}:{port}"
         stack_file = state / STACK_FILE
         _write_json(

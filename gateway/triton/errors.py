@@ -1,41 +1,25 @@
-"""Translate Triton's gRPC and HTTP failures into gateway errors, once, at the boundary."""
+"""Translate Triton's failures into gateway errors, once, at the boundary.
+
+Transport failures (refused, reset, past the deadline) mean Triton is unavailable: 503 with
+Retry-After. An answer with an error status keeps Triton's message: 400 and 404 pass
+through, 502/503/504 mean unavailable, anything else is Triton's own failure (500).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import grpc
+import aiohttp
 import httpx
 import orjson
 
-from gateway.errors import (
-    BadRequest,
-    GatewayError,
-    NotFound,
-    ServiceUnavailable,
-    TritonUnavailable,
-    UpstreamError,
-)
+from gateway.errors import BadRequest, NotFound, TritonUnavailable, UpstreamError
 
 # Triton prefixes many messages with "[request id: <id_unknown>] "; it says nothing to a client.
 _REQUEST_ID_PREFIX = re.compile(r"^\[request id: [^\]]*\]\s*")
-
-_GRPC_STATUS: dict[grpc.StatusCode, type[GatewayError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: BadRequest,
-    grpc.StatusCode.OUT_OF_RANGE: BadRequest,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.UNIMPLEMENTED: BadRequest,
-}
-_UNAVAILABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 
 
 def clean_message(message: str) -> str:
@@ -43,26 +27,19 @@ def clean_message(message: str) -> str:
 
 
 @contextmanager
-def grpc_errors(retry_after_s: int) -> Iterator[None]:
-    """Inside: a failed gRPC call to Triton raises the matching `GatewayError`."""
+def aiohttp_errors(retry_after_s: int) -> Iterator[None]:
+    """Inside: a failed inference call (aiohttp) raises `TritonUnavailable`."""
     try:
         yield
-    except grpc.aio.AioRpcError as exc:
-        code = exc.code()
-        details = clean_message(exc.details() or code.name)
-        if code in _UNAVAILABLE:
-            reason = (
-                "did not answer in time"
-                if code is grpc.StatusCode.DEADLINE_EXCEEDED
-                else ("is unavailable")
-            )
-            raise TritonUnavailable(f"Triton {reason}: {details}", retry_after_s) from exc
-        raise _GRPC_STATUS.get(code, UpstreamError)(details) from exc
+    except asyncio.TimeoutError as exc:
+        raise TritonUnavailable("Triton did not answer in time", retry_after_s) from exc
+    except aiohttp.ClientError as exc:
+        raise TritonUnavailable(f"Triton is unavailable: {exc}", retry_after_s) from exc
 
 
 @contextmanager
 def http_errors(retry_after_s: int) -> Iterator[None]:
-    """Inside: a transport failure talking HTTP to Triton raises `TritonUnavailable`."""
+    """Inside: a transport failure of a control-plane call (httpx) raises `TritonUnavailable`."""
     try:
         yield
     except httpx.TimeoutException as exc:
@@ -73,22 +50,26 @@ def http_errors(retry_after_s: int) -> Iterator[None]:
 
 def raise_for_http_status(response: httpx.Response, retry_after_s: int) -> None:
     """Raise the gateway error matching a non-2xx answer of Triton's HTTP API."""
-    if response.is_success:
+    raise_for_status(response.status_code, response.content, retry_after_s)
+
+
+def raise_for_status(status: int, body: bytes, retry_after_s: int) -> None:
+    if 200 <= status < 300:
         return
-    message = _http_message(response)
-    if response.status_code == 404:
+    message = _message(status, body)
+    if status == 404:
         raise NotFound(message)
-    if response.status_code == 400:
+    if status == 400:
         raise BadRequest(message)
-    if response.status_code in (502, 503, 504):
-        raise ServiceUnavailable(f"Triton is unavailable: {message}", retry_after_s)
+    if status in (502, 503, 504):
+        raise TritonUnavailable(f"Triton is unavailable: {message}", retry_after_s)
     raise UpstreamError(message)
 
 
-def _http_message(response: httpx.Response) -> str:
+def _message(status: int, body: bytes) -> str:
     try:
-        document = orjson.loads(response.content)
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return f"Triton answered {response.status_code}"
+        return f"Triton answered {status}"
     error = document.get("error") if isinstance(document, dict) else None
-    return clean_message(str(error)) if error else f"Triton answered {response.status_code}"
+    return clean_message(str(error)) if error else f"Triton answered {status}"

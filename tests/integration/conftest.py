@@ -52,7 +52,6 @@ def triton(
 def gateway_settings(triton: EmbeddedTriton, redis: EmbeddedRedis, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "triton_url": triton.endpoints.http_url,
-        "triton_grpc_url": triton.endpoints.grpc_url,
         "redis_url": redis.url,
         "max_body_bytes": 1_000_000,
         "triton_timeout_s": 10.0,

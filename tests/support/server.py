@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.app import create_app
 from gateway.embedded.ports import free_port
@@ -15,11 +16,13 @@ from gateway.settings import Settings
 
 
 @contextmanager
-def running_gateway(settings: Settings) -> Iterator[str]:
+def running_gateway(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> Iterator[str]:
     """Serve `create_app(settings)` on a free loopback port; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, tracer_provider),
         host="127.0.0.1",
         port=port,
         loop="uvloop",

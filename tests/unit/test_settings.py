@@ -10,7 +10,6 @@ from gateway.settings import Settings
 
 SERVICES = {
     "triton_url": "http://triton:8000",
-    "triton_grpc_url": "triton:8001",
     "redis_url": "redis://redis:6379/0",
 }
 PEPPER = "x" * 40
@@ -26,7 +25,7 @@ def test_reads_gateway_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_production_needs_external_services() -> None:
     with pytest.raises(ValidationError, match=r"GATEWAY_TRITON_URL.*GATEWAY_REDIS_URL"):
-        Settings(environment="production", triton_grpc_url="triton:8001", key_pepper=PEPPER)
+        Settings(environment="production", key_pepper=PEPPER)
 
 
 def test_production_refuses_the_development_pepper_and_short_ones() -> None:

@@ -1,52 +1,47 @@
-"""Triton's gRPC and HTTP failures become the gateway's errors with the right status."""
+"""Triton's failures become the gateway's errors with the right status."""
 
 from __future__ import annotations
 
-import grpc
+import asyncio
+
+import aiohttp
 import httpx
+import orjson
 import pytest
 
 from gateway.errors import GatewayError, TritonUnavailable
-from gateway.triton.errors import grpc_errors, http_errors, raise_for_http_status
-
-
-def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+from gateway.triton.errors import aiohttp_errors, http_errors, raise_for_status
 
 
 @pytest.mark.parametrize(
-    ("code", "status"),
-    [
-        (grpc.StatusCode.INVALID_ARGUMENT, 400),
-        (grpc.StatusCode.NOT_FOUND, 404),
-        (grpc.StatusCode.UNAVAILABLE, 503),
-        (grpc.StatusCode.DEADLINE_EXCEEDED, 503),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, 503),
-        (grpc.StatusCode.INTERNAL, 500),
-        (grpc.StatusCode.UNKNOWN, 500),
-    ],
+    ("status", "expected"),
+    [(400, 400), (404, 404), (500, 500), (502, 503), (503, 503), (504, 503), (409, 500)],
 )
-def test_grpc_status_codes_map_to_http_statuses(code: grpc.StatusCode, status: int) -> None:
-    with pytest.raises(GatewayError) as caught, grpc_errors(retry_after_s=4):
-        raise rpc_error(code, "[request id: <id_unknown>] input 'x' is wrong")
-    assert caught.value.status == status
-    assert not caught.value.message.startswith("[request id")
-    assert "input 'x' is wrong" in caught.value.message
-    if status == 503:
+def test_triton_statuses_map_to_gateway_statuses_keeping_the_message(
+    status: int, expected: int
+) -> None:
+    body = orjson.dumps({"error": "[request id: <id_unknown>] unexpected shape for input 'x'"})
+    with pytest.raises(GatewayError) as caught:
+        raise_for_status(status, body, retry_after_s=4)
+    assert caught.value.status == expected
+    assert caught.value.message.endswith("unexpected shape for input 'x'")
+    assert "[request id" not in caught.value.message
+    if expected == 503:
         assert caught.value.headers() == {"Retry-After": "4"}
 
 
-def test_http_transport_failures_are_unavailable() -> None:
+def test_success_and_bodies_without_json() -> None:
+    raise_for_status(200, b"", retry_after_s=1)
+    with pytest.raises(GatewayError, match="Triton answered 500"):
+        raise_for_status(500, b"<html>", retry_after_s=1)
+
+
+def test_transport_failures_are_unavailable() -> None:
+    with pytest.raises(TritonUnavailable, match="in time"), aiohttp_errors(retry_after_s=1):
+        raise asyncio.TimeoutError
+    with pytest.raises(TritonUnavailable, match="unavailable"), aiohttp_errors(retry_after_s=1):
+        raise aiohttp.ClientConnectionError("refused")
     with pytest.raises(TritonUnavailable, match="in time"), http_errors(retry_after_s=1):
         raise httpx.ReadTimeout("slow")
     with pytest.raises(TritonUnavailable, match="unavailable"), http_errors(retry_after_s=1):
         raise httpx.ConnectError("refused")
-
-
-@pytest.mark.parametrize(("status", "expected"), [(400, 400), (404, 404), (503, 503), (500, 500)])
-def test_http_statuses_keep_tritons_message(status: int, expected: int) -> None:
-    response = httpx.Response(status, json={"error": "Request for unknown model: 'm' is not found"})
-    with pytest.raises(GatewayError) as caught:
-        raise_for_http_status(response, retry_after_s=1)
-    assert caught.value.status == expected
-    assert "unknown model" in caught.value.message
