@@ -3,6 +3,9 @@ a dead or hung collector that costs requests nothing."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import socket
 import threading
 import time
@@ -21,10 +24,11 @@ from opentelemetry.trace import SpanKind
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
 from gateway.metrics import Metrics
+from gateway.observability.logs import JsonFormatter
 from gateway.observability.tracing import tracer_provider, triton_trace_arguments
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
-from tests.support.keys import auth_headers
+from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.otlp import OtlpReceiver
 from tests.support.server import running_gateway
 
@@ -108,6 +112,21 @@ def test_the_callers_traceparent_is_continued(traced: tuple[str, InMemorySpanExp
     assert server.context is not None and server.parent is not None
     assert format(server.context.trace_id, "032x") == trace_id
     assert format(server.parent.span_id, "016x") == parent
+
+
+def test_latency_and_request_metrics_carry_the_trace_id_as_exemplar(
+    traced: tuple[str, InMemorySpanExporter],
+) -> None:
+    url, exporter = traced
+    exporter.clear()
+    assert infer(url, MODEL, unique_features()).status == 200
+    (server,) = [s for s in exporter.get_finished_spans() if s.name == SERVER_SPAN]
+    assert server.context is not None
+    trace_id = format(server.context.trace_id, "032x")
+    text = httpx.get(f"{url}/metrics", headers={"Accept": "application/openmetrics-text"}).text
+    exemplars = [line for line in text.splitlines() if f'trace_id="{trace_id}"' in line]
+    assert any(line.startswith("gateway_inference_requests_total") for line in exemplars)
+    assert any(line.startswith("gateway_inference_duration_seconds_bucket") for line in exemplars)
 
 
 def test_metadata_routes_are_traced_by_the_fastapi_instrumentation(
@@ -231,3 +250,54 @@ def test_an_unreachable_collector_neither_fails_nor_stalls_requests(
     latencies.sort()  # hits answered locally: a few ms each unless something stalls them
     assert latencies[len(latencies) // 2] < 0.02 and latencies[-3] < 0.2
     assert metrics.trace_spans_dropped._value.get() > 0
+
+
+def test_one_json_access_line_per_request_with_trace_ids_and_no_secrets(
+    traced: tuple[str, InMemorySpanExporter],
+) -> None:
+    url, exporter = traced
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("gateway.access")
+    access.addHandler(handler)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        exporter.clear()
+        headers = auth_headers()
+        assert infer(url, MODEL, unique_features(), request_id="req-7").status == 200
+        assert httpx.get(f"{url}/v2/models/{MODEL}", headers=headers).status_code == 200
+        assert (
+            httpx.get(
+                f"{url}/v2/models/{MODEL}", headers={"X-API-Key": "gwk_secretish"}
+            ).status_code
+            == 401
+        )
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(previous)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["route"] for line in lines] == [
+        "/v2/models/{model}/infer",
+        "/v2/models/{model}",
+        "/v2/models/{model}",
+    ]
+    infer_line = lines[0]
+    assert infer_line["event"] == "access" and infer_line["status"] == 200
+    assert (
+        infer_line["model"] == MODEL
+        and infer_line["version"] == "2"
+        and infer_line["cache"] == "miss"
+    )
+    assert len(infer_line["trace_id"]) == 32 and len(infer_line["span_id"]) == 16
+    (server,) = [s for s in exporter.get_finished_spans() if s.name == SERVER_SPAN]
+    assert server.context is not None
+    assert infer_line["trace_id"] == format(server.context.trace_id, "032x")
+    assert infer_line["key_id"] and lines[2]["status"] == 401
+    text = stream.getvalue()
+    assert (
+        ADMIN_KEY not in text
+        and ADMIN_KEY.split("_")[2] not in text
+        and "gwk_secretish" not in text
+    )

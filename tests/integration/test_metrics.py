@@ -1,0 +1,157 @@
+"""`/metrics` counters move as requests hit, miss, fail auth and get rate-limited, in one
+worker and summed over two worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.embedded.ports import free_port
+from tests.support.admin import create_key
+from tests.support.data import ROOT
+from tests.support.keys import ADMIN_KEY, auth_headers
+from tests.support.metrics import value
+
+MODEL = "tabular_classifier"
+PATH = f"/v2/models/{MODEL}/infer"
+
+
+def body(seed: int) -> dict[str, object]:
+    data = np.random.default_rng(seed).random(30).astype(np.float32).tolist()
+    return {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": data}]}
+
+
+def exercise(url: str, seed: int) -> dict[str, int]:
+    """3 misses, 4 hits, 2 missing keys, 1 malformed key, 2 rate-limited; what was sent."""
+    _, limited = create_key(url, models=["*"], rate_limit_per_second=0.1, burst=1)
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for n in range(3):
+            assert (
+                client.post(PATH, json=body(seed + n), headers=auth_headers()).headers["x-cache"]
+                == "miss"
+            )
+        for _ in range(4):
+            assert (
+                client.post(PATH, json=body(seed), headers=auth_headers()).headers["x-cache"]
+                == "hit"
+            )
+        for _ in range(2):
+            assert client.post(PATH, json=body(seed)).status_code == 401
+        assert (
+            client.post(PATH, json=body(seed), headers={"X-API-Key": "gwk_bad"}).status_code == 401
+        )
+        statuses = [
+            client.post(
+                PATH, json=body(seed), headers={"Authorization": f"Bearer {limited}"}
+            ).status_code
+            for _ in range(3)
+        ]
+        assert statuses == [200, 429, 429]
+    return {"miss": 3, "hit": 5, "missing": 2, "malformed": 1, "rate_limited": 2}
+
+
+def snapshot(url: str) -> Callable[[], dict[str, float]]:
+    def read() -> dict[str, float]:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        return {
+            "miss": value(text, "gateway_cache_lookups_total", model=MODEL, outcome="miss"),
+            "hit": value(text, "gateway_cache_lookups_total", model=MODEL, outcome="hit"),
+            "missing": value(text, "gateway_auth_failures_total", reason="missing"),
+            "malformed": value(text, "gateway_auth_failures_total", reason="malformed"),
+            "rate_limited": value(text, "gateway_rate_limited_total"),
+            "requests_200": value(
+                text, "gateway_inference_requests_total", model=MODEL, status="200"
+            ),
+            "requests_401": value(text, "gateway_http_requests_total", status="401"),
+            "latency_count": value(text, "gateway_inference_duration_seconds_count", model=MODEL),
+            "triton_calls": value(
+                text, "gateway_triton_request_duration_seconds_count", model=MODEL
+            ),
+        }
+
+    return read
+
+
+def check(before: dict[str, float], after: dict[str, float], sent: dict[str, int]) -> None:
+    moved = {name: after[name] - before[name] for name in after}
+    for name, count in sent.items():
+        assert moved[name] == count, (name, moved)
+    assert moved["requests_200"] == sent["miss"] + sent["hit"]
+    assert moved["requests_401"] >= sent["missing"] + sent["malformed"]
+    assert moved["latency_count"] >= sent["miss"] + sent["hit"] + sent["rate_limited"]
+    assert moved["triton_calls"] == sent["miss"]
+
+
+def test_counters_move_in_one_worker(gateway_url: str) -> None:
+    read = snapshot(gateway_url)
+    before = read()
+    sent = exercise(gateway_url, seed=1000)
+    check(before, read(), sent)
+
+
+@pytest.fixture
+def two_workers(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
+) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))},
+        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
+        "GATEWAY_REDIS_URL": redis_server.url,
+        "GATEWAY_ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_STATE_DIR": str(tmp_path),
+        "GATEWAY_ACCESS_LOG": "false",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_counters_are_summed_over_two_workers(two_workers: str, tmp_path: Path) -> None:
+    read = snapshot(two_workers)
+    before = read()
+    sent = exercise(two_workers, seed=2000)
+    after = read()
+    check(before, after, sent)
+    for _ in range(5):  # whichever worker answers /metrics, the totals are the same
+        assert read() == after
+    assert len(list((tmp_path / "metrics").glob("*.db"))) >= 2  # files of both workers
