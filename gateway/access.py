@@ -18,6 +18,7 @@ import auth
 from gateway.asgi import header
 from gateway.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
 from gateway.metrics import Metrics
+from gateway.observability.tracing import Spans
 
 Headers = Iterable[tuple[bytes, bytes]]
 
@@ -54,13 +55,13 @@ class Access:
         rate_limiter: auth.RateLimiter,
         metrics: Metrics,
         retry_after_s: int,
-        tracer: trace.Tracer | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self._authenticator = authenticator
         self._rate_limiter = rate_limiter
         self._metrics = metrics
         self._retry_after_s = retry_after_s
-        self._tracer = tracer or trace.NoOpTracer()
+        self._spans = spans or Spans()
 
     async def for_model(self, headers: Headers, model: str) -> Grant:
         """A key whose `infer` scope covers `model`, within its rate limit."""
@@ -100,7 +101,7 @@ class Access:
     @contextmanager
     def _translated(self) -> Iterator[trace.Span]:
         """The `auth` span; auth errors inside become gateway errors, counted by reason."""
-        with self._tracer.start_as_current_span("auth", record_exception=False) as span:
+        with self._spans.start("auth") as span:
             try:
                 yield span
             except auth.AuthError as exc:

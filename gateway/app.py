@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -29,14 +29,18 @@ from gateway.error_handlers import install_error_handlers
 from gateway.infer_endpoint import InferEndpoint
 from gateway.metrics import Metrics
 from gateway.observability.logs import configure_logging
-from gateway.observability.requests import RequestObserver, request_info
+from gateway.observability.requests import AccessLog, RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
 from gateway.routes import admin_cache, admin_keys, health, metrics, models
 from gateway.services import open_services
 from gateway.settings import Settings
 
 
-def create_app(settings: Settings, tracer_provider: TracerProvider | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    access_stream: BinaryIO | None = None,
+) -> ASGIApp:
     app_metrics = Metrics()
     provider = tracer_provider or tracer_provider_from_environment(app_metrics)
 
@@ -69,7 +73,8 @@ def create_app(settings: Settings, tracer_provider: TracerProvider | None = None
             server_request_hook=_note_trace_ids,
             exclude_spans=["receive", "send"],
         )
-    return RequestObserver(InferEndpoint(api), access_log=settings.access_log)
+    access_log = AccessLog(access_stream) if settings.access_log else None
+    return RequestObserver(InferEndpoint(api), access_log)
 
 
 def _note_trace_ids(span: trace.Span, scope: dict[str, Any]) -> None:

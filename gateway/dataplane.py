@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from opentelemetry import trace
-
 from auth import KeyRecord
 from gateway.cache import (
     CacheKey,
@@ -37,6 +35,7 @@ from gateway.cache import (
 from gateway.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.errors import NotFound, TritonUnavailable
 from gateway.metrics import Metrics
+from gateway.observability.tracing import Spans
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
 from gateway.triton import TritonClient
@@ -73,9 +72,9 @@ class DataPlane:
         cache: ResultCache,
         metrics: Metrics,
         cache_per_tenant: bool,
-        tracer: trace.Tracer | None = None,
+        spans: Spans | None = None,
     ) -> None:
-        self._tracer = tracer or trace.NoOpTracer()
+        self._spans = spans or Spans()
         self._triton = triton
         self._catalog = catalog
         self._cache = cache
@@ -99,7 +98,7 @@ class DataPlane:
             memo = memo_key(
                 tenant, model, version, target.version, target.fingerprint, header_length, body
             )
-            with self._tracer.start_as_current_span("cache.lookup", attributes=_MEMO) as span:
+            with self._spans.start("cache.lookup", attributes=_MEMO) as span:
                 replay = self._cache.replay(memo)
                 span.set_attribute("gateway.cache.outcome", "miss" if replay is None else "hit")
             if replay is not None:
@@ -150,7 +149,7 @@ class DataPlane:
             await self._cache.store(entry, result, policy)
             self._count(model, Outcome.BYPASS)
             return result, Outcome.BYPASS
-        with self._tracer.start_as_current_span("cache.lookup", attributes=_LOCAL) as span:
+        with self._spans.start("cache.lookup", attributes=_LOCAL) as span:
             cached = self._cache.lookup(entry)
             span.set_attribute("gateway.cache.outcome", "miss" if cached is None else "hit")
         if cached is not None:

@@ -22,7 +22,7 @@ import logging
 import re
 
 from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.asgi import asgi_getter
+from opentelemetry.context import Context
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.asgi import (
@@ -61,12 +61,12 @@ class InferEndpoint:
         info = request_info(scope)
         info.route = VERSIONED_ROUTE if version else ROUTE
         info.model = services.catalog.metric_label(model)
-        with services.tracer.start_as_current_span(
+        spans = services.spans
+        with spans.start(
             f"{scope['method']} {info.route}",
-            context=propagate.extract(scope, getter=asgi_getter),  # type: ignore[misc]
-            kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": scope["method"], "gateway.model": model},
-            record_exception=False,
+            kind=trace.SpanKind.SERVER,
+            context=_caller_context(scope) if spans.enabled else None,
         ) as span:
             _note_trace(info, span)
             status = await self._serve(services, model, version, info, scope, receive, send)
@@ -131,6 +131,19 @@ class InferEndpoint:
             )
         await send_response(send, 200, response.body, response_headers)
         return 200
+
+
+def _caller_context(scope: Scope) -> Context | None:
+    """The caller's trace context, if the request carries a `traceparent`."""
+    headers = scope["headers"]
+    parent = header(headers, b"traceparent")
+    if parent is None:
+        return None
+    carrier = {"traceparent": parent.decode("latin-1")}
+    state = header(headers, b"tracestate")
+    if state is not None:
+        carrier["tracestate"] = state.decode("latin-1")
+    return propagate.extract(carrier)
 
 
 def _note_trace(info: RequestInfo, span: trace.Span) -> None:

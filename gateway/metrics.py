@@ -11,13 +11,38 @@ prometheus-client's multiprocess mode cannot carry them.
 from __future__ import annotations
 
 import os
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 # Latency buckets from a fraction of a millisecond (cache hits) to seconds (big models).
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+
+
+class Family(Generic[M]):
+    """A labelled metric whose child for each label set is looked up once.
+
+    prometheus-client's `labels()` validates, converts and locks on every call; on the hot
+    path that cost shows in profiles, and label sets here are few and bounded.
+    """
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def labels(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+    def __getattr__(self, name: str) -> Any:  # collect(), describe(), ... of the metric
+        return getattr(self.metric, name)
 
 
 def multiprocess_mode() -> bool:
@@ -31,94 +56,120 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self.exemplars = not multiprocess_mode()
         r = self.registry
-        self.http_requests = Counter(
-            "gateway_http_requests",
-            "HTTP requests by route template, method and status",
-            ["route", "method", "status"],
-            registry=r,
+        self.http_requests = Family(
+            Counter(
+                "gateway_http_requests",
+                "HTTP requests by route template, method and status",
+                ["route", "method", "status"],
+                registry=r,
+            )
         )
-        self.http_duration = Histogram(
-            "gateway_http_request_duration_seconds",
-            "HTTP request latency by route template and method",
-            ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.http_duration = Family(
+            Histogram(
+                "gateway_http_request_duration_seconds",
+                "HTTP request latency by route template and method",
+                ["route", "method"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self.inference_requests = Counter(
-            "gateway_inference_requests",
-            "Inference requests by model, version, status and cache outcome",
-            ["model", "version", "status", "cache"],
-            registry=r,
+        self.inference_requests = Family(
+            Counter(
+                "gateway_inference_requests",
+                "Inference requests by model, version, status and cache outcome",
+                ["model", "version", "status", "cache"],
+                registry=r,
+            )
         )
-        self.inference_duration = Histogram(
-            "gateway_inference_duration_seconds",
-            "Inference request latency (whole request) by model, version and cache outcome",
-            ["model", "version", "cache"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.inference_duration = Family(
+            Histogram(
+                "gateway_inference_duration_seconds",
+                "Inference request latency (whole request) by model, version and cache outcome",
+                ["model", "version", "cache"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self.triton_duration = Histogram(
-            "gateway_triton_request_duration_seconds",
-            "Latency of inference calls to Triton by model and version",
-            ["model", "version"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.triton_duration = Family(
+            Histogram(
+                "gateway_triton_request_duration_seconds",
+                "Latency of inference calls to Triton by model and version",
+                ["model", "version"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
         )
-        self.triton_errors = Counter(
-            "gateway_triton_errors",
-            "Failed inference calls to Triton by model and gRPC status",
-            ["model", "code"],
-            registry=r,
+        self.triton_errors = Family(
+            Counter(
+                "gateway_triton_errors",
+                "Failed inference calls to Triton by model and gRPC status",
+                ["model", "code"],
+                registry=r,
+            )
         )
-        self.auth_failures = Counter(
-            "gateway_auth_failures",
-            "Requests refused by authentication or authorisation, by reason",
-            ["reason"],
-            registry=r,
+        self.auth_failures = Family(
+            Counter(
+                "gateway_auth_failures",
+                "Requests refused by authentication or authorisation, by reason",
+                ["reason"],
+                registry=r,
+            )
         )
         self.rate_limited = Counter(
             "gateway_rate_limited",
             "Requests refused with 429 because their key's rate limit was spent",
             registry=r,
         )
-        self.degraded = Gauge(
-            "gateway_degraded",
-            "1 while a dependency is failing and the gateway runs in its degraded mode",
-            ["dependency"],
-            multiprocess_mode="max",
-            registry=r,
+        self.degraded = Family(
+            Gauge(
+                "gateway_degraded",
+                "1 while a dependency is failing and the gateway runs in its degraded mode",
+                ["dependency"],
+                multiprocess_mode="max",
+                registry=r,
+            )
         )
         for dependency in ("key_store", "triton"):
             self.degraded.labels(dependency).set(0)
-        self.cache_lookups = Counter(
-            "gateway_cache_lookups",
-            "Inference requests by model and cache outcome (hit, miss, coalesced, bypass)",
-            ["model", "outcome"],
-            registry=r,
+        self.cache_lookups = Family(
+            Counter(
+                "gateway_cache_lookups",
+                "Inference requests by model and cache outcome (hit, miss, coalesced, bypass)",
+                ["model", "outcome"],
+                registry=r,
+            )
         )
-        self.cache_hits = Counter(
-            "gateway_cache_hits",
-            "Cache hits by the tier that answered (local, redis)",
-            ["model", "tier"],
-            registry=r,
+        self.cache_hits = Family(
+            Counter(
+                "gateway_cache_hits",
+                "Cache hits by the tier that answered (local, redis)",
+                ["model", "tier"],
+                registry=r,
+            )
         )
-        self.cache_bytes_saved = Counter(
-            "gateway_cache_bytes_saved",
-            "Output bytes answered from the cache instead of Triton",
-            ["model"],
-            registry=r,
+        self.cache_bytes_saved = Family(
+            Counter(
+                "gateway_cache_bytes_saved",
+                "Output bytes answered from the cache instead of Triton",
+                ["model"],
+                registry=r,
+            )
         )
-        self.cache_verification_failures = Counter(
-            "gateway_cache_verification_failures",
-            "Cache entries refused because their signature, key or framing was wrong",
-            ["model"],
-            registry=r,
+        self.cache_verification_failures = Family(
+            Counter(
+                "gateway_cache_verification_failures",
+                "Cache entries refused because their signature, key or framing was wrong",
+                ["model"],
+                registry=r,
+            )
         )
-        self.cache_errors = Counter(
-            "gateway_cache_errors",
-            "Redis failures of the result cache by operation (the request went on)",
-            ["operation"],
-            registry=r,
+        self.cache_errors = Family(
+            Counter(
+                "gateway_cache_errors",
+                "Redis failures of the result cache by operation (the request went on)",
+                ["operation"],
+                registry=r,
+            )
         )
         self.trace_spans_dropped = Counter(
             "gateway_trace_spans_dropped",

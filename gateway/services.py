@@ -27,7 +27,7 @@ from gateway.catalog import ModelCatalog, config_parameter, repository_path
 from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
-from gateway.observability.tracing import get_tracer
+from gateway.observability.tracing import Spans
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
 from gateway.triton import TritonClient
@@ -48,7 +48,7 @@ class Services:
     catalog: ModelCatalog
     cache: ResultCache
     dataplane: DataPlane
-    tracer: trace.Tracer
+    spans: Spans
 
 
 @asynccontextmanager
@@ -66,7 +66,7 @@ async def open_services(
         raise RuntimeError(
             "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
         )
-    tracer = get_tracer(tracer_provider)
+    spans = Spans(tracer_provider)
     async with AsyncExitStack() as stack:
         triton = TritonClient(
             settings.triton_url,
@@ -74,7 +74,7 @@ async def open_services(
             control_timeout_s=settings.triton_control_timeout_s,
             retry_after_s=settings.retry_after_s,
             metrics=metrics,
-            tracer=tracer,
+            spans=spans,
         )
         stack.push_async_callback(triton.close)
         cache_redis = redis_client(settings.redis_url, settings.redis_timeout_s)
@@ -106,7 +106,7 @@ async def open_services(
             EntryCodec(settings.cache_secret.get_secret_value().encode()),
             metrics,
             LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
-            tracer=tracer,
+            spans=spans,
         )
         purges = asyncio.get_running_loop().create_task(cache.follow_purges())
         stack.push_async_callback(_cancel, purges)
@@ -132,13 +132,13 @@ async def open_services(
             settings=settings,
             triton=triton,
             redis=cache_redis,
-            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s, tracer),
+            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans),
             keys=keys,
             metrics=metrics,
             catalog=catalog,
             cache=cache,
-            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant, tracer),
-            tracer=tracer,
+            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant, spans),
+            spans=spans,
         )
 
 

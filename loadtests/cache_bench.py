@@ -9,8 +9,12 @@ generator (wrk, 1 thread, closed loop, the same JSON request shape throughout):
   1. Triton's own HTTP endpoint, the same request every time (Triton computes each one);
   2. the gateway, every request unique (every one a cache miss that goes to Triton);
   3. the gateway, the same request every time (cache hits after the first);
-each with `--connections` in flight, then with one. Prints throughput, p50, p99, errors,
-and the throughput ratio and p50 difference to direct Triton at the same concurrency.
+  4. 2 and 3 against gateways that trace every request, and one request in ten
+     (parent-based ratio sampler), exporting spans over OTLP/HTTP to a local endpoint that
+     discards them;
+each with `--connections` in flight, then with one (without tracing). Prints throughput,
+p50, p99, errors, and the throughput ratio and p50 difference to direct Triton at the same
+concurrency, and what tracing costs.
 With `--profile`, py-spy records the gateway during each gateway run (flame graphs in DIR;
 BENCH_PROFILE_FORMAT=.txt writes collapsed stacks instead).
 Absolute numbers drift on shared machines; compare the ratios of one run.
@@ -34,6 +38,7 @@ import httpx
 from auth import ApiKey
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
 from gateway.embedded.ports import free_port
+from loadtests.otlp_sink import OtlpSink
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
 MODEL = "tabular_classifier"
@@ -46,6 +51,8 @@ class Stack:
     triton_url: str
     gateway_url: str
     gateway_pid: int
+    traced_url: str
+    sampled_url: str
     key: str
 
 
@@ -56,21 +63,33 @@ def request_body(features: list[float]) -> str:
 
 
 def start_gateway(
-    state: Path, redis_url: str, triton: EmbeddedTriton, key: str
+    state: Path,
+    redis_url: str,
+    triton: EmbeddedTriton,
+    key: str,
+    otlp_endpoint: str | None = None,
+    settings: dict[str, str] | None = None,
+    sampling: float = 1.0,
 ) -> tuple[ManagedProcess, str]:
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))},
         "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-        "GATEWAY_TRITON_GRPC_URL": triton.endpoints.grpc_url,
         "GATEWAY_REDIS_URL": redis_url,
         "GATEWAY_ADMIN_KEY": key,
-        "GATEWAY_LOG_LEVEL": "WARNING",
+        "GATEWAY_STATE_DIR": str(state),
+        **(settings or {}),
     }
+    name = "gateway"
+    if otlp_endpoint is not None:  # requests traced, spans exported over OTLP/HTTP
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = str(sampling)
+        name = f"gateway-traced-{sampling:g}"
     process = ManagedProcess(
-        "gateway",
+        name,
         [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        state / "gateway.log",
+        state / f"{name}.log",  # access lines included: what production pays for them
         env=env,
     )
     process.start()
@@ -118,6 +137,8 @@ def measure(
     for _ in range(20):  # warm-up: connections, the catalog, the first batches
         httpx.post(stack.triton_url + path, content=body)
         httpx.post(stack.gateway_url + path, content=body, headers=auth)
+        httpx.post(stack.traced_url + path, content=body, headers=auth)
+        httpx.post(stack.sampled_url + path, content=body, headers=auth)
     prefix = body[: body.index("[0.0,") + 1]
     suffix = body[body.index(", 0.2,") :]
     direct = post_script(body, {"Content-Type": "application/json"})
@@ -130,6 +151,10 @@ def measure(
         ("direct Triton (HTTP)", connections, stack.triton_url, direct),
         ("gateway, cache miss", connections, stack.gateway_url, miss()),
         ("gateway, cache hit", connections, stack.gateway_url, hit),
+        ("gateway, cache miss, tracing 100%", connections, stack.traced_url, miss()),
+        ("gateway, cache hit, tracing 100%", connections, stack.traced_url, hit),
+        ("gateway, cache miss, tracing 10%", connections, stack.sampled_url, miss()),
+        ("gateway, cache hit, tracing 10%", connections, stack.sampled_url, hit),
         ("direct Triton (HTTP)", 1, stack.triton_url, direct),
         ("gateway, cache miss", 1, stack.gateway_url, miss()),
         ("gateway, cache hit", 1, stack.gateway_url, hit),
@@ -167,6 +192,14 @@ def report(results: dict[str, WrkResult], connections: int, duration_s: float) -
             f"{result.requests_per_s / base.requests_per_s:.2f}x | "
             f"{result.p50_ms - base.p50_ms:+.2f} ms |"
         )
+    lines += ["", "| tracing (OTLP/HTTP export), sampled | throughput vs tracing off |"]
+    lines.append("|---|---:|")
+    for name, result in results.items():
+        if ", tracing " in name:
+            scenario, sampled = name.split(", tracing ")
+            plain = results[scenario + ", " + sampled.split(", ")[1]]
+            change = result.requests_per_s / plain.requests_per_s - 1
+            lines.append(f"| {scenario}, {sampled} | {change:+.1%} |")
     return "\n".join(lines)
 
 
@@ -186,16 +219,26 @@ def main() -> None:
         state = Path(folder)
         redis_server = EmbeddedRedis(state, persistent=False)
         triton = EmbeddedTriton(Path("model_repository"), state, models=[MODEL])
-        gateway: ManagedProcess | None = None
+        gateways: list[ManagedProcess] = []
         try:
             redis_url = redis_server.start()
             triton.start()
-            gateway, url = start_gateway(state, redis_url, triton, key)
-            stack = Stack(triton.endpoints.http_url, url, gateway.pid or 0, key)
-            results = measure(stack, args.duration, args.connections, args.profile)
+            with OtlpSink() as sink:
+                gateway, url = start_gateway(state, redis_url, triton, key)
+                gateways.append(gateway)
+                traced, traced_url = start_gateway(state, redis_url, triton, key, sink.endpoint)
+                gateways.append(traced)
+                sampled, sampled_url = start_gateway(
+                    state, redis_url, triton, key, sink.endpoint, sampling=0.1
+                )
+                gateways.append(sampled)
+                stack = Stack(
+                    triton.endpoints.http_url, url, gateway.pid or 0, traced_url, sampled_url, key
+                )
+                results = measure(stack, args.duration, args.connections, args.profile)
         finally:
-            if gateway is not None:
-                gateway.stop()
+            for process in gateways:
+                process.stop()
             triton.stop()
             redis_server.stop()
     print(report(results, args.connections, args.duration))

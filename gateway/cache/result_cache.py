@@ -30,8 +30,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from opentelemetry import trace
-
 from auth import StoreUnavailable
 from auth.breaker import REDIS_FAILURES
 from gateway.cache.entry import EntryCodec, InvalidEntry
@@ -39,6 +37,7 @@ from gateway.cache.local import LocalTier
 from gateway.cache.policy import CachePolicy
 from gateway.cache.redis_tier import RedisTier, entry_key
 from gateway.metrics import Metrics
+from gateway.observability.tracing import Spans
 from gateway.protocol.encode import EncodedResponse
 from gateway.protocol.types import InferResult
 
@@ -97,9 +96,9 @@ class ResultCache:
         codec: EntryCodec,
         metrics: Metrics,
         lock: LockSettings | None = None,
-        tracer: trace.Tracer | None = None,
+        spans: Spans | None = None,
     ) -> None:
-        self._tracer = tracer or trace.NoOpTracer()
+        self._spans = spans or Spans()
         # Results and replayable responses share the in-process budget half and half.
         self._local: LocalTier[InferResult] = LocalTier(local_max_bytes // 2, local_ttl_s)
         self._memo: LocalTier[Replay] = LocalTier(local_max_bytes // 2, local_ttl_s)
@@ -127,7 +126,7 @@ class ResultCache:
     ) -> tuple[InferResult, Outcome]:
         flight = self._flights.get(key.digest)
         if flight is not None:
-            with self._tracer.start_as_current_span(
+            with self._spans.start(
                 "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "process"}
             ):
                 result, _ = await asyncio.shield(flight)
@@ -152,7 +151,7 @@ class ResultCache:
         self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str | None = None
     ) -> None:
         """Keep `result` in both tiers and release the lock `token` (if any) in Redis."""
-        with self._tracer.start_as_current_span("cache.store") as span:
+        with self._spans.start("cache.store") as span:
             value = self._codec.pack(key.digest, result)
             span.set_attribute("gateway.cache.entry_bytes", len(value))
             if len(value) > policy.max_entry_bytes:
@@ -191,7 +190,7 @@ class ResultCache:
         compute: Callable[[], Awaitable[InferResult]],
         policy: CachePolicy,
     ) -> tuple[InferResult, Outcome]:
-        with self._tracer.start_as_current_span("cache.lookup", attributes=_REDIS) as span:
+        with self._spans.start("cache.lookup", attributes=_REDIS) as span:
             try:
                 value, token = await self._redis.get_or_lock(
                     key.redis_key, key.digest, self._lock.ttl_s
@@ -207,7 +206,7 @@ class ResultCache:
         if value is not None:
             token = ""  # an invalid entry: compute and overwrite it
         if token is None:  # another process is computing it: wait for its entry
-            with self._tracer.start_as_current_span(
+            with self._spans.start(
                 "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "redis"}
             ):
                 waited = await self._wait_for_entry(key)

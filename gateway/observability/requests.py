@@ -7,15 +7,20 @@ the key id (never the key). When the request finishes the observer records:
 - `gateway_http_requests_total` / `gateway_http_request_duration_seconds` by route;
 - for inference, `gateway_inference_requests_total` / `_duration_seconds` by model,
   version, status and cache outcome, with the trace id as an exemplar;
-- one JSON access line on the `gateway.access` logger (when GATEWAY_ACCESS_LOG is on).
+- one JSON access line (when GATEWAY_ACCESS_LOG is on), in the shape of the other log lines
+  (`"logger": "gateway.access"`), written straight to stderr by `AccessLog`: Python's
+  logging machinery cost about 44 µs per request on this machine, a third of a cache hit.
 """
 
 from __future__ import annotations
 
-import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import Metrics
@@ -23,7 +28,30 @@ from gateway.metrics import Metrics
 SCOPE_KEY = "gateway.request"
 UNMATCHED = "unmatched"  # route label of requests no route took (bounded cardinality)
 
-logger = logging.getLogger("gateway.access")
+
+class AccessLog:
+    """Writes one JSON line per request; each line goes out whole, in one write."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream
+
+    def write(self, fields: dict[str, object]) -> None:
+        now = time.time()
+        line = orjson.dumps(
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+                + f".{int(now % 1 * 1000):03d}+00:00",
+                "level": "INFO",
+                "logger": "gateway.access",
+                "message": f"{fields['method']} {fields['path']} {fields['status']}",
+                **fields,
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        if self._stream is None:
+            os.write(sys.stderr.fileno(), line)
+        else:
+            self._stream.write(line)
 
 
 @dataclass(slots=True)
@@ -50,7 +78,7 @@ def request_info(scope: Scope) -> RequestInfo:
 class RequestObserver:
     """Times every HTTP request and records it once it is answered."""
 
-    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.access_log = access_log
 
@@ -93,14 +121,8 @@ class RequestObserver:
             metrics.inference_duration.labels(info.model, version, cache).observe(
                 elapsed, exemplar=exemplar
             )
-        if self.access_log:
-            logger.info(
-                "%s %s %d",
-                method,
-                scope["path"],
-                status,
-                extra={"fields": _access_fields(scope, info, route, status, elapsed)},
-            )
+        if self.access_log is not None:
+            self.access_log.write(_access_fields(scope, info, route, status, elapsed))
 
 
 def _route(scope: Scope, info: RequestInfo) -> str:

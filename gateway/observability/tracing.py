@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -132,6 +134,43 @@ def traceparent_metadata() -> list[tuple[str, str]]:
 def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
     """The gateway's tracer; a no-op one when tracing is off."""
     return (provider or trace.NoOpTracerProvider()).get_tracer(TRACER_NAME)
+
+
+# One shared do-nothing context: what every span costs while tracing is off.
+_NO_SPAN: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
+
+
+class Spans:
+    """Starts the gateway's spans; with tracing off it does nothing at all.
+
+    OpenTelemetry's no-op tracer still sets up and tears down a context per span, and the
+    SDK builds a span object even for a request its sampler drops; both show on the hot
+    path. So: with tracing off every span is one shared null context, and a child of a
+    span that is not recording (a request not sampled) is skipped, as it would not be
+    recorded either. A request costs one span unless it is sampled.
+    """
+
+    def __init__(self, provider: trace.TracerProvider | None = None) -> None:
+        self._tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._tracer is not None
+
+    def start(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | bool] | None = None,
+        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+        context: Context | None = None,
+    ) -> AbstractContextManager[trace.Span]:
+        if self._tracer is None:
+            return _NO_SPAN
+        if kind is not trace.SpanKind.SERVER and not trace.get_current_span().is_recording():
+            return _NO_SPAN
+        return self._tracer.start_as_current_span(
+            name, context=context, kind=kind, attributes=attributes, record_exception=False
+        )
 
 
 def otlp_traces_url() -> str | None:

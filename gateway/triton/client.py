@@ -28,7 +28,7 @@ from opentelemetry import trace
 
 from gateway.errors import GatewayError, TritonUnavailable
 from gateway.metrics import Metrics
-from gateway.observability.tracing import traceparent_metadata
+from gateway.observability.tracing import Spans, traceparent_metadata
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 from gateway.triton.errors import (
     aiohttp_errors,
@@ -53,11 +53,11 @@ class TritonClient:
         control_timeout_s: float,
         retry_after_s: int,
         metrics: Metrics | None = None,
-        tracer: trace.Tracer | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._metrics = metrics or Metrics()
-        self._tracer = tracer or trace.NoOpTracer()
+        self._spans = spans or Spans()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ttl_dns_cache=300),
             timeout=aiohttp.ClientTimeout(total=infer_timeout_s),
@@ -81,7 +81,7 @@ class TritonClient:
             "gateway.batch_size": request.inputs[0].shape[0] if request.inputs[0].shape else 1,
             "gateway.bytes_in": len(payload),
         }
-        with self._tracer.start_as_current_span(
+        with self._spans.start(
             "triton.infer", kind=trace.SpanKind.CLIENT, attributes=attributes
         ) as span:
             headers = {
@@ -89,7 +89,7 @@ class TritonClient:
                 # Triton compresses when asked (aiohttp asks by default): only CPU on a LAN.
                 "Accept-Encoding": "identity",
                 "Inference-Header-Content-Length": str(len(header)),
-                **dict(traceparent_metadata()),
+                **(dict(traceparent_metadata()) if self._spans.enabled else {}),
             }
             started = time.perf_counter()
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import socket
 import threading
 import time
@@ -24,7 +23,6 @@ from opentelemetry.trace import SpanKind
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
 from gateway.metrics import Metrics
-from gateway.observability.logs import JsonFormatter
 from gateway.observability.tracing import tracer_provider, triton_trace_arguments
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
@@ -33,6 +31,7 @@ from tests.support.otlp import OtlpReceiver
 from tests.support.server import running_gateway
 
 MODEL = "tabular_classifier"
+ACCESS_LINES = io.BytesIO()  # the traced gateway's access log
 SERVER_SPAN = "POST /v2/models/{model}/infer"
 
 
@@ -55,7 +54,7 @@ def traced(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with running_gateway(gateway_settings(triton, redis_server), provider) as url:
+    with running_gateway(gateway_settings(triton, redis_server), provider, ACCESS_LINES) as url:
         yield url, exporter
 
 
@@ -256,28 +255,18 @@ def test_one_json_access_line_per_request_with_trace_ids_and_no_secrets(
     traced: tuple[str, InMemorySpanExporter],
 ) -> None:
     url, exporter = traced
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    access = logging.getLogger("gateway.access")
-    access.addHandler(handler)
-    previous = access.level
-    access.setLevel(logging.INFO)
-    try:
-        exporter.clear()
-        headers = auth_headers()
-        assert infer(url, MODEL, unique_features(), request_id="req-7").status == 200
-        assert httpx.get(f"{url}/v2/models/{MODEL}", headers=headers).status_code == 200
-        assert (
-            httpx.get(
-                f"{url}/v2/models/{MODEL}", headers={"X-API-Key": "gwk_secretish"}
-            ).status_code
-            == 401
-        )
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(previous)
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    exporter.clear()
+    start = ACCESS_LINES.tell()
+    headers = auth_headers()
+    assert infer(url, MODEL, unique_features(), request_id="req-7").status == 200
+    assert httpx.get(f"{url}/v2/models/{MODEL}", headers=headers).status_code == 200
+    assert (
+        httpx.get(f"{url}/v2/models/{MODEL}", headers={"X-API-Key": "gwk_secretish"}).status_code
+        == 401
+    )
+    ACCESS_LINES.seek(start)
+    text = ACCESS_LINES.read().decode()
+    lines = [json.loads(line) for line in text.splitlines()]
     assert [line["route"] for line in lines] == [
         "/v2/models/{model}/infer",
         "/v2/models/{model}",
@@ -295,7 +284,7 @@ def test_one_json_access_line_per_request_with_trace_ids_and_no_secrets(
     assert server.context is not None
     assert infer_line["trace_id"] == format(server.context.trace_id, "032x")
     assert infer_line["key_id"] and lines[2]["status"] == 401
-    text = stream.getvalue()
+    assert infer_line["logger"] == "gateway.access" and infer_line["message"].endswith(" 200")
     assert (
         ADMIN_KEY not in text
         and ADMIN_KEY.split("_")[2] not in text

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import BinaryIO
 
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,12 +18,14 @@ from gateway.settings import Settings
 
 @contextmanager
 def running_gateway(
-    settings: Settings, tracer_provider: TracerProvider | None = None
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    access_stream: BinaryIO | None = None,
 ) -> Iterator[str]:
     """Serve `create_app(settings)` on a free loopback port; yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, tracer_provider),
+        create_app(settings, tracer_provider, access_stream),
         host="127.0.0.1",
         port=port,
         loop="uvloop",
