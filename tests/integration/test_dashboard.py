@@ -1,0 +1,39 @@
+"""The Grafana dashboard queries only metrics that the gateway and Triton really export."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+
+from gateway.embedded import EmbeddedTriton
+from tests.support.data import ROOT
+from tests.support.metrics import samples
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "gateway-dashboard.json"
+METRIC = re.compile(r"\b((?:gateway|nv)_[a-z_]+)\b")
+
+
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+
+
+def exported_names(text: str) -> set[str]:
+    """Every series name the exposition declares (labelled ones export no sample until used)."""
+    names = {name for name, _ in samples(text)}
+    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+        base = name.removesuffix("_total")
+        names |= {name} | {base + suffix for suffix in SUFFIXES.get(kind, ("",))}
+    return names
+
+
+def test_every_dashboard_query_uses_exported_metrics(
+    gateway_url: str, triton: EmbeddedTriton
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    wanted = {name for query in queries for name in METRIC.findall(query)}
+    exported = exported_names(httpx.get(f"{gateway_url}/metrics").text)
+    exported |= exported_names(httpx.get(triton.endpoints.metrics_url).text)
+    assert wanted - exported == set()
+    assert len(dashboard["panels"]) >= 6
