@@ -112,7 +112,8 @@ class RepositoryFiles:
         if not version_dir.is_dir():
             return None
         files = [p for p in model_dir.iterdir() if p.is_file()]
-        files += [p for p in version_dir.rglob("*") if p.is_file()]
+        # Python-backend models get a __pycache__ when Triton imports them: not the artifact.
+        files += [p for p in version_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
         total = hashlib.sha256()
         for path in sorted(files):
             total.update(str(path.relative_to(model_dir)).encode() + b"\0")

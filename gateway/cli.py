@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_models(repository: Path, force: bool) -> int:
     from gateway.model_build import build_repository
 
-    print(f"{'model':<22} {'version':>7}  {'held-out accuracy':>17}  file")
+    print(f"{'model':<20} {'version':>7}  {'quality':>26}  file")
     for built in build_repository(repository, force):
-        accuracy = "-" if built.accuracy is None else f"{built.accuracy:.4f}"
+        quality = "-" if built.quality is None else f"{built.quality_name} {built.quality:.6f}"
         action = "built" if built.built else "exists"
-        print(f"{built.model:<22} {built.version:>7}  {accuracy:>17}  {built.path} ({action})")
+        print(f"{built.model:<20} {built.version:>7}  {quality:>26}  {built.path} ({action})")
     return 0

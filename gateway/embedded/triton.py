@@ -69,8 +69,12 @@ class TritonDistribution:
 
 
 def repository_models(repository: Path) -> list[str]:
-    """Model folders of a repository: those holding a `config.pbtxt`."""
-    return sorted(p.parent.name for p in repository.glob("*/config.pbtxt"))
+    """Models of a repository that can load: a `config.pbtxt` and a built version folder."""
+    return sorted(
+        config.parent.name
+        for config in repository.glob("*/config.pbtxt")
+        if any(p.is_dir() and p.name.isdigit() for p in config.parent.iterdir())
+    )
 
 
 class EmbeddedTriton:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import orjson
 from numpy.typing import NDArray
 
 
@@ -20,7 +21,8 @@ class BuiltVersion:
     version: int
     path: Path
     built: bool  # False when it already existed and was skipped
-    accuracy: float | None  # held-out accuracy, measured with ONNX Runtime on the artifact
+    quality: float | None  # measured on the artifact with ONNX Runtime (see quality_name)
+    quality_name: str = "held-out accuracy"
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,24 @@ def _accuracy(path: Path, spec: ClassifierSpec) -> float:
 
 def build_repository(repository: Path, force: bool = False) -> list[BuiltVersion]:
     """Build every model of the project's repository into `repository`."""
-    from gateway.model_build import digits, tabular
+    from gateway.model_build import digits, embedding, tabular
 
     specs: Iterable[ClassifierSpec] = (tabular.spec(), digits.spec())
     results: list[BuiltVersion] = []
     for spec in specs:
         results.extend(build_classifier(repository, spec, force))
+        write_probes(repository / spec.model / "probes.json", spec)
+    results.extend(embedding.build(repository, force))
     return results
+
+
+def write_probes(path: Path, spec: ClassifierSpec) -> None:
+    """The quality gate's probe set: the first 64 held-out examples."""
+    x = spec.x_test[:64]
+    tensor = {
+        "name": spec.input_name,
+        "datatype": "FP32",
+        "shape": list(x.shape),
+        "data": x.ravel().tolist(),
+    }
+    path.write_bytes(orjson.dumps({"inputs": [tensor], "output": "label"}))
