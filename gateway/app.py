@@ -31,7 +31,7 @@ from gateway.metrics import Metrics
 from gateway.observability.logs import configure_logging
 from gateway.observability.requests import AccessLog, RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
-from gateway.routes import admin_cache, admin_keys, health, metrics, models
+from gateway.routes import admin_cache, admin_keys, admin_models, health, metrics, models
 from gateway.services import open_services
 from gateway.settings import Settings
 
@@ -64,6 +64,7 @@ def create_app(
     api.include_router(models.router)
     api.include_router(admin_keys.router)
     api.include_router(admin_cache.router)
+    api.include_router(admin_models.router)
     api.include_router(metrics.router)
     install_error_handlers(api)
     if provider is not None:

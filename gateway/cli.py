@@ -6,6 +6,8 @@ gateway serve [--host H] [--port 8000] [--workers N]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
+gateway models list | publish | traffic | promote | rollback | unload
+    the model lifecycle, through a running gateway's admin API (see gateway/models_cli.py)
 gateway keys generate | create | list | revoke | rotate
     API keys, against the configured key store (see gateway/keys_cli.py)
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gateway import keys_cli
+from gateway import keys_cli, models_cli
 from gateway.settings import Settings
 
 
@@ -45,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     build = model_commands.add_parser("build", help="build the repository's model files")
     build.add_argument("--repository", type=Path, help="default: GATEWAY_MODEL_REPOSITORY")
     build.add_argument("--force", action="store_true", help="rebuild versions that exist")
+    models_cli.add_commands(model_commands)
 
     keys_cli.add_commands(commands)
     return parser
@@ -68,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gateway.stack import serve
 
             serve(settings, args.host, args.port, args.workers)
-        elif args.command == "models":
+        elif args.command == "models" and args.models_command == "build":
             return _build_models(args.repository or settings.model_repository, args.force)
+        elif args.command == "models":
+            return models_cli.run(args, settings)
         elif args.command == "keys":
             return keys_cli.run(args, settings)
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 """What happens to an inference request between authentication and the response.
 
     DataPlane.answer(model, version, body, ...)
+      a request naming no version goes where the model's traffic split sends it (if any)
       the catalog knows the model and version, its cache is on, Cache-Control allows reads?
         the same request bytes answered recently -> replay that response   X-Cache: hit
       decode the v2 request (400 naming the input)
@@ -34,6 +35,7 @@ from gateway.cache import (
 )
 from gateway.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.errors import NotFound, TritonUnavailable
+from gateway.lifecycle.traffic import TrafficSplits
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
@@ -70,6 +72,7 @@ class DataPlane:
         triton: TritonClient,
         catalog: ModelCatalog,
         cache: ResultCache,
+        traffic: TrafficSplits,
         metrics: Metrics,
         cache_per_tenant: bool,
         spans: Spans | None = None,
@@ -78,6 +81,7 @@ class DataPlane:
         self._triton = triton
         self._catalog = catalog
         self._cache = cache
+        self._traffic = traffic
         self._metrics = metrics
         self._cache_per_tenant = cache_per_tenant
 
@@ -90,8 +94,28 @@ class DataPlane:
         key: KeyRecord,
         directive: Directive,
     ) -> Answer:
+        try:
+            return await self._answer(model, version, body, header_length, key, directive)
+        except NotFound:
+            if version:
+                raise
+            # The version this unversioned request was routed to went away meanwhile (a
+            # lifecycle change): look again, once.
+            await self._catalog.refresh()
+            return await self._answer(model, version, body, header_length, key, directive)
+
+    async def _answer(
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+        key: KeyRecord,
+        directive: Directive,
+    ) -> Answer:
         view = self._catalog.get(model)
-        target = self._target(view, version)
+        routed = version or self._route(view, key)
+        target = self._target(view, routed)
         tenant = self._tenant(key)
         memo = None
         if target is not None and directive is Directive.READ_AND_WRITE:
@@ -106,7 +130,8 @@ class DataPlane:
                 return Answer(replay.response, Outcome.HIT, target.version)
         request = decode_infer_request(model, version, body, header_length)
         if target is None or directive is Directive.NONE or is_stateful(request):
-            result = await self._bypass(request, view)
+            pinned = replace(request, version=routed) if routed else request
+            result = await self._bypass(pinned, view)
             outcome = Outcome.BYPASS
         else:
             result, outcome = await self._cached(request, target, tenant, directive)
@@ -116,6 +141,15 @@ class DataPlane:
             replay = Replay(response, _output_bytes(result))
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
         return Answer(response, outcome, result.version)
+
+    def _route(self, view: ModelView | None, key: KeyRecord) -> str:
+        """The version a traffic split sends this unversioned request to ("" if none)."""
+        if view is None:
+            return ""
+        split = self._traffic.get(view.name)
+        if split is None:
+            return ""
+        return split.choose(view.name, view.fingerprints, key.id) or ""
 
     def _target(self, view: ModelView | None, version: str) -> Target | None:
         if view is None or not view.cache_policy.enabled:
@@ -137,12 +171,7 @@ class DataPlane:
 
         async def ask_triton() -> InferResult:
             pinned = request if request.version else replace(request, version=target.version)
-            try:
-                return await self._triton.infer(pinned)
-            except NotFound:
-                if not request.version:
-                    self._catalog.refresh_soon()  # the version we resolved to went away
-                raise
+            return await self._triton.infer(pinned)
 
         if directive is Directive.WRITE_ONLY:
             result = await ask_triton()

@@ -26,6 +26,8 @@ from gateway.cache import (
 from gateway.catalog import ModelCatalog, config_parameter, repository_path
 from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
+from gateway.lifecycle import ModelLifecycle, TrafficSplits
+from gateway.lifecycle.service import GateThresholds
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
 from gateway.redis_client import redis_client
@@ -49,6 +51,7 @@ class Services:
     cache: ResultCache
     dataplane: DataPlane
     spans: Spans
+    lifecycle: ModelLifecycle
 
 
 @asynccontextmanager
@@ -128,6 +131,23 @@ async def open_services(
             logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
         catalog.start()
         stack.push_async_callback(catalog.close)
+        traffic = TrafficSplits(
+            cache_redis, _breaker("traffic", settings, metrics), settings.catalog_refresh_s
+        )
+        with contextlib.suppress(auth.StoreUnavailable):
+            await traffic.refresh()
+        traffic.start()
+        stack.push_async_callback(traffic.close)
+        lifecycle = ModelLifecycle(
+            settings.model_repository.resolve(),
+            triton,
+            catalog,
+            traffic,
+            cache_redis,
+            _breaker("lifecycle", settings, metrics),
+            GateThresholds(settings.quality_gate_min_agreement, settings.quality_gate_min_cosine),
+            settings.retry_after_s,
+        )
         yield Services(
             settings=settings,
             triton=triton,
@@ -137,8 +157,11 @@ async def open_services(
             metrics=metrics,
             catalog=catalog,
             cache=cache,
-            dataplane=DataPlane(triton, catalog, cache, metrics, settings.cache_per_tenant, spans),
+            dataplane=DataPlane(
+                triton, catalog, cache, traffic, metrics, settings.cache_per_tenant, spans
+            ),
             spans=spans,
+            lifecycle=lifecycle,
         )
 
 

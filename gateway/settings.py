@@ -116,6 +116,16 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often the view of Triton's models is refreshed"
     )
 
+    quality_gate_min_agreement: float = Field(
+        default=0.9, ge=0, le=1, description="Promotion gate for classifiers: share of equal labels"
+    )
+    quality_gate_min_cosine: float = Field(
+        default=0.98, ge=-1, le=1, description="Promotion gate for float outputs: worst cosine"
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3, gt=0, description="Largest model file accepted by publish"
+    )
+
     model_repository: Path = Field(
         default=Path("model_repository"),
         description="Triton model repository served by the embedded Triton",

@@ -1,0 +1,316 @@
+"""`ModelLifecycle`: publish, split, promote, roll back, unload; with no downtime and no
+stale cached answer.
+
+    publish(model, onnx)   validate the file against the config (nothing changes if it is
+                           wrong) -> write it as the next version folder -> add the
+                           version to the config's version policy -> Triton loads it ->
+                           warm it up with the probe set (or zeros) -> report success.
+                           Any failure puts config and folders back as they were.
+    split(model, weights)  share unversioned requests among ready versions (sticky per
+                           key if asked); kept in Redis, so it survives restarts
+    promote(model, v)      the quality gate (unless forced), then 100 % to v
+    rollback(model)        the split before the last change
+    unload(model, v)       drop v from the policy and reload; refused while traffic is
+                           routed to it or when it is the last version
+
+Operations on one model run one at a time (an in-process lock plus a Redis lock shared by
+every gateway process). After each change the catalog is refreshed at once, and every
+version of the model gets a new fingerprint (its config changed), so no cached answer of
+the old state can be served. While Triton reloads, the versions already loaded keep
+serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from auth import CircuitBreaker, StoreUnavailable
+from gateway.catalog import ModelCatalog
+from gateway.errors import GatewayError, NotFound, ServiceUnavailable
+from gateway.lifecycle.config_file import (
+    datatype_name,
+    policy_versions,
+    read_config,
+    versions_on_disk,
+    with_versions,
+    write_config,
+)
+from gateway.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
+from gateway.lifecycle.quality import GateResult, compare, probe_request
+from gateway.lifecycle.traffic import TrafficSplit, TrafficSplits
+from gateway.lifecycle.validation import validate_onnx
+from gateway.protocol.datatypes import NUMPY_DTYPES
+from gateway.protocol.types import InferRequest, Tensor
+from gateway.triton import TritonClient
+
+logger = logging.getLogger(__name__)
+
+LOCK_PREFIX = "gateway:lifecycle-lock:"
+LOCK_TTL_MS = 300_000
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    min_agreement: float
+    min_cosine: float
+
+
+class ModelLifecycle:
+    """Changes which versions Triton serves and how traffic reaches them."""
+
+    def __init__(
+        self,
+        repository: Path,
+        triton: TritonClient,
+        catalog: ModelCatalog,
+        traffic: TrafficSplits,
+        redis: aioredis.Redis,
+        breaker: CircuitBreaker,
+        thresholds: GateThresholds,
+        retry_after_s: int,
+    ) -> None:
+        self._repository = repository
+        self._triton = triton
+        self._catalog = catalog
+        self._traffic = traffic
+        self._redis = redis
+        self._breaker = breaker
+        self._thresholds = thresholds
+        self._retry_after_s = retry_after_s
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def describe(self) -> list[dict[str, Any]]:
+        """Every model: its versions and their states (Triton's index) and its split."""
+        models: dict[str, dict[str, Any]] = {}
+        for entry in await self._triton.repository_index():
+            model = models.setdefault(entry["name"], {"name": entry["name"], "versions": []})
+            if "version" in entry:
+                model["versions"].append(
+                    {k: entry[k] for k in ("version", "state", "reason") if k in entry}
+                )
+        for name, model in models.items():
+            split = self._traffic.get(name)
+            model["traffic"] = (
+                None if split is None else {"weights": split.weights, "sticky": split.sticky}
+            )
+            model["versions"].sort(key=lambda v: int(v["version"]) if v["version"].isdigit() else 0)
+        return sorted(models.values(), key=lambda m: m["name"])
+
+    async def publish(self, model: str, data: bytes) -> int:
+        model_dir = self._model_dir(model)
+        async with self._exclusive(model):
+            config = read_config(model_dir)
+            if config.platform == "ensemble" or config.backend not in ("onnxruntime", ""):
+                raise LifecycleError(
+                    f"model '{model}' is not an ONNX model; only those can be published"
+                )
+            validate_onnx(data, config)
+            on_disk = versions_on_disk(model_dir)
+            version = max(on_disk, default=0) + 1
+            served = policy_versions(config, on_disk)
+            staging = model_dir / f".publishing-{version}"
+            staging.mkdir()
+            (staging / "model.onnx").write_bytes(data)
+            staging.rename(model_dir / str(version))
+            write_config(model_dir, with_versions(config, [*served, version]))
+            try:
+                await self._triton.load_model(model)
+                await self._warm_up(model_dir, str(version))
+            except GatewayError as exc:
+                await self._restore(model_dir, config, version)
+                raise LifecycleError(
+                    f"version {version} of '{model}' did not serve: {exc.message}"
+                ) from exc
+            await self._catalog.refresh(reloaded=[model])
+            logger.info("published model %s version %d", model, version)
+            return version
+
+    async def split(self, model: str, weights: dict[str, int], sticky: bool) -> TrafficSplit:
+        async with self._exclusive(model):
+            await self._catalog.refresh()
+            ready = self._ready(model)
+            unknown = sorted(v for v, w in weights.items() if w > 0 and v not in ready)
+            if unknown:
+                raise LifecycleError(f"model '{model}' has no ready version {', '.join(unknown)}")
+            if not any(w > 0 for w in weights.values()) or any(w < 0 for w in weights.values()):
+                raise LifecycleError("weights must be non-negative with at least one above 0")
+            split = TrafficSplit({v: w for v, w in weights.items() if w > 0}, sticky)
+            await self._store(model, split)
+            return split
+
+    async def promote(self, model: str, version: str, force: bool) -> dict[str, Any]:
+        async with self._exclusive(model):
+            await self._catalog.refresh()
+            ready = self._ready(model)
+            if version not in ready:
+                raise LifecycleError(f"model '{model}' has no ready version {version}")
+            current_split = self._traffic.get(model)
+            current = (current_split.primary() if current_split else None) or self._default(model)
+            gate: GateResult | None = None
+            if current is not None and current != version and not force:
+                gate = await self._gate(model, candidate=version, current=current)
+                if not gate.passed:
+                    raise QualityGateFailed(
+                        f"version {version} of '{model}' fails the quality gate against version "
+                        f"{current}: {gate.measure} {gate.value:.4f} < {gate.threshold} "
+                        "(promote with force to override)"
+                    )
+            sticky = current_split.sticky if current_split else False
+            split = TrafficSplit({version: 100}, sticky)
+            await self._store(model, split)
+            return {
+                "model": model,
+                "version": version,
+                "replaced": current,
+                "quality_gate": gate.describe() if gate else None,
+                "forced": force,
+            }
+
+    async def rollback(self, model: str) -> TrafficSplit | None:
+        async with self._exclusive(model):
+            try:
+                return await self._traffic.rollback(model)
+            except LookupError as exc:
+                raise Conflict(
+                    f"model '{model}' has no earlier traffic split to go back to"
+                ) from exc
+            except StoreUnavailable as exc:
+                raise self._unavailable() from exc
+
+    async def unload(self, model: str, version: str) -> None:
+        model_dir = self._model_dir(model)
+        async with self._exclusive(model):
+            split = self._traffic.get(model)
+            if split is not None and split.weights.get(version, 0) > 0:
+                raise Conflict(
+                    f"version {version} of '{model}' still takes traffic; change the split first"
+                )
+            config = read_config(model_dir)
+            served = policy_versions(config, versions_on_disk(model_dir))
+            if int(version) not in served:
+                raise NotFound(f"model '{model}' does not serve version {version}")
+            if len(served) == 1:
+                raise Conflict(f"version {version} is the last version of '{model}'")
+            write_config(model_dir, with_versions(config, [v for v in served if v != int(version)]))
+            try:
+                await self._triton.load_model(model)
+            except GatewayError:
+                write_config(model_dir, config)
+                await self._triton.load_model(model)
+                raise
+            await self._catalog.refresh(reloaded=[model])
+
+    # -- helpers
+
+    def _model_dir(self, model: str) -> Path:
+        model_dir = self._repository / model
+        if "/" in model or model.startswith(".") or not (model_dir / "config.pbtxt").is_file():
+            raise NotFound(f"no model '{model}' in the repository")
+        return model_dir
+
+    def _ready(self, model: str) -> set[str]:
+        view = self._catalog.get(model)
+        return set(view.fingerprints) if view else set()
+
+    def _default(self, model: str) -> str | None:
+        view = self._catalog.get(model)
+        return view.default_version if view else None
+
+    async def _store(self, model: str, split: TrafficSplit) -> None:
+        try:
+            await self._traffic.set(model, split)
+        except StoreUnavailable as exc:
+            raise self._unavailable() from exc
+
+    async def _gate(self, model: str, candidate: str, current: str) -> GateResult:
+        model_dir = self._model_dir(model)
+        config = read_config(model_dir)
+        min_agreement = _number(
+            config_parameter_from(config, "quality_gate_min_agreement"),
+            self._thresholds.min_agreement,
+        )
+        min_cosine = _number(
+            config_parameter_from(config, "quality_gate_min_cosine"), self._thresholds.min_cosine
+        )
+        return await compare(self._triton, model_dir, candidate, current, min_agreement, min_cosine)
+
+    async def _warm_up(self, model_dir: Path, version: str) -> None:
+        """A few real requests to the new version; it must answer them all."""
+        request = probe_request(model_dir, version) or _zeros_request(model_dir, version)
+        for _ in range(3):
+            result = await self._triton.infer(request)
+            if result.version != version:
+                raise LifecycleError(f"Triton answered with version {result.version}")
+
+    async def _restore(self, model_dir: Path, config: Any, version: int) -> None:
+        write_config(model_dir, config)
+        shutil.rmtree(model_dir / str(version), ignore_errors=True)
+        with contextlib.suppress(GatewayError):
+            await self._triton.load_model(model_dir.name)
+        with contextlib.suppress(GatewayError):
+            await self._catalog.refresh(reloaded=[model_dir.name])
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, model: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(model, asyncio.Lock())
+        async with lock:
+            token = secrets.token_hex(8)
+            key = LOCK_PREFIX + model
+            try:
+                taken = await self._breaker.call(
+                    lambda: self._redis.set(key, token, nx=True, px=LOCK_TTL_MS)
+                )
+            except StoreUnavailable as exc:
+                raise self._unavailable() from exc
+            if not taken:
+                raise Conflict(f"another change to '{model}' is in progress; retry when it is done")
+            try:
+                yield
+            finally:
+                with contextlib.suppress(StoreUnavailable):
+                    await self._breaker.call(lambda: self._release(key, token))
+
+    async def _release(self, key: str, token: str) -> None:
+        if await self._redis.get(key) in (token, token.encode()):
+            await self._redis.delete(key)
+
+    def _unavailable(self) -> ServiceUnavailable:
+        return ServiceUnavailable("Redis is unavailable; nothing was changed", self._retry_after_s)
+
+
+def config_parameter_from(config: Any, name: str) -> str | None:
+    value = config.parameters.get(name)
+    return value.string_value if value is not None and value.string_value else None
+
+
+def _number(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        return default
+
+
+def _zeros_request(model_dir: Path, version: str) -> InferRequest:
+    """A batch-1 request of zeros for a model without a probe set."""
+    config = read_config(model_dir)
+    batch = [1] if config.max_batch_size > 0 else []
+    inputs = []
+    for tensor in config.input:
+        datatype = datatype_name(tensor.data_type).removeprefix("TYPE_")
+        shape = tuple(batch + [1 if d < 0 else d for d in tensor.dims])
+        dtype = NUMPY_DTYPES.get(datatype)
+        if dtype is None:
+            raise LifecycleError(f"input '{tensor.name}' ({datatype}) needs a probe set to warm up")
+        inputs.append(Tensor(tensor.name, datatype, shape, np.zeros(shape, dtype=dtype).tobytes()))
+    return InferRequest(model_dir.name, version, tuple(inputs))

@@ -1,0 +1,118 @@
+"""`gateway models ...`: the model lifecycle from the command line, through the admin API.
+
+    gateway models list
+    gateway models publish MODEL FILE.onnx
+    gateway models traffic MODEL 1=90 2=10 [--sticky]
+    gateway models promote MODEL VERSION [--force]
+    gateway models rollback MODEL
+    gateway models unload MODEL VERSION
+
+The gateway is `--url` (default: the one of `<state-dir>/stack.json`, else
+http://127.0.0.1:8000); the admin key is `--key` or GATEWAY_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.settings import Settings
+
+
+def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = models.add_parser(name, help=help_text)
+        parser.add_argument("--url", help="the gateway (default: from stack.json)")
+        parser.add_argument("--key", help="an admin key (default: GATEWAY_KEY)")
+        return parser
+
+    command("list", "models, versions, states and traffic splits")
+    publish = command("publish", "publish an ONNX file as the next version")
+    publish.add_argument("model")
+    publish.add_argument("file", type=Path)
+    traffic = command("traffic", "split unversioned requests among versions")
+    traffic.add_argument("model")
+    traffic.add_argument("weights", nargs="+", help="VERSION=WEIGHT ...")
+    traffic.add_argument("--sticky", action="store_true", help="a key keeps its version")
+    promote = command("promote", "quality gate, then all traffic to a version")
+    promote.add_argument("model")
+    promote.add_argument("version")
+    promote.add_argument("--force", action="store_true", help="skip the quality gate")
+    rollback = command("rollback", "back to the previous traffic split")
+    rollback.add_argument("model")
+    unload = command("unload", "stop serving a version")
+    unload.add_argument("model")
+    unload.add_argument("version")
+
+
+COMMANDS = ("list", "publish", "traffic", "promote", "rollback", "unload")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    url = (args.url or _url_from_stack(settings.state_dir) or "http://127.0.0.1:8000").rstrip("/")
+    key = args.key or os.environ.get("GATEWAY_KEY")
+    if not key:
+        print("gateway: an admin key is needed: --key or GATEWAY_KEY", file=sys.stderr)
+        return 2
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+        try:
+            response = _send(client, args)
+        except httpx.HTTPError as exc:
+            print(f"gateway: cannot reach {url}: {exc}", file=sys.stderr)
+            return 1
+    document: Any = response.json() if response.content else {}
+    if response.is_error:
+        print(
+            f"gateway: {response.status_code}: {document.get('error', document)}", file=sys.stderr
+        )
+        return 1
+    print(json.dumps(document, indent=2))
+    return 0
+
+
+def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
+    command = args.models_command
+    if command == "list":
+        return client.get("/admin/models")
+    if command == "publish":
+        content = args.file.read_bytes()
+        return client.post(
+            f"/admin/models/{args.model}/versions",
+            content=content,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+    if command == "traffic":
+        weights = dict(_weight(item) for item in args.weights)
+        return client.put(
+            f"/admin/models/{args.model}/traffic", json={"weights": weights, "sticky": args.sticky}
+        )
+    if command == "promote":
+        return client.post(
+            f"/admin/models/{args.model}/promote",
+            json={"version": args.version, "force": args.force},
+        )
+    if command == "rollback":
+        return client.post(f"/admin/models/{args.model}/rollback")
+    return client.delete(f"/admin/models/{args.model}/versions/{args.version}")
+
+
+def _weight(item: str) -> tuple[str, int]:
+    version, _, weight = item.partition("=")
+    if not version or not weight.isdigit():
+        raise SystemExit(f"gateway: '{item}' is not VERSION=WEIGHT")
+    return version, int(weight)
+
+
+def _url_from_stack(state_dir: Path) -> str | None:
+    try:
+        url = json.loads((state_dir / "stack.json").read_text()).get("gateway")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return url if isinstance(url, str) else None

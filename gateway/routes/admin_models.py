@@ -1,0 +1,99 @@
+"""`/admin/models`: the model lifecycle over REST (admin scope).
+
+GET    /admin/models                              models, versions, states, splits
+POST   /admin/models/{model}/versions             publish: the ONNX file as the body
+                                                  (application/octet-stream), or JSON
+                                                  {"path": "<file on the gateway host>"}
+DELETE /admin/models/{model}/versions/{version}   unload
+PUT    /admin/models/{model}/traffic              {"weights": {"1": 90, "2": 10}, "sticky": false}
+POST   /admin/models/{model}/promote              {"version": "2", "force": false}
+POST   /admin/models/{model}/rollback             the split before the last change
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.deps import AdminGrant, ServicesDep, json_response
+from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.lifecycle import TrafficSplit
+
+router = APIRouter(prefix="/admin/models", tags=["admin"])
+
+
+class Traffic(BaseModel):
+    """Body of `PUT /admin/models/{model}/traffic`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: dict[str, int] = Field(description="version -> weight, e.g. {'1': 90, '2': 10}")
+    sticky: bool = Field(default=False, description="each key always gets the same version")
+
+
+class Promotion(BaseModel):
+    """Body of `POST /admin/models/{model}/promote`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    force: bool = Field(default=False, description="skip the quality gate")
+
+
+def _split(split: TrafficSplit | None) -> dict[str, object] | None:
+    return None if split is None else {"weights": split.weights, "sticky": split.sticky}
+
+
+@router.get("")
+async def list_models(services: ServicesDep, _: AdminGrant) -> Response:
+    return json_response({"models": await services.lifecycle.describe()})
+
+
+@router.post("/{model}/versions", status_code=201)
+async def publish(model: str, request: Request, services: ServicesDep, _: AdminGrant) -> Response:
+    limit = services.settings.max_upload_bytes
+    if request.headers.get("content-type", "").startswith("application/json"):
+        document = orjson.loads(await request.body())
+        path = Path(str(document.get("path", "")))
+        if not path.is_file():
+            raise BadRequest(f"no model file at '{path}' on the gateway host")
+        if path.stat().st_size > limit:
+            raise PayloadTooLarge(
+                f"the model file has {path.stat().st_size} bytes; the limit is {limit}"
+            )
+        data = path.read_bytes()
+    else:
+        received = bytearray()
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > limit:
+                raise PayloadTooLarge(f"the model file exceeds the limit of {limit} bytes")
+        data = bytes(received)
+    version = await services.lifecycle.publish(model, data)
+    return json_response({"model": model, "version": str(version), "state": "READY"}, 201)
+
+
+@router.delete("/{model}/versions/{version}")
+async def unload(model: str, version: str, services: ServicesDep, _: AdminGrant) -> Response:
+    await services.lifecycle.unload(model, version)
+    return json_response({"model": model, "version": version, "state": "UNLOADED"})
+
+
+@router.put("/{model}/traffic")
+async def traffic(model: str, body: Traffic, services: ServicesDep, _: AdminGrant) -> Response:
+    split = await services.lifecycle.split(model, body.weights, body.sticky)
+    return json_response({"model": model, "traffic": _split(split)})
+
+
+@router.post("/{model}/promote")
+async def promote(model: str, body: Promotion, services: ServicesDep, _: AdminGrant) -> Response:
+    return json_response(await services.lifecycle.promote(model, body.version, body.force))
+
+
+@router.post("/{model}/rollback")
+async def rollback(model: str, services: ServicesDep, _: AdminGrant) -> Response:
+    split = await services.lifecycle.rollback(model)
+    return json_response({"model": model, "traffic": _split(split)})
