@@ -42,7 +42,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,7 @@ class ModelCatalog:
         self._policy = policy
         self._on_artifact_change = on_artifact_change or _nothing
         self._wake = asyncio.Event()
+        self._changing: set[str] = set()
         self._files = RepositoryFiles(repository)
         self._refresh_s = refresh_s
         self._versions: dict[tuple[str, str], _VersionState] = {}
@@ -180,6 +181,15 @@ class ModelCatalog:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    @contextlib.asynccontextmanager
+    async def changing(self, model: str) -> AsyncIterator[None]:
+        """The gateway itself is changing `model`'s files: no warnings about them meanwhile."""
+        self._changing.add(model)
+        try:
+            yield
+        finally:
+            self._changing.discard(model)
 
     def refresh_soon(self) -> None:
         """Ask the background loop for a refresh now (e.g. Triton knows a model we don't)."""
@@ -238,7 +248,7 @@ class ModelCatalog:
                         logger.info("model %s version %s was reloaded with new files", *key)
                         await self._on_artifact_change(*key)
                 elif on_disk is not None and on_disk != previous.loaded:
-                    if previous.fingerprint is not None:
+                    if previous.fingerprint is not None and key[0] not in self._changing:
                         logger.warning(
                             "model %s version %s: its files changed since Triton loaded it; "
                             "caching is paused for it until a reload is seen",

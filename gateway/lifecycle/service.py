@@ -2,10 +2,12 @@
 stale cached answer.
 
     publish(model, onnx)   validate the file against the config (nothing changes if it is
-                           wrong) -> write it as the next version folder -> add the
+                           wrong) -> pin unversioned traffic to the current default if no
+                           split exists (a new version takes no traffic until split or
+                           promoted) -> write it as the next version folder -> add the
                            version to the config's version policy -> Triton loads it ->
                            warm it up with the probe set (or zeros) -> report success.
-                           Any failure puts config and folders back as they were.
+                           Any failure puts config, folders and split back as they were.
     split(model, weights)  share unversioned requests among ready versions (sticky per
                            key if asked); kept in Redis, so it survives restarts
     promote(model, v)      the quality gate (unless forced), then 100 % to v
@@ -119,6 +121,13 @@ class ModelLifecycle:
             on_disk = versions_on_disk(model_dir)
             version = max(on_disk, default=0) + 1
             served = policy_versions(config, on_disk)
+            # A new version takes no traffic until a split or a promotion gives it some: with
+            # no split, unversioned requests would otherwise follow Triton to the newest.
+            pinned = False
+            default = self._default(model)
+            if self._traffic.get(model) is None and default is not None:
+                await self._store(model, TrafficSplit({default: 100}))
+                pinned = True
             staging = model_dir / f".publishing-{version}"
             staging.mkdir()
             (staging / "model.onnx").write_bytes(data)
@@ -129,6 +138,9 @@ class ModelLifecycle:
                 await self._warm_up(model_dir, str(version))
             except GatewayError as exc:
                 await self._restore(model_dir, config, version)
+                if pinned:
+                    with contextlib.suppress(StoreUnavailable, LookupError):
+                        await self._traffic.rollback(model)
                 raise LifecycleError(
                     f"version {version} of '{model}' did not serve: {exc.message}"
                 ) from exc
@@ -264,7 +276,7 @@ class ModelLifecycle:
     @contextlib.asynccontextmanager
     async def _exclusive(self, model: str) -> AsyncIterator[None]:
         lock = self._locks.setdefault(model, asyncio.Lock())
-        async with lock:
+        async with lock, self._catalog.changing(model):
             token = secrets.token_hex(8)
             key = LOCK_PREFIX + model
             try:

@@ -1,0 +1,296 @@
+"""The model lifecycle against a real Triton, through the gateway's admin API.
+
+This module's Triton serves a writable copy of `tabular_classifier`; its tests run in order
+and build on each other's versions (publish makes 3, then 4, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.lifecycle.config_file import policy_versions, read_config, versions_on_disk
+from tests.integration.conftest import gateway_settings
+from tests.support.admin import create_key
+from tests.support.data import ROOT, samples
+from tests.support.keys import ADMIN_KEY, auth_headers
+from tests.support.server import running_gateway
+
+MODEL = "tabular_classifier"
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
+    root = tmp_path_factory.mktemp("lifecycle-models")
+    shutil.copytree(model_repository / MODEL, root / MODEL)
+    return root
+
+
+@pytest.fixture(scope="module")
+def own_triton(
+    tmp_path_factory: pytest.TempPathFactory, repository: Path
+) -> Iterator[EmbeddedTriton]:
+    server = EmbeddedTriton(repository, tmp_path_factory.mktemp("lifecycle-triton"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("lifecycle-redis"), persistent=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+def settings_for(triton: EmbeddedTriton, redis_server: EmbeddedRedis, repository: Path):
+    return gateway_settings(
+        triton, redis_server, model_repository=repository, catalog_refresh_s=0.3
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    own_triton: EmbeddedTriton, own_redis: EmbeddedRedis, repository: Path
+) -> Iterator[str]:
+    with running_gateway(settings_for(own_triton, own_redis, repository)) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(gateway: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway, headers=auth_headers(), timeout=120) as client:
+        yield client
+
+
+def body(row: int = 0, seed: int | None = None) -> dict[str, object]:
+    if seed is not None:
+        x = np.random.default_rng(seed).random((1, 30), dtype=np.float32) * 20
+    else:
+        x = samples(MODEL, rows=1, offset=row)
+    return {
+        "inputs": [
+            {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": x.ravel().tolist()}
+        ]
+    }
+
+
+def constant_classifier() -> bytes:
+    """A model with tabular_classifier's inputs and outputs that always says 'malignant'."""
+    zero = numpy_helper.from_array(np.array([0.0], np.float32), "zero")
+    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [
+        helper.make_node("ReduceSum", ["features", "axes"], ["total"], keepdims=1),
+        helper.make_node("Mul", ["total", "zero"], ["zeros"]),
+        helper.make_node("Add", ["zeros", "one"], ["ones"]),
+        helper.make_node("Cast", ["zeros"], ["label"], to=TensorProto.INT64),
+        helper.make_node("Concat", ["ones", "zeros"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "always_malignant",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 30])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None, 1]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+        [zero, one, axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def publish(admin: httpx.Client, data: bytes) -> httpx.Response:
+    return admin.post(
+        f"/admin/models/{MODEL}/versions",
+        content=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+
+class Stream:
+    """A client sending unversioned requests the whole time, recording every status."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.statuses: Counter[int] = Counter()
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers=auth_headers(), timeout=60) as client:
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                headers = {"Cache-Control": "no-store"} if n % 2 else {}
+                response = client.post(
+                    f"/v2/models/{MODEL}/infer", json=body(row=n % 50), headers=headers
+                )
+                self.statuses[response.status_code] += 1
+                if response.status_code != 200:
+                    self.errors.append(response.text)
+
+    def __enter__(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def served_versions(client: httpx.Client, count: int, key: str | None = None) -> Counter[str]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    seen: Counter[str] = Counter()
+    for n in range(count):
+        response = client.post(f"/v2/models/{MODEL}/infer", json=body(seed=n), headers=headers)
+        assert response.status_code == 200, response.text
+        seen[response.json()["model_version"]] += 1
+    return seen
+
+
+def test_publish_split_promote_rollback_with_a_client_streaming(
+    admin: httpx.Client, gateway: str, repository: Path
+) -> None:
+    with Stream(gateway) as stream:
+        published = publish(admin, (repository / MODEL / "1" / "model.onnx").read_bytes())
+        assert published.status_code == 201, published.text
+        new = published.json()["version"]
+        assert new == "3"
+        listed = admin.get("/admin/models").json()["models"]
+        (model,) = [m for m in listed if m["name"] == MODEL]
+        assert {v["version"]: v["state"] for v in model["versions"]}["3"] == "READY"
+
+        split = admin.put(f"/admin/models/{MODEL}/traffic", json={"weights": {"2": 90, "3": 10}})
+        assert split.status_code == 200, split.text
+        seen = served_versions(admin, 400)
+        assert set(seen) == {"2", "3"}
+        # binomial(400, 0.1): mean 40, sd 6; 4 sd either side
+        assert 16 <= seen["3"] <= 64, seen
+
+        promoted = admin.post(f"/admin/models/{MODEL}/promote", json={"version": "3"})
+        assert promoted.status_code == 200, promoted.text
+        assert promoted.json()["quality_gate"]["measure"] == "agreement"
+        assert promoted.json()["quality_gate"]["value"] >= 0.9
+        assert served_versions(admin, 30) == Counter({"3": 30})
+
+        back = admin.post(f"/admin/models/{MODEL}/rollback")
+        assert back.status_code == 200 and back.json()["traffic"]["weights"] == {"2": 90, "3": 10}
+        back = admin.post(f"/admin/models/{MODEL}/rollback")
+        # publishing pinned unversioned traffic to the version serving before it
+        assert back.status_code == 200 and back.json()["traffic"]["weights"] == {"2": 100}
+        time.sleep(0.5)
+    assert stream.errors == [] and stream.statuses[200] > 50, stream.statuses
+
+
+def test_bad_files_are_rejected_and_serving_continues(
+    admin: httpx.Client, repository: Path
+) -> None:
+    before_disk = versions_on_disk(repository / MODEL)
+    before_policy = policy_versions(read_config(repository / MODEL), before_disk)
+    garbage = publish(admin, b"this is not an onnx file" * 10)
+    assert garbage.status_code == 400 and "not a valid ONNX model" in garbage.json()["error"]
+    truncated = publish(admin, (repository / MODEL / "2" / "model.onnx").read_bytes()[:5000])
+    assert truncated.status_code == 400
+    model = onnx.load_model_from_string(constant_classifier())
+    model.graph.input[0].name = "x"  # now the graph has an input the config does not name
+    model.graph.node[0].input[0] = "x"
+    wrong = publish(admin, model.SerializeToString())
+    assert wrong.status_code == 400 and "'features'" in wrong.json()["error"]
+    doubled = onnx.load_model_from_string(constant_classifier())
+    doubled.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
+    mistyped = publish(admin, doubled.SerializeToString())
+    assert mistyped.status_code == 400 and "TYPE_FP64" in mistyped.json()["error"]
+    assert versions_on_disk(repository / MODEL) == before_disk
+    assert policy_versions(read_config(repository / MODEL), before_disk) == before_policy
+    assert served_versions(admin, 5)
+
+
+def test_the_quality_gate_blocks_a_bad_candidate_unless_forced(admin: httpx.Client) -> None:
+    published = publish(admin, constant_classifier())
+    assert published.status_code == 201, published.text
+    bad = published.json()["version"]
+    refused = admin.post(f"/admin/models/{MODEL}/promote", json={"version": bad})
+    assert refused.status_code == 409
+    assert "quality gate" in refused.json()["error"] and "agreement" in refused.json()["error"]
+    assert served_versions(admin, 10).keys() != {bad}
+    forced = admin.post(f"/admin/models/{MODEL}/promote", json={"version": bad, "force": True})
+    assert forced.status_code == 200 and forced.json()["forced"] is True
+    assert served_versions(admin, 10) == Counter({bad: 10})
+    assert admin.post(f"/admin/models/{MODEL}/rollback").status_code == 200
+
+
+def test_unload_refuses_routed_versions_and_then_stops_serving(
+    admin: httpx.Client, gateway: str
+) -> None:
+    assert (
+        admin.put(f"/admin/models/{MODEL}/traffic", json={"weights": {"2": 100}}).status_code == 200
+    )
+    assert admin.delete(f"/admin/models/{MODEL}/versions/2").status_code == 409
+    removed = admin.delete(f"/admin/models/{MODEL}/versions/3")
+    assert removed.status_code == 200, removed.text
+    gone = admin.post(f"/v2/models/{MODEL}/versions/3/infer", json=body())
+    assert gone.status_code == 404
+    assert served_versions(admin, 5) == Counter({"2": 5})
+
+
+def test_split_survives_a_gateway_restart_and_sticky_keys_keep_their_version(
+    admin: httpx.Client, own_triton: EmbeddedTriton, own_redis: EmbeddedRedis, repository: Path
+) -> None:
+    split = admin.put(
+        f"/admin/models/{MODEL}/traffic", json={"weights": {"1": 50, "2": 50}, "sticky": True}
+    )
+    assert split.status_code == 200, split.text
+    with (
+        running_gateway(settings_for(own_triton, own_redis, repository)) as fresh,
+        httpx.Client(base_url=fresh, headers=auth_headers(), timeout=60) as client,
+    ):
+        (model,) = [m for m in client.get("/admin/models").json()["models"] if m["name"] == MODEL]
+        assert model["traffic"] == {"weights": {"1": 50, "2": 50}, "sticky": True}
+        keys = [create_key(fresh, models=["*"])[1] for _ in range(8)]
+        versions = set()
+        for key in keys:
+            seen = served_versions(client, 10, key=key)
+            assert len(seen) == 1  # sticky: one version per key
+            versions |= set(seen)
+        assert versions == {"1", "2"}  # 8 keys: both versions (chance of not: 1/128)
+
+
+def test_cli_mirrors_the_api(gateway: str) -> None:
+    env = {**os.environ, "GATEWAY_KEY": ADMIN_KEY}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "gateway", "models", *args, "--url", gateway],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = cli("list")
+    assert listed.returncode == 0 and MODEL in listed.stdout
+    changed = cli("traffic", MODEL, "2=100")
+    assert changed.returncode == 0 and '"2": 100' in changed.stdout
+    refused = cli("unload", MODEL, "2")
+    assert refused.returncode == 1 and "409" in refused.stderr
+    assert cli("rollback", MODEL).returncode == 0
