@@ -10,7 +10,7 @@ EXTRAS := embedded,models,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps models run test lint format clean
+.PHONY: install system-deps bench-deps models run test lint format loadtest bench clean
 
 install: system-deps $(STAMP)
 
@@ -40,6 +40,19 @@ system-deps:
 	  fi; \
 	fi
 
+# wrk and h2load (load generators of the benchmarks) come from the system's packages.
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v h2load >/dev/null 2>&1 || missing="$$missing nghttp2-client"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing (sudo apt-get install -y$$missing)"; exit 1; \
+	  fi; \
+	fi
+
 models: install
 	$(BIN)/gateway models build
 
@@ -53,6 +66,12 @@ lint: install
 
 test: models lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+loadtest: models
+	$(BIN)/python -m loadtests.run_loadtest
+
+bench: models bench-deps
+	$(BIN)/python -m loadtests.bench
 
 format: install
 	$(BIN)/ruff format .

@@ -1,0 +1,89 @@
+"""`make loadtest`: the Locust scenarios headless against a fresh `gateway up`.
+
+    .venv/bin/python -m loadtests.run_loadtest [--output DIR] [extra locust arguments]
+
+Starts `gateway up` (embedded Redis and Triton, state in a temporary folder, an admin key
+made for the run), runs `loadtests/locustfile.py` with the step-load shape
+(`loadtests/step_load.py`, 6 steps of 20 s by default), writes the CSV and HTML reports to
+`loadtests/reports/<UTC time>/` (or --output), then stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+from auth import ApiKey
+from gateway.embedded import ManagedProcess
+from gateway.embedded.ports import free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+def start_stack(state: Path, key: str) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({"GATEWAY_ADMIN_KEY": key, "GATEWAY_ACCESS_LOG": "false"})
+    stack = ManagedProcess(
+        "gateway up",
+        [sys.executable, "-m", "gateway", "up", "--port", str(port), "--state-dir", str(state)],
+        state / "gateway-up.log",
+        env=env,
+        stop_timeout_s=60,
+    )
+    stack.start()
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    stack.wait_ready(ready, 180)
+    return stack, url
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--output", type=Path)
+    args, locust_args = parser.parse_known_args()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    output = args.output or HERE / "reports" / stamp
+    output.mkdir(parents=True, exist_ok=True)
+    key = str(ApiKey.generate())
+    with tempfile.TemporaryDirectory() as folder:
+        stack, url = start_stack(Path(folder), key)
+        try:
+            command = [
+                sys.executable, "-m", "locust",
+                "-f", f"{HERE / 'locustfile.py'},{HERE / 'step_load.py'}",
+                "--headless", "--host", url,
+                "--csv", str(output / "loadtest"), "--csv-full-history",
+                "--html", str(output / "loadtest.html"),
+                "--only-summary",
+                *locust_args,
+            ]  # fmt: skip
+            started = time.monotonic()
+            code = subprocess.run(
+                command, env={**os.environ, "GATEWAY_KEY": key}, check=False
+            ).returncode
+            print(f"locust finished in {time.monotonic() - started:.0f} s with exit code {code}")
+        finally:
+            stack.stop()
+    print(f"reports: {output}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
