@@ -34,7 +34,7 @@ from gateway.asgi import (
     send_response,
 )
 from gateway.cache import Directive
-from gateway.errors import GatewayError, MethodNotAllowed
+from gateway.errors import GatewayError, MethodNotAllowed, ServiceUnavailable
 from gateway.observability.requests import RequestInfo, request_info
 from gateway.services import Services
 
@@ -46,10 +46,16 @@ VERSIONED_ROUTE = "/v2/models/{model}/versions/{version}/infer"
 
 
 class InferEndpoint:
-    """ASGI middleware answering infer requests itself and passing everything else on."""
+    """ASGI middleware answering infer requests itself and passing everything else on.
+
+    Overload: with GATEWAY_MAX_IN_FLIGHT requests already being served by this worker, a
+    new one gets 503 with Retry-After at once (before its body is read), so an overload
+    is shed instead of queueing without bound.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = INFER_PATH.match(scope["path"]) if scope["type"] == "http" else None
@@ -61,6 +67,29 @@ class InferEndpoint:
         info = request_info(scope)
         info.route = VERSIONED_ROUTE if version else ROUTE
         info.model = services.catalog.metric_label(model)
+        limit = services.settings.max_in_flight
+        if limit and self.in_flight >= limit:
+            services.metrics.shed.inc()
+            await send_error(send, Overloaded(services.settings.retry_after_s))
+            return
+        self.in_flight += 1
+        services.metrics.in_flight.inc()
+        try:
+            await self._traced(services, model, version, info, scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            services.metrics.in_flight.dec()
+
+    async def _traced(
+        self,
+        services: Services,
+        model: str,
+        version: str,
+        info: RequestInfo,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
         spans = services.spans
         with spans.start(
             f"{scope['method']} {info.route}",
@@ -131,6 +160,13 @@ class InferEndpoint:
             )
         await send_response(send, 200, response.body, response_headers)
         return 200
+
+
+class Overloaded(ServiceUnavailable):
+    """This worker already serves GATEWAY_MAX_IN_FLIGHT requests."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("the gateway is at capacity; retry shortly", max(1, retry_after_s))
 
 
 def _caller_context(scope: Scope) -> Context | None:

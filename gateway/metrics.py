@@ -115,6 +115,17 @@ class Metrics:
                 registry=r,
             )
         )
+        self.shed = Counter(
+            "gateway_shed_requests",
+            "Inference requests refused with 503 because the worker was at GATEWAY_MAX_IN_FLIGHT",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "gateway_in_flight_requests",
+            "Inference requests being served",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited",
             "Requests refused with 429 because their key's rate limit was spent",

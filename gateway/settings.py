@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default=86_400.0, ge=0, description="How long a rotated key keeps working"
     )
 
+    max_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description="Inference requests one worker serves at once; more get 503 (0: no limit)",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
     )
