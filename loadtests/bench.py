@@ -1,0 +1,699 @@
+"""`make bench`: the gateway against direct Triton and the alternatives, in one run.
+
+    .venv/bin/python -m loadtests.bench [--duration 5] [--output docs/benchmarks] [--no-bentoml]
+
+On three models (the smallest: `tabular_classifier` v1, logistic regression;
+`tabular_classifier` v2, gradient-boosted trees; `text_embedding`, MiniLM), each at 1 and
+at 16 connections, closed loop:
+
+    direct Triton, HTTP (JSON)            wrk
+    direct Triton, gRPC                   h2load (wrk speaks no HTTP/2; mean latency only)
+    gateway, cache miss (unique inputs)   wrk, 1 worker
+    gateway, cache hit                    wrk, 1 worker
+    gateway, 2 workers: miss and hit     wrk
+    FastAPI + ONNX Runtime in-process     wrk (the usual hand-written service)
+    BentoML serving the same ONNX files   wrk (its own venv, .venv-bentoml)
+
+then an open-loop overload test (fixed arrival rates at 1x and 2x the measured miss
+saturation of `text_embedding`), and a py-spy profile of the gateway's hit path. It writes
+`README.md` (tables, the targets met or missed, the machine), `bench.png` and
+`results.json` to --output. Absolute numbers drift on shared machines: compare the ratios
+of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import numpy as np
+from tritonclient.grpc import service_pb2
+
+from auth import ApiKey
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
+from gateway.embedded.ports import free_port
+from loadtests.h2load import run_grpc
+from loadtests.openloop import OpenLoopResult, open_loop
+from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
+
+ROOT = Path(__file__).resolve().parents[1]
+TRITON_MODELS = ["tabular_classifier", "text_tokenizer", "text_encoder", "text_embedding"]
+CONCURRENCY = (1, 16)
+TEXT = "wireless noise cancelling headphones with long battery life"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model as each system addresses it."""
+
+    name: str
+    triton_path: str  # also the gateway's
+    alternative: str  # the alternatives' model name
+    body: str  # v2 JSON request
+    unique: tuple[str, str]  # the body around a unique "<counter>.5, <run>" insertion
+    bentoml_path: str
+    bentoml_body: str
+    bentoml_unique: tuple[str, str]
+    grpc: service_pb2.ModelInferRequest
+
+
+def targets() -> list[Target]:
+    features = [round(0.5 + 0.1 * i, 1) for i in range(30)]
+    data = ", ".join(str(v) for v in features)
+    tabular = (
+        '{"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", '
+        f'"data": [{data}]}}]}}'
+    )
+    tabular_unique = (tabular[: tabular.index("[0.5,") + 1], tabular[tabular.index(", 0.7,") :])
+    bento_tabular = f'{{"features": [[{data}]]}}'
+    bento_tabular_unique = (
+        bento_tabular[: bento_tabular.index("[[") + 2],
+        bento_tabular[bento_tabular.index(", 0.7,") :],
+    )
+    text = (
+        '{"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", '
+        f'"data": ["{TEXT}"]}}]}}'
+    )
+    text_unique = (text[: text.index(TEXT)] + "query ", text[text.index(TEXT) + len(TEXT) :])
+    bento_text = f'{{"texts": ["{TEXT}"]}}'
+    bento_text_unique = ('{"texts": ["query ', '"]}')
+
+    def grpc_tabular(version: str) -> service_pb2.ModelInferRequest:
+        request = service_pb2.ModelInferRequest(
+            model_name="tabular_classifier", model_version=version
+        )
+        tensor = request.inputs.add()
+        tensor.name, tensor.datatype = "features", "FP32"
+        tensor.shape.extend([1, 30])
+        request.raw_input_contents.append(np.asarray([features], dtype=np.float32).tobytes())
+        return request
+
+    grpc_text = service_pb2.ModelInferRequest(model_name="text_embedding")
+    tensor = grpc_text.inputs.add()
+    tensor.name, tensor.datatype = "text", "BYTES"
+    tensor.shape.extend([1, 1])
+    grpc_text.raw_input_contents.append(len(TEXT).to_bytes(4, "little") + TEXT.encode())
+    return [
+        Target(
+            "smallest (tabular v1, logistic regression)",
+            "/v2/models/tabular_classifier/versions/1/infer",
+            "tabular_v1",
+            tabular,
+            tabular_unique,
+            "/tabular_v1",
+            bento_tabular,
+            bento_tabular_unique,
+            grpc_tabular("1"),
+        ),
+        Target(
+            "tabular_classifier (v2, gradient-boosted trees)",
+            "/v2/models/tabular_classifier/infer",
+            "tabular",
+            tabular,
+            tabular_unique,
+            "/tabular",
+            bento_tabular,
+            bento_tabular_unique,
+            grpc_tabular(""),
+        ),
+        Target(
+            "text_embedding (MiniLM, fp32)",
+            "/v2/models/text_embedding/infer",
+            "text_embedding",
+            text,
+            text_unique,
+            "/text_embedding",
+            bento_text,
+            bento_text_unique,
+            grpc_text,
+        ),
+    ]
+
+
+@dataclass
+class Row:
+    model: str
+    system: str
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    vs_triton: float = 0.0
+
+
+def wait_http(url: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start(
+    name: str, argv: list[str], state: Path, env: dict[str, str], probe: str
+) -> ManagedProcess:
+    process = ManagedProcess(name, argv, state / f"{name}.log", env=env, stop_timeout_s=20)
+    process.start()
+    process.wait_ready(lambda: _answers(probe), 240)
+    return process
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def bentoml_python(recreate: bool = False) -> Path | None:
+    """The Python of a venv with BentoML (created on first use); None if it cannot be made."""
+    venv = ROOT / ".venv-bentoml"
+    python = venv / "bin" / "python"
+    if python.exists() and not recreate:
+        return python
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "bentoml>=1.3",
+                "onnxruntime>=1.17",
+                "numpy",
+                "tokenizers>=0.19",
+            ],
+            check=True,
+        )
+    except subprocess.CalledProcessError:
+        return None
+    return python
+
+
+@contextlib.contextmanager
+def systems(state: Path, key: str, with_bentoml: bool) -> Iterator[dict[str, str]]:
+    """Start every system; yield their base URLs (and Triton's gRPC address)."""
+    processes: list[ManagedProcess] = []
+    redis_server = EmbeddedRedis(state, persistent=False)
+    triton = EmbeddedTriton(ROOT / "model_repository", state, models=TRITON_MODELS)
+    try:
+        redis_url = redis_server.start()
+        triton.start()
+        urls = {"triton": triton.endpoints.http_url, "grpc": triton.endpoints.grpc_url}
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
+        for name, workers in (("gateway", 1), ("gateway-2-workers", 2)):
+            port = free_port()
+            env = {
+                **base_env,
+                "GATEWAY_TRITON_URL": urls["triton"],
+                "GATEWAY_REDIS_URL": redis_url,
+                "GATEWAY_ADMIN_KEY": key,
+                "GATEWAY_STATE_DIR": str(state / name),
+                "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
+            }
+            argv = [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ]
+            processes.append(
+                start(name, argv, state, env, f"http://127.0.0.1:{port}/v2/health/ready")
+            )
+            urls[name] = f"http://127.0.0.1:{port}"
+            urls[f"{name}-pid"] = str(processes[-1].pid)
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "loadtests.alternatives.fastapi_onnx:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        processes.append(
+            start(
+                "fastapi-onnx",
+                argv,
+                state,
+                {**base_env, "PYTHONPATH": str(ROOT)},
+                f"http://127.0.0.1:{port}/docs",
+            )
+        )
+        urls["fastapi"] = f"http://127.0.0.1:{port}"
+        python = bentoml_python() if with_bentoml else None
+        if python is not None:
+            port = free_port()
+            argv = [
+                str(python),
+                "-m",
+                "bentoml",
+                "serve",
+                "loadtests.alternatives.bentoml_service:Models",
+                "--port",
+                str(port),
+            ]
+            env = {**base_env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "true"}
+            processes.append(start("bentoml", argv, state, env, f"http://127.0.0.1:{port}/readyz"))
+            urls["bentoml"] = f"http://127.0.0.1:{port}"
+        yield urls
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        triton.stop()
+        redis_server.stop()
+
+
+def plan(target: Target, urls: dict[str, str], key: str) -> list[tuple[str, str, str]]:
+    """(system, URL, wrk script) of each HTTP row for `target`."""
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    plain = {"Content-Type": "application/json"}
+
+    def unique(parts: tuple[str, str], headers: dict[str, str]) -> str:
+        return unique_post_script(*parts, headers, run_id=random.randrange(1, 16_000_000))
+
+    gateway, two = urls["gateway"], urls["gateway-2-workers"]
+    rows = [
+        (
+            "direct Triton, HTTP",
+            urls["triton"] + target.triton_path,
+            post_script(target.body, plain),
+        ),
+        ("gateway, cache miss", gateway + target.triton_path, unique(target.unique, auth)),
+        ("gateway, cache hit", gateway + target.triton_path, post_script(target.body, auth)),
+        ("gateway 2 workers, cache miss", two + target.triton_path, unique(target.unique, auth)),
+        ("gateway 2 workers, cache hit", two + target.triton_path, post_script(target.body, auth)),
+        (
+            "FastAPI + ONNX Runtime",
+            f"{urls['fastapi']}/v2/models/{target.alternative}/infer",
+            unique(target.unique, plain),
+        ),
+    ]
+    if "bentoml" in urls:
+        bento = urls["bentoml"] + target.bentoml_path
+        rows.append(("BentoML", bento, unique(target.bentoml_unique, plain)))
+    return rows
+
+
+def measure(urls: dict[str, str], key: str, duration_s: float) -> list[Row]:
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    rows: list[Row] = []
+    for target in targets():
+        for url in (urls["gateway"], urls["gateway-2-workers"]):  # warm the hit path
+            for _ in range(20):
+                httpx.post(url + target.triton_path, content=target.body, headers=auth, timeout=60)
+        http_rows = plan(target, urls, key)
+        for connections in CONCURRENCY:
+            results: list[tuple[str, WrkResult]] = []
+            for system, url, script in http_rows[:1]:
+                results.append(
+                    (system, run_wrk(url, script, connections=connections, duration_s=duration_s))
+                )
+            grpc = run_grpc(
+                urls["grpc"], target.grpc, connections=connections, duration_s=duration_s
+            )
+            results.append(("direct Triton, gRPC (h2load, mean)", grpc))
+            for system, url, script in http_rows[1:]:
+                time.sleep(0.5)
+                results.append(
+                    (system, run_wrk(url, script, connections=connections, duration_s=duration_s))
+                )
+            base = results[0][1].requests_per_s
+            for system, result in results:
+                rows.append(
+                    Row(
+                        target.name,
+                        system,
+                        connections,
+                        result.requests_per_s,
+                        result.p50_ms,
+                        result.p99_ms,
+                        result.errors,
+                        result.requests_per_s / base,
+                    )
+                )
+                print(
+                    f"{target.name[:24]:24} {system:36} c={connections:<3} "
+                    f"{result.requests_per_s:9,.0f} req/s",
+                    flush=True,
+                )
+    return rows
+
+
+def overload(urls: dict[str, str], key: str, rows: list[Row]) -> list[tuple[str, OpenLoopResult]]:
+    """Open loop at 0.5x, 1x and 2x the gateway's measured miss saturation, text_embedding."""
+    saturation = next(
+        r.requests_per_s
+        for r in rows
+        if r.model.startswith("text_embedding")
+        and r.system == "gateway, cache miss"
+        and r.connections == 16
+    )
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    url = urls["gateway"] + "/v2/models/text_embedding/infer"
+    run = random.randrange(1_000_000)
+
+    def body(n: int) -> bytes:
+        return json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "text",
+                        "shape": [1, 1],
+                        "datatype": "BYTES",
+                        "data": [f"overload {run} {n}"],
+                    }
+                ]
+            }
+        ).encode()
+
+    results = []
+    for factor in (0.5, 1.0, 2.0):
+        result = open_loop(url, body, headers, rate=max(5.0, saturation * factor), seconds=10)
+        results.append((f"{factor:g}x saturation ({saturation * factor:,.0f} req/s)", result))
+        time.sleep(2)
+    return results
+
+
+def profile_hit_path(urls: dict[str, str], key: str, output: Path) -> list[tuple[str, float]]:
+    """py-spy on the 1-worker gateway while wrk sends cache hits; the busiest functions."""
+    target = targets()[0]
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    raw = output / "hit-path-profile.txt"
+    pid = urls["gateway-pid"]  # one worker: uvicorn serves in the process it was started as
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            pid,
+            "--duration",
+            "5",
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_wrk(
+        urls["gateway"] + target.triton_path,
+        post_script(target.body, auth),
+        connections=16,
+        duration_s=6,
+    )
+    spy.wait(30)
+    totals: dict[str, int] = {}
+    count = 0
+    with contextlib.suppress(FileNotFoundError):
+        for line in raw.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            count += int(n)
+            leaf = stack.split(";")[-1]  # self time: the function running when sampled
+            totals[leaf] = totals.get(leaf, 0) + int(n)
+    ranked = sorted(((f, v / count) for f, v in totals.items()), key=lambda x: -x[1])
+    return ranked[:15] if count else []
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
+    versions = {}
+    for package in (
+        "nvidia-pytriton",
+        "onnxruntime",
+        "fastapi",
+        "uvicorn",
+        "aiohttp",
+        "redis",
+        "opentelemetry-sdk",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "triton": "2.51.0 (nvidia-pytriton 0.7.0 wheel), CPU, Python-based onnxruntime backend",
+        **versions,
+    }
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    models = list(dict.fromkeys(r.model for r in rows))
+    system_names = list(dict.fromkeys(r.system for r in rows))
+    figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 5.5))
+    for axis, model in zip(np.atleast_1d(axes), models, strict=True):
+        values = [
+            next(
+                (
+                    r.requests_per_s
+                    for r in rows
+                    if r.model == model and r.system == s and r.connections == 16
+                ),
+                0,
+            )
+            for s in system_names
+        ]
+        axis.barh(
+            system_names,
+            values,
+            color=[
+                "#888" if "direct" in s else "#2a7" if "gateway" in s else "#c63"
+                for s in system_names
+            ],
+        )
+        axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_title(f"{model}\n16 connections", fontsize=9)
+        axis.set_xlabel("requests/s (log)")
+        axis.invert_yaxis()
+        axis.tick_params(axis="y", labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def verdicts(rows: list[Row]) -> list[tuple[str, str, bool]]:
+    def get(model: str, system: str, connections: int) -> Row:
+        return next(
+            r
+            for r in rows
+            if r.model.startswith(model) and r.system == system and r.connections == connections
+        )
+
+    small_hit = get("smallest", "gateway, cache hit", 16)
+    text_hit = get("text_embedding", "gateway, cache hit", 16)
+    miss_1 = get("smallest", "gateway, cache miss", 1)
+    direct_1 = get("smallest", "direct Triton, HTTP", 1)
+    one = get("smallest", "gateway, cache hit", 16).requests_per_s
+    two = get("smallest", "gateway 2 workers, cache hit", 16).requests_per_s
+    miss_text = get("text_embedding", "gateway, cache miss", 16).requests_per_s
+    alternatives = [
+        r
+        for r in rows
+        if r.model.startswith("text_embedding")
+        and r.connections == 16
+        and r.system in ("FastAPI + ONNX Runtime", "BentoML")
+    ]
+    best = max(alternatives, key=lambda r: r.requests_per_s)
+    return [
+        (
+            "gateway hit ≥ 1.0x direct Triton, smallest model",
+            f"{small_hit.vs_triton:.2f}x",
+            small_hit.vs_triton >= 1.0,
+        ),
+        (
+            "gateway hit ≥ 10x direct Triton, text_embedding",
+            f"{text_hit.vs_triton:.1f}x",
+            text_hit.vs_triton >= 10,
+        ),
+        (
+            "gateway miss adds ≤ 1 ms p50 at concurrency 1, smallest model",
+            f"{miss_1.p50_ms - direct_1.p50_ms:+.2f} ms",
+            miss_1.p50_ms - direct_1.p50_ms <= 1.0,
+        ),
+        ("2 workers ≥ 1.6x one worker, hit path", f"{two / one:.2f}x", two / one >= 1.6),
+        (
+            f"gateway miss ≥ best alternative ({best.system}), text_embedding",
+            f"{miss_text:,.0f} vs {best.requests_per_s:,.0f} req/s",
+            miss_text >= best.requests_per_s,
+        ),
+    ]
+
+
+def report(
+    rows: list[Row],
+    overloads: list[tuple[str, OpenLoopResult]],
+    hot: list[tuple[str, float]],
+    facts: dict[str, str],
+    duration_s: float,
+) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"`.venv/bin/python -m loadtests.bench --duration {duration_s:g}` "
+        f"(what `make bench` runs), {facts['date']}.",
+        f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['platform']}, "
+        f"Python {facts['python']};",
+        f"Triton {facts['triton']}; "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in facts.items()
+            if k not in ("date", "cores", "cpu", "platform", "python", "triton")
+        )
+        + ".",
+        "Everything (Triton, Redis, the gateways, the alternatives, the load generator) "
+        "shares the same 2 cores: compare ratios, not absolute numbers.",
+        "Load: wrk (1 thread) closed loop with 1 and 16 connections, "
+        f"{duration_s:g} s per row; gRPC rows by h2load (mean latency in the p50 column, no p99). "
+        "Cache misses and the alternatives get a unique input per request; hits repeat one. "
+        "Every gateway logs an access line per request and keeps its metrics; tracing is off.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+    ]
+    for name, measured, ok in verdicts(rows):
+        lines.append(f"| {name} | {measured} | {'met' if ok else '**missed**'} |")
+    for model in dict.fromkeys(r.model for r in rows):
+        lines += [
+            "",
+            f"## {model}",
+            "",
+            "| system | connections | requests/s | p50 ms | p99 ms | errors "
+            "| vs direct Triton HTTP |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            if r.model == model:
+                p99 = "-" if r.p99_ms != r.p99_ms else f"{r.p99_ms:.2f}"
+                lines.append(
+                    f"| {r.system} | {r.connections} | {r.requests_per_s:,.0f} | "
+                    f"{r.p50_ms:.2f} | {p99} | {r.errors} | {r.vs_triton:.2f}x |"
+                )
+    lines += [
+        "",
+        "## Overload (open loop, text_embedding, unique inputs, one gateway worker)",
+        "",
+        "| arrival rate | goodput (200/s) | shed (503/429) | with Retry-After "
+        "| admitted p99 ms | other failures |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, result in overloads:
+        other = sum(n for status, n in result.statuses.items() if status not in (200, 429, 503))
+        lines.append(
+            f"| {label} | {result.goodput:,.0f} | {result.shed} | {result.retry_after_seen} | "
+            f"{result.admitted_p99_ms():.0f} | {other} |"
+        )
+    if hot:
+        lines += [
+            "",
+            "## Where a cache hit's time goes (py-spy self time, GIL held, gateway under wrk)",
+            "",
+            "| share of samples | function |",
+            "|---:|---|",
+        ]
+        lines += [f"| {share:.0%} | `{frame}` |" for frame, share in hot]
+    lines += ["", "![throughput at 16 connections](bench.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks")
+    parser.add_argument("--no-bentoml", action="store_true")
+    args = parser.parse_args()
+    require_wrk()
+    args.output.mkdir(parents=True, exist_ok=True)
+    key = str(ApiKey.generate())
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        systems(Path(folder), key, not args.no_bentoml) as urls,
+    ):
+        rows = measure(urls, key, args.duration)
+        overloads = overload(urls, key, rows)
+        hot = profile_hit_path(urls, key, args.output)
+    facts = machine()
+    (args.output / "README.md").write_text(report(rows, overloads, hot, facts, args.duration))
+    (args.output / "results.json").write_text(
+        json.dumps(
+            {
+                "machine": facts,
+                "rows": [asdict(r) for r in rows],
+                "overload": [
+                    {
+                        "label": label,
+                        "goodput": r.goodput,
+                        "shed": r.shed,
+                        "statuses": dict(r.statuses),
+                        "admitted_p99_ms": r.admitted_p99_ms(),
+                    }
+                    for label, r in overloads
+                ],
+            },
+            indent=2,
+        )
+    )
+    chart(rows, args.output / "bench.png")
+    print(f"done in {time.monotonic() - started:.0f} s: {args.output / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
