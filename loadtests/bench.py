@@ -1,10 +1,12 @@
 """`make bench`: the gateway against direct Triton and the alternatives, in one run.
 
-    .venv/bin/python -m loadtests.bench [--duration 5] [--output docs/benchmarks] [--no-bentoml]
+    .venv/bin/python -m loadtests.bench [--duration 3] [--rounds 3] [--output docs/benchmarks]
+                                        [--no-bentoml]
 
 On three models (the smallest: `tabular_classifier` v1, logistic regression;
 `tabular_classifier` v2, gradient-boosted trees; `text_embedding`, MiniLM), each at 1 and
-at 16 connections, closed loop:
+at 16 connections, closed loop, each row the median of `--rounds` runs with the systems
+interleaved run by run (so that the machine's drift hits them alike):
 
     direct Triton, HTTP (JSON)            wrk
     direct Triton, gRPC                   h2load (wrk speaks no HTTP/2; mean latency only)
@@ -14,8 +16,9 @@ at 16 connections, closed loop:
     FastAPI + ONNX Runtime in-process     wrk (the usual hand-written service)
     BentoML serving the same ONNX files   wrk (its own venv, .venv-bentoml)
 
-then an open-loop overload test (fixed arrival rates at 1x and 2x the measured miss
-saturation of `text_embedding`), and a py-spy profile of the gateway's hit path. It writes
+then an open-loop overload test (fixed arrival rates at 0.5x, 1x and 2x the measured miss
+saturation of `text_embedding`), py-spy profiles of the gateway's hit and miss paths, and
+the span durations of misses at one connection (a gateway that traces every request). It writes
 `README.md` (tables, the targets met or missed, the machine), `bench.png` and
 `results.json` to --output. Absolute numbers drift on shared machines: compare the ratios
 of one run.
@@ -48,6 +51,7 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
 from gateway.embedded.ports import free_port
 from loadtests.h2load import run_grpc
 from loadtests.openloop import OpenLoopResult, open_loop
+from loadtests.otlp_sink import OtlpSink
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,8 +217,14 @@ def bentoml_python(recreate: bool = False) -> Path | None:
 
 
 @contextlib.contextmanager
-def systems(state: Path, key: str, with_bentoml: bool) -> Iterator[dict[str, str]]:
-    """Start every system; yield their base URLs (and Triton's gRPC address)."""
+def systems(
+    state: Path, key: str, with_bentoml: bool, otlp_endpoint: str
+) -> Iterator[dict[str, str]]:
+    """Start every system; yield their base URLs (and Triton's gRPC address).
+
+    Besides the gateways under test, one more gateway traces every request and exports
+    its spans to `otlp_endpoint` (a sink that keeps their durations): where a miss's time
+    goes."""
     processes: list[ManagedProcess] = []
     redis_server = EmbeddedRedis(state, persistent=False)
     triton = EmbeddedTriton(ROOT / "model_repository", state, models=TRITON_MODELS)
@@ -223,7 +233,17 @@ def systems(state: Path, key: str, with_bentoml: bool) -> Iterator[dict[str, str
         triton.start()
         urls = {"triton": triton.endpoints.http_url, "grpc": triton.endpoints.grpc_url}
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
-        for name, workers in (("gateway", 1), ("gateway-2-workers", 2)):
+        tracing = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_TRACES_SAMPLER": "always_on",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        gateways = (
+            ("gateway", 1, {}),
+            ("gateway-2-workers", 2, {}),
+            ("gateway-traced", 1, tracing),
+        )
+        for name, workers, extra_env in gateways:
             port = free_port()
             env = {
                 **base_env,
@@ -232,6 +252,7 @@ def systems(state: Path, key: str, with_bentoml: bool) -> Iterator[dict[str, str
                 "GATEWAY_ADMIN_KEY": key,
                 "GATEWAY_STATE_DIR": str(state / name),
                 "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
+                **extra_env,
             }
             argv = [
                 sys.executable,
@@ -326,31 +347,23 @@ def plan(target: Target, urls: dict[str, str], key: str) -> list[tuple[str, str,
     return rows
 
 
-def measure(urls: dict[str, str], key: str, duration_s: float) -> list[Row]:
+def measure(urls: dict[str, str], key: str, duration_s: float, rounds: int) -> list[Row]:
+    """Every row `rounds` times, the systems of one model and concurrency interleaved, so
+    that the machine's drift hits all of them alike; each row keeps its median run."""
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     rows: list[Row] = []
     for target in targets():
         for url in (urls["gateway"], urls["gateway-2-workers"]):  # warm the hit path
             for _ in range(20):
                 httpx.post(url + target.triton_path, content=target.body, headers=auth, timeout=60)
-        http_rows = plan(target, urls, key)
         for connections in CONCURRENCY:
-            results: list[tuple[str, WrkResult]] = []
-            for system, url, script in http_rows[:1]:
-                results.append(
-                    (system, run_wrk(url, script, connections=connections, duration_s=duration_s))
-                )
-            grpc = run_grpc(
-                urls["grpc"], target.grpc, connections=connections, duration_s=duration_s
-            )
-            results.append(("direct Triton, gRPC (h2load, mean)", grpc))
-            for system, url, script in http_rows[1:]:
-                time.sleep(0.5)
-                results.append(
-                    (system, run_wrk(url, script, connections=connections, duration_s=duration_s))
-                )
-            base = results[0][1].requests_per_s
-            for system, result in results:
+            runs: dict[str, list[WrkResult]] = {}
+            for _ in range(rounds):
+                for system, result in one_round(target, urls, key, connections, duration_s):
+                    runs.setdefault(system, []).append(result)
+            medians = {system: median_run(results) for system, results in runs.items()}
+            base = medians["direct Triton, HTTP"].requests_per_s
+            for system, result in medians.items():
                 rows.append(
                     Row(
                         target.name,
@@ -369,6 +382,26 @@ def measure(urls: dict[str, str], key: str, duration_s: float) -> list[Row]:
                     flush=True,
                 )
     return rows
+
+
+def one_round(
+    target: Target, urls: dict[str, str], key: str, connections: int, duration_s: float
+) -> Iterator[tuple[str, WrkResult]]:
+    """One run of each system on `target` (fresh unique inputs, so misses stay misses)."""
+    http_rows = plan(target, urls, key)
+    system, url, script = http_rows[0]
+    yield system, run_wrk(url, script, connections=connections, duration_s=duration_s)
+    grpc = run_grpc(urls["grpc"], target.grpc, connections=connections, duration_s=duration_s)
+    yield "direct Triton, gRPC (h2load, mean)", grpc
+    for system, url, script in http_rows[1:]:
+        time.sleep(0.2)
+        yield system, run_wrk(url, script, connections=connections, duration_s=duration_s)
+
+
+def median_run(results: list[WrkResult]) -> WrkResult:
+    """The run with the median throughput (its latencies come with it)."""
+    ranked = sorted(results, key=lambda r: r.requests_per_s)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def overload(urls: dict[str, str], key: str, rows: list[Row]) -> list[tuple[str, OpenLoopResult]]:
@@ -406,18 +439,15 @@ def overload(urls: dict[str, str], key: str, rows: list[Row]) -> list[tuple[str,
     return results
 
 
-def profile_hit_path(urls: dict[str, str], key: str, output: Path) -> list[tuple[str, float]]:
-    """py-spy on the 1-worker gateway while wrk sends cache hits; the busiest functions."""
-    target = targets()[0]
-    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    raw = output / "hit-path-profile.txt"
-    pid = urls["gateway-pid"]  # one worker: uvicorn serves in the process it was started as
+def profile_gateway(pid: str, url: str, script: str, raw: Path) -> list[tuple[str, float]]:
+    """py-spy on a 1-worker gateway while wrk sends `script` with 16 connections; the
+    functions holding the GIL most often (self time), with their share of the samples."""
     spy = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "py-spy"),
             "record",
             "--pid",
-            pid,
+            pid,  # one worker: uvicorn serves in the process it was started as
             "--duration",
             "5",
             "--rate",
@@ -432,12 +462,7 @@ def profile_hit_path(urls: dict[str, str], key: str, output: Path) -> list[tuple
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    run_wrk(
-        urls["gateway"] + target.triton_path,
-        post_script(target.body, auth),
-        connections=16,
-        duration_s=6,
-    )
+    run_wrk(url, script, connections=16, duration_s=6)
     spy.wait(30)
     totals: dict[str, int] = {}
     count = 0
@@ -449,6 +474,49 @@ def profile_hit_path(urls: dict[str, str], key: str, output: Path) -> list[tuple
             totals[leaf] = totals.get(leaf, 0) + int(n)
     ranked = sorted(((f, v / count) for f, v in totals.items()), key=lambda x: -x[1])
     return ranked[:15] if count else []
+
+
+def profiles(urls: dict[str, str], key: str, output: Path) -> dict[str, list[tuple[str, float]]]:
+    """Profiles of the hit path and of the miss path, smallest model."""
+    target = targets()[0]
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    url = urls["gateway"] + target.triton_path
+    miss = unique_post_script(*target.unique, auth, run_id=random.randrange(1, 16_000_000))
+    return {
+        "hit": profile_gateway(
+            urls["gateway-pid"], url, post_script(target.body, auth), output / "hit-profile.txt"
+        ),
+        "miss": profile_gateway(urls["gateway-pid"], url, miss, output / "miss-profile.txt"),
+    }
+
+
+@dataclass
+class Stage:
+    span: str
+    per_request: float
+    p50_ms: float
+    mean_ms: float
+
+
+def miss_stages(urls: dict[str, str], key: str, sink: OtlpSink, duration_s: float) -> list[Stage]:
+    """Span durations of cache misses, smallest model, 1 connection, a gateway tracing all."""
+    target = targets()[0]
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    url = urls["gateway-traced"] + target.triton_path
+    for _ in range(20):
+        httpx.post(url, content=target.body, headers=auth, timeout=60)
+    time.sleep(1)
+    sink.clear()
+    miss = unique_post_script(*target.unique, auth, run_id=random.randrange(1, 16_000_000))
+    run_wrk(url, miss, connections=1, duration_s=duration_s)
+    time.sleep(2)  # the last batch of spans
+    server = [v for name, v in sink.durations_ms.items() if name.startswith("POST ")]
+    requests = max(1, sum(len(v) for v in server))  # one server span per request
+    stages = [
+        Stage(name, len(values) / requests, float(np.median(values)), float(np.mean(values)))
+        for name, values in sink.durations_ms.items()
+    ]
+    return sorted(stages, key=lambda s: -s.mean_ms * s.per_request)
 
 
 def machine() -> dict[str, str]:
@@ -576,14 +644,16 @@ def verdicts(rows: list[Row]) -> list[tuple[str, str, bool]]:
 def report(
     rows: list[Row],
     overloads: list[tuple[str, OpenLoopResult]],
-    hot: list[tuple[str, float]],
+    hot: dict[str, list[tuple[str, float]]],
+    stages: list[Stage],
     facts: dict[str, str],
     duration_s: float,
+    rounds: int,
 ) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"`.venv/bin/python -m loadtests.bench --duration {duration_s:g}` "
+        f"`.venv/bin/python -m loadtests.bench --duration {duration_s:g} --rounds {rounds}` "
         f"(what `make bench` runs), {facts['date']}.",
         f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['platform']}, "
         f"Python {facts['python']};",
@@ -595,9 +665,10 @@ def report(
         )
         + ".",
         "Everything (Triton, Redis, the gateways, the alternatives, the load generator) "
-        "shares the same 2 cores: compare ratios, not absolute numbers.",
-        "Load: wrk (1 thread) closed loop with 1 and 16 connections, "
-        f"{duration_s:g} s per row; gRPC rows by h2load (mean latency in the p50 column, no p99). "
+        f"shares the same {facts['cores']} cores: compare ratios, not absolute numbers.",
+        "Load: wrk (1 thread) closed loop with 1 and 16 connections; each row is the median "
+        f"of {rounds} runs of {duration_s:g} s, the rows of a table interleaved run by run; "
+        "gRPC rows by h2load (mean latency in the p50 column, no p99). "
         "Cache misses and the alternatives get a unique input per request; hits repeat one. "
         "Every gateway logs an access line per request and keeps its metrics; tracing is off.",
         "",
@@ -638,24 +709,57 @@ def report(
             f"| {label} | {result.goodput:,.0f} | {result.shed} | {result.retry_after_seen} | "
             f"{result.admitted_p99_ms():.0f} | {other} |"
         )
-    if hot:
-        lines += [
-            "",
-            "## Where a cache hit's time goes (py-spy self time, GIL held, gateway under wrk)",
-            "",
-            "| share of samples | function |",
-            "|---:|---|",
-        ]
-        lines += [f"| {share:.0%} | `{frame}` |" for frame, share in hot]
+    lines += miss_stage_section(rows, stages)
+    for path, ranked in hot.items():
+        if ranked:
+            lines += [
+                "",
+                f"## Where a cache {path}'s CPU goes (smallest model, 16 connections; py-spy "
+                "self time with the GIL held, `{path}-profile.txt` has the stacks)".replace(
+                    "{path}", path
+                ),
+                "",
+                "| share of samples | function |",
+                "|---:|---|",
+            ]
+            lines += [f"| {share:.0%} | `{frame}` |" for frame, share in ranked]
     lines += ["", "![throughput at 16 connections](bench.png)", ""]
     return "\n".join(lines)
+
+
+def miss_stage_section(rows: list[Row], stages: list[Stage]) -> list[str]:
+    if not stages:
+        return []
+    direct = next(
+        r
+        for r in rows
+        if r.model.startswith("smallest")
+        and r.system == "direct Triton, HTTP"
+        and r.connections == 1
+    )
+    lines = [
+        "",
+        "## Where a cache miss's time goes (smallest model, 1 connection)",
+        "",
+        "Spans of a gateway that traces every request (so a little slower than the gateway "
+        "above), one connection, every request a miss. "
+        f"For comparison, direct Triton's p50 round trip (wrk, above): {direct.p50_ms:.2f} ms.",
+        "",
+        "| span | per request | p50 ms | mean ms |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| `{s.span}` | {s.per_request:.2f} | {s.p50_ms:.3f} | {s.mean_ms:.3f} |" for s in stages
+    ]
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per row; the median is kept")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks")
     parser.add_argument("--no-bentoml", action="store_true")
     args = parser.parse_args()
@@ -665,18 +769,23 @@ def main() -> None:
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory() as folder,
-        systems(Path(folder), key, not args.no_bentoml) as urls,
+        OtlpSink(keep_durations=True) as sink,
+        systems(Path(folder), key, not args.no_bentoml, sink.endpoint) as urls,
     ):
-        rows = measure(urls, key, args.duration)
+        rows = measure(urls, key, args.duration, args.rounds)
         overloads = overload(urls, key, rows)
-        hot = profile_hit_path(urls, key, args.output)
+        hot = profiles(urls, key, args.output)
+        stages = miss_stages(urls, key, sink, args.duration * args.rounds)
     facts = machine()
-    (args.output / "README.md").write_text(report(rows, overloads, hot, facts, args.duration))
+    (args.output / "README.md").write_text(
+        report(rows, overloads, hot, stages, facts, args.duration, args.rounds)
+    )
     (args.output / "results.json").write_text(
         json.dumps(
             {
                 "machine": facts,
                 "rows": [asdict(r) for r in rows],
+                "miss_stages": [asdict(stage) for stage in stages],
                 "overload": [
                     {
                         "label": label,

@@ -1,0 +1,83 @@
+"""The benchmark's own tools: wrk output parsing, the median run, and the span sink."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from loadtests.bench import median_run
+from loadtests.otlp_sink import OtlpSink
+from loadtests.wrk import WrkResult, parse
+
+WRK_OUTPUT = """\
+Running 3s test @ http://127.0.0.1:8000/v2/models/m/infer
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     3.41ms    1.20ms  21.00ms   90.00%
+    Req/Sec     4.70k   300.00     5.10k    70.00%
+  Latency Distribution
+     50%    3.20ms
+     75%    3.90ms
+     90%    4.50ms
+     99%  850.00us
+  14100 requests in 3.00s, 4.10MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 7
+Requests/sec:   4700.00
+Transfer/sec:      1.37MB
+"""
+
+
+def test_wrk_output_is_parsed_with_units_and_all_errors() -> None:
+    result = parse(WRK_OUTPUT)
+    assert result == WrkResult(
+        requests_per_s=4700.0, p50_ms=3.2, p99_ms=0.85, requests=14100, errors=10
+    )
+
+
+def test_unexpected_wrk_output_is_an_error_that_shows_it() -> None:
+    with pytest.raises(ValueError, match="unexpected wrk output"):
+        parse("wrk: connection refused")
+
+
+def test_the_median_run_is_kept_with_its_own_latencies() -> None:
+    runs = [WrkResult(rate, rate / 100, rate / 10, int(rate), 0) for rate in (300.0, 100.0, 200.0)]
+    assert median_run(runs) == runs[2]
+    assert median_run(runs[:2]).requests_per_s == 100.0  # an even count keeps the lower
+
+
+def _span(name: str, milliseconds: float, **attributes: str) -> Span:
+    return Span(
+        name=name,
+        start_time_unix_nano=1_000_000,
+        end_time_unix_nano=1_000_000 + int(milliseconds * 1e6),
+        attributes=[KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items()],
+    )
+
+
+REDIS_RESULT = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
+
+
+def test_the_sink_records_span_durations_by_name_and_cache_tier() -> None:
+    spans = [
+        _span("POST /v2/models/{model}/infer", 4.0),
+        _span("triton.infer", 2.5),
+        _span("cache.lookup", 0.5, **REDIS_RESULT),
+    ]
+    export = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
+    )
+    with OtlpSink(keep_durations=True) as sink:
+        answer = httpx.post(f"{sink.endpoint}/v1/traces", content=export.SerializeToString())
+        assert answer.status_code == 200
+        assert dict(sink.durations_ms) == {
+            "POST /v2/models/{model}/infer": [4.0],
+            "triton.infer": [2.5],
+            "cache.lookup (redis, result)": [0.5],
+        }
+        assert sink.requests == 1
+        sink.clear()
+        assert not sink.durations_ms
