@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Inference requests one worker serves at once; more get 503 (0: no limit)",
     )
+    reuse_port: bool = Field(
+        default=True,
+        description="With several workers, a listening socket per worker (SO_REUSEPORT), "
+        "so connections spread evenly; false: one socket shared by all",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
     )

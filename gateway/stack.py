@@ -13,16 +13,20 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 from pydantic import SecretStr
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from gateway.banner import banner
 from gateway.bootstrap import bootstrap_admin
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.listeners import REUSE_PORT_AVAILABLE, ReusePortListener
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
 from gateway.settings import Settings
@@ -35,7 +39,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
     Workers are separate processes, so they read their settings from the environment.
     Several workers share their Prometheus metrics through files in a fresh folder
-    (PROMETHEUS_MULTIPROC_DIR, unless the operator set one).
+    (PROMETHEUS_MULTIPROC_DIR, unless the operator set one), and each listens on a socket
+    of its own (`gateway.listeners`) unless GATEWAY_REUSE_PORT is false.
     """
     os.environ.update(_environment(settings))
     if workers > 1:
@@ -45,7 +50,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)  # values of earlier runs
         Path(folder).mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    uvicorn.run(
+    config = uvicorn.Config(
         "gateway.app:app_from_environment",
         factory=True,
         host=host,
@@ -58,6 +63,19 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         access_log=False,
         proxy_headers=False,
     )
+    if workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+        return
+    if settings.reuse_port and REUSE_PORT_AVAILABLE:
+        listener: socket.socket = ReusePortListener(host, port, config.backlog)
+    else:
+        listener = config.bind_socket()  # one socket shared by all workers
+    with contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[listener]).run()
+    listener.close()
 
 
 def up(settings: Settings, host: str, port: int, workers: int) -> None:

@@ -1,0 +1,168 @@
+"""Two workers against one on the cache-hit path, with a socket per worker and with one shared.
+
+    .venv/bin/python -m loadtests.workers_bench [--duration 3] [--rounds 7]
+
+Starts an embedded Redis and Triton (`tabular_classifier`) and three gateways
+(`gateway serve`): 1 worker; 2 workers with a listening socket each (SO_REUSEPORT, the
+default); 2 workers sharing one socket (GATEWAY_REUSE_PORT=false). Then wrk (1 thread,
+16 connections, cache hits on the smallest model) runs against each in turn, `--rounds`
+times, interleaved. Prints each gateway's median, lowest and highest throughput, the
+ratios of the medians to one worker, the CPU the gateway used in its median run (cores,
+and microseconds per request), and how wrk's 16 connections fell on the workers in each
+run (a socket per worker spreads them; a shared socket leaves it to whichever worker wakes
+first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from auth import ApiKey
+from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.embedded.ports import free_port
+from loadtests.bench import ROOT, median_run, start, targets
+from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk
+
+GATEWAYS = {  # name: (workers, extra environment)
+    "1 worker": (1, {}),
+    "2 workers, socket each": (2, {}),
+    "2 workers, shared socket": (2, {"GATEWAY_REUSE_PORT": "false"}),
+}
+
+
+@contextmanager
+def gateways(state: Path, key: str) -> Iterator[dict[str, tuple[str, int]]]:
+    """Redis, Triton and the gateways of GATEWAYS; yields (base URL, pid) by name."""
+    redis_server = EmbeddedRedis(state, persistent=False)
+    triton = EmbeddedTriton(ROOT / "model_repository", state, models=["tabular_classifier"])
+    processes = []
+    try:
+        redis_url = redis_server.start()
+        triton.start()
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
+        urls = {}
+        for number, (name, (workers, extra_env)) in enumerate(GATEWAYS.items()):
+            port = free_port()
+            env = {
+                **base_env,
+                "GATEWAY_TRITON_URL": triton.endpoints.http_url,
+                "GATEWAY_REDIS_URL": redis_url,
+                "GATEWAY_ADMIN_KEY": key,
+                "GATEWAY_STATE_DIR": str(state / f"gateway-{number}"),
+                **extra_env,
+            }
+            argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
+            argv += ["--port", str(port), "--workers", str(workers)]
+            url = f"http://127.0.0.1:{port}"
+            processes.append(start(f"gateway-{number}", argv, state, env, f"{url}/v2/health/ready"))
+            urls[name] = (url, processes[-1].pid or 0)
+        yield urls
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        triton.stop()
+        redis_server.stop()
+
+
+def connection_split(pid: int, port: int) -> list[int]:
+    """Established connections to `port` held by each process of the gateway `pid`."""
+    gateway = psutil.Process(pid)
+    counts = []
+    for process in [gateway, *gateway.children(recursive=True)]:
+        held = [
+            c
+            for c in process.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+        ]
+        if held:
+            counts.append(len(held))
+    return sorted(counts, reverse=True)
+
+
+@dataclass(frozen=True)
+class Run:
+    wrk: WrkResult
+    split: list[int]  # connections held by each worker, largest first
+    cores: float  # CPU the gateway's processes used, in cores
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cores / self.wrk.requests_per_s * 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    gateway = psutil.Process(pid)
+    times = [p.cpu_times() for p in [gateway, *gateway.children(recursive=True)]]
+    return sum(t.user + t.system for t in times)
+
+
+def measured(url: str, pid: int, script: str, duration_s: float) -> Run:
+    """One wrk run: throughput, how its connections fell on the workers half-way through,
+    and the CPU the gateway used."""
+    split: list[int] = []
+
+    def look() -> None:
+        time.sleep(duration_s / 2)
+        split.extend(connection_split(pid, int(url.rsplit(":", 1)[1].split("/")[0])))
+
+    looker = threading.Thread(target=look)
+    looker.start()
+    cpu, started = cpu_seconds(pid), time.monotonic()
+    result = run_wrk(url, script, connections=16, duration_s=duration_s)
+    cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    looker.join()
+    return Run(result, split, cores)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    require_wrk()
+    key = str(ApiKey.generate())
+    target = targets()[0]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    script = post_script(target.body, headers)
+    runs: dict[str, list[Run]] = {}
+    with tempfile.TemporaryDirectory() as folder, gateways(Path(folder), key) as started:
+        for url, _ in started.values():  # the first request of each worker is a miss
+            for _ in range(20):
+                httpx.post(url + target.triton_path, content=target.body, headers=headers)
+        for _ in range(args.rounds):
+            for name, (url, pid) in started.items():
+                run = measured(url + target.triton_path, pid, script, args.duration)
+                runs.setdefault(name, []).append(run)
+    one = median_run([run.wrk for run in runs["1 worker"]]).requests_per_s
+    print(f"cache hits, smallest model, wrk 16 connections, {args.rounds} x {args.duration:g} s")
+    print(
+        f"{'gateway':26} {'median':>7} {'lowest':>7} {'highest':>7} {'vs 1':>6} "
+        f"{'cores':>6} {'CPU us/req':>10}  connections per worker, run by run"
+    )
+    for name, measurements in runs.items():
+        rates = sorted(run.wrk.requests_per_s for run in measurements)
+        middle = next(r for r in measurements if r.wrk == median_run([m.wrk for m in measurements]))
+        splits = " ".join("/".join(map(str, run.split)) for run in measurements)
+        print(
+            f"{name:26} {middle.wrk.requests_per_s:7,.0f} {rates[0]:7,.0f} {rates[-1]:7,.0f} "
+            f"{middle.wrk.requests_per_s / one:5.2f}x {middle.cores:6.2f} "
+            f"{middle.cpu_us_per_request:10.0f}  {splits}"
+        )
+
+
+if __name__ == "__main__":
+    main()
