@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 from tritonclient.grpc import service_pb2
 
 from auth import ApiKey
@@ -158,6 +159,7 @@ class Row:
     p99_ms: float
     errors: int
     vs_triton: float = 0.0
+    gateway_cpu_us: float | None = None  # CPU the gateway's processes used per request
 
 
 def wait_http(url: str, timeout_s: float = 180) -> None:
@@ -238,7 +240,7 @@ def systems(
             "OTEL_TRACES_SAMPLER": "always_on",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        gateways = (
+        gateways: tuple[tuple[str, int, dict[str, str]], ...] = (
             ("gateway", 1, {}),
             ("gateway-2-workers", 2, {}),
             ("gateway-traced", 1, tracing),
@@ -316,34 +318,38 @@ def systems(
         redis_server.stop()
 
 
-def plan(target: Target, urls: dict[str, str], key: str) -> list[tuple[str, str, str]]:
-    """(system, URL, wrk script) of each HTTP row for `target`."""
+def plan(target: Target, urls: dict[str, str], key: str) -> list[tuple[str, str, str, int | None]]:
+    """(system, URL, wrk script, the gateway's pid or None) of each HTTP row for `target`."""
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     plain = {"Content-Type": "application/json"}
 
     def unique(parts: tuple[str, str], headers: dict[str, str]) -> str:
         return unique_post_script(*parts, headers, run_id=random.randrange(1, 16_000_000))
 
-    gateway, two = urls["gateway"], urls["gateway-2-workers"]
+    one, two = urls["gateway"] + target.triton_path, urls["gateway-2-workers"] + target.triton_path
+    one_pid, two_pid = int(urls["gateway-pid"]), int(urls["gateway-2-workers-pid"])
+    hit = post_script(target.body, auth)
     rows = [
         (
             "direct Triton, HTTP",
             urls["triton"] + target.triton_path,
             post_script(target.body, plain),
+            None,
         ),
-        ("gateway, cache miss", gateway + target.triton_path, unique(target.unique, auth)),
-        ("gateway, cache hit", gateway + target.triton_path, post_script(target.body, auth)),
-        ("gateway 2 workers, cache miss", two + target.triton_path, unique(target.unique, auth)),
-        ("gateway 2 workers, cache hit", two + target.triton_path, post_script(target.body, auth)),
+        ("gateway, cache miss", one, unique(target.unique, auth), one_pid),
+        ("gateway, cache hit", one, hit, one_pid),
+        ("gateway 2 workers, cache miss", two, unique(target.unique, auth), two_pid),
+        ("gateway 2 workers, cache hit", two, hit, two_pid),
         (
             "FastAPI + ONNX Runtime",
             f"{urls['fastapi']}/v2/models/{target.alternative}/infer",
             unique(target.unique, plain),
+            None,
         ),
     ]
     if "bentoml" in urls:
         bento = urls["bentoml"] + target.bentoml_path
-        rows.append(("BentoML", bento, unique(target.bentoml_unique, plain)))
+        rows.append(("BentoML", bento, unique(target.bentoml_unique, plain), None))
     return rows
 
 
@@ -357,13 +363,14 @@ def measure(urls: dict[str, str], key: str, duration_s: float, rounds: int) -> l
             for _ in range(20):
                 httpx.post(url + target.triton_path, content=target.body, headers=auth, timeout=60)
         for connections in CONCURRENCY:
-            runs: dict[str, list[WrkResult]] = {}
+            runs: dict[str, list[Run]] = {}
             for _ in range(rounds):
-                for system, result in one_round(target, urls, key, connections, duration_s):
-                    runs.setdefault(system, []).append(result)
-            medians = {system: median_run(results) for system, results in runs.items()}
-            base = medians["direct Triton, HTTP"].requests_per_s
-            for system, result in medians.items():
+                for system, run in one_round(target, urls, key, connections, duration_s):
+                    runs.setdefault(system, []).append(run)
+            medians = {system: median_of(system_runs) for system, system_runs in runs.items()}
+            base = medians["direct Triton, HTTP"].wrk.requests_per_s
+            for system, run in medians.items():
+                result = run.wrk
                 rows.append(
                     Row(
                         target.name,
@@ -374,6 +381,7 @@ def measure(urls: dict[str, str], key: str, duration_s: float, rounds: int) -> l
                         result.p99_ms,
                         result.errors,
                         result.requests_per_s / base,
+                        run.cpu_us_per_request,
                     )
                 )
                 print(
@@ -384,24 +392,59 @@ def measure(urls: dict[str, str], key: str, duration_s: float, rounds: int) -> l
     return rows
 
 
+@dataclass(frozen=True)
+class Run:
+    wrk: WrkResult
+    cores: float | None = None  # CPU the gateway's processes used meanwhile, in cores
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if self.cores is None or not self.wrk.requests_per_s:
+            return None
+        return self.cores / self.wrk.requests_per_s * 1e6
+
+
 def one_round(
     target: Target, urls: dict[str, str], key: str, connections: int, duration_s: float
-) -> Iterator[tuple[str, WrkResult]]:
+) -> Iterator[tuple[str, Run]]:
     """One run of each system on `target` (fresh unique inputs, so misses stay misses)."""
     http_rows = plan(target, urls, key)
-    system, url, script = http_rows[0]
-    yield system, run_wrk(url, script, connections=connections, duration_s=duration_s)
+    system, url, script, _ = http_rows[0]
+    yield system, Run(run_wrk(url, script, connections=connections, duration_s=duration_s))
     grpc = run_grpc(urls["grpc"], target.grpc, connections=connections, duration_s=duration_s)
-    yield "direct Triton, gRPC (h2load, mean)", grpc
-    for system, url, script in http_rows[1:]:
+    yield "direct Triton, gRPC (h2load, mean)", Run(grpc)
+    for system, url, script, pid in http_rows[1:]:
         time.sleep(0.2)
-        yield system, run_wrk(url, script, connections=connections, duration_s=duration_s)
+        yield system, run_wrk_watching(url, script, connections, duration_s, pid)
+
+
+def run_wrk_watching(
+    url: str, script: str, connections: int, duration_s: float, pid: int | None
+) -> Run:
+    """A wrk run, and the CPU that process `pid` (a gateway) used meanwhile, if given."""
+    if pid is None:
+        return Run(run_wrk(url, script, connections=connections, duration_s=duration_s))
+    cpu, started = cpu_seconds(pid), time.monotonic()
+    result = run_wrk(url, script, connections=connections, duration_s=duration_s)
+    return Run(result, (cpu_seconds(pid) - cpu) / (time.monotonic() - started))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by process `pid` and its children (a gateway and its workers)."""
+    parent = psutil.Process(pid)
+    times = [p.cpu_times() for p in [parent, *parent.children(recursive=True)]]
+    return sum(t.user + t.system for t in times)
 
 
 def median_run(results: list[WrkResult]) -> WrkResult:
     """The run with the median throughput (its latencies come with it)."""
     ranked = sorted(results, key=lambda r: r.requests_per_s)
     return ranked[(len(ranked) - 1) // 2]
+
+
+def median_of(runs: list[Run]) -> Run:
+    middle = median_run([run.wrk for run in runs])
+    return next(run for run in runs if run.wrk is middle)
 
 
 def overload(urls: dict[str, str], key: str, rows: list[Row]) -> list[tuple[str, OpenLoopResult]]:
@@ -679,21 +722,23 @@ def report(
     ]
     for name, measured, ok in verdicts(rows):
         lines.append(f"| {name} | {measured} | {'met' if ok else '**missed**'} |")
+    lines += worker_cpu_lines(rows, facts["cores"])
     for model in dict.fromkeys(r.model for r in rows):
         lines += [
             "",
             f"## {model}",
             "",
             "| system | connections | requests/s | p50 ms | p99 ms | errors "
-            "| vs direct Triton HTTP |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| vs direct Triton HTTP | gateway CPU µs/request |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             if r.model == model:
                 p99 = "-" if r.p99_ms != r.p99_ms else f"{r.p99_ms:.2f}"
+                cpu = "-" if r.gateway_cpu_us is None else f"{r.gateway_cpu_us:,.0f}"
                 lines.append(
                     f"| {r.system} | {r.connections} | {r.requests_per_s:,.0f} | "
-                    f"{r.p50_ms:.2f} | {p99} | {r.errors} | {r.vs_triton:.2f}x |"
+                    f"{r.p50_ms:.2f} | {p99} | {r.errors} | {r.vs_triton:.2f}x | {cpu} |"
                 )
     lines += [
         "",
@@ -725,6 +770,33 @@ def report(
             lines += [f"| {share:.0%} | `{frame}` |" for frame, share in ranked]
     lines += ["", "![throughput at 16 connections](bench.png)", ""]
     return "\n".join(lines)
+
+
+def worker_cpu_lines(rows: list[Row], cores: str) -> list[str]:
+    """What the 2-worker target ran into: the CPU the gateway used, 1 worker against 2."""
+
+    def hit(system: str, connections: int) -> tuple[float, float]:
+        row = next(
+            r
+            for r in rows
+            if r.model.startswith("smallest")
+            and r.system == system
+            and r.connections == connections
+        )
+        us = row.gateway_cpu_us or float("nan")
+        return us * row.requests_per_s / 1e6, us
+
+    one, two = hit("gateway, cache hit", 16), hit("gateway 2 workers, cache hit", 16)
+    one_1, two_1 = hit("gateway, cache hit", 1), hit("gateway 2 workers, cache hit", 1)
+    return [
+        "",
+        "Workers, cache hits on the smallest model, 16 connections: 1 worker used "
+        f"{one[0]:.2f} cores at {one[1]:.0f} µs of CPU per request; 2 workers used "
+        f"{two[0]:.2f} cores at {two[1]:.0f} µs per request, of the machine's {cores} "
+        "(wrk had most of the rest). At 1 connection, where one worker at a time is busy, a request cost "
+        f"{one_1[1]:.0f} µs with 1 worker and {two_1[1]:.0f} µs with 2 "
+        "(`loadtests/workers_bench.py` adds how the connections fell on the workers).",
+    ]
 
 
 def miss_stage_section(rows: list[Row], stages: list[Stage]) -> list[str]:

@@ -17,7 +17,7 @@ INSTALL_HINT = "h2load is missing: sudo apt-get install -y nghttp2-client (or `m
 
 
 def grpc_frame(request: service_pb2.ModelInferRequest) -> bytes:
-    message = request.SerializeToString()
+    message: bytes = request.SerializeToString()
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 

@@ -67,7 +67,8 @@ def create_keys(environment: Environment, **_: Any) -> None:
 
 
 def features(seed: int) -> list[float]:
-    return np.random.default_rng(seed).random(30, dtype=np.float32).tolist()
+    values: list[float] = np.random.default_rng(seed).random(30, dtype=np.float32).tolist()
+    return values
 
 
 def tabular(data: list[float]) -> dict[str, Any]:

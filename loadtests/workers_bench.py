@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,8 +31,8 @@ import psutil
 from auth import ApiKey
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
-from loadtests.bench import ROOT, median_run, start, targets
-from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk
+from loadtests.bench import ROOT, Run, median_of, run_wrk_watching, start, targets
+from loadtests.wrk import post_script, require_wrk
 
 GATEWAYS = {  # name: (workers, extra environment)
     "1 worker": (1, {}),
@@ -91,26 +90,9 @@ def connection_split(pid: int, port: int) -> list[int]:
     return sorted(counts, reverse=True)
 
 
-@dataclass(frozen=True)
-class Run:
-    wrk: WrkResult
-    split: list[int]  # connections held by each worker, largest first
-    cores: float  # CPU the gateway's processes used, in cores
-
-    @property
-    def cpu_us_per_request(self) -> float:
-        return self.cores / self.wrk.requests_per_s * 1e6
-
-
-def cpu_seconds(pid: int) -> float:
-    gateway = psutil.Process(pid)
-    times = [p.cpu_times() for p in [gateway, *gateway.children(recursive=True)]]
-    return sum(t.user + t.system for t in times)
-
-
-def measured(url: str, pid: int, script: str, duration_s: float) -> Run:
-    """One wrk run: throughput, how its connections fell on the workers half-way through,
-    and the CPU the gateway used."""
+def measured(url: str, pid: int, script: str, duration_s: float) -> tuple[Run, list[int]]:
+    """One wrk run with the CPU the gateway used, and how its connections fell on the
+    workers half-way through (largest first)."""
     split: list[int] = []
 
     def look() -> None:
@@ -119,11 +101,9 @@ def measured(url: str, pid: int, script: str, duration_s: float) -> Run:
 
     looker = threading.Thread(target=look)
     looker.start()
-    cpu, started = cpu_seconds(pid), time.monotonic()
-    result = run_wrk(url, script, connections=16, duration_s=duration_s)
-    cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    run = run_wrk_watching(url, script, 16, duration_s, pid)
     looker.join()
-    return Run(result, split, cores)
+    return run, split
 
 
 def main() -> None:
@@ -138,29 +118,29 @@ def main() -> None:
     target = targets()[0]
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     script = post_script(target.body, headers)
-    runs: dict[str, list[Run]] = {}
+    runs: dict[str, list[tuple[Run, list[int]]]] = {}
     with tempfile.TemporaryDirectory() as folder, gateways(Path(folder), key) as started:
         for url, _ in started.values():  # the first request of each worker is a miss
             for _ in range(20):
                 httpx.post(url + target.triton_path, content=target.body, headers=headers)
         for _ in range(args.rounds):
             for name, (url, pid) in started.items():
-                run = measured(url + target.triton_path, pid, script, args.duration)
-                runs.setdefault(name, []).append(run)
-    one = median_run([run.wrk for run in runs["1 worker"]]).requests_per_s
+                measurement = measured(url + target.triton_path, pid, script, args.duration)
+                runs.setdefault(name, []).append(measurement)
+    one = median_of([run for run, _ in runs["1 worker"]]).wrk.requests_per_s
     print(f"cache hits, smallest model, wrk 16 connections, {args.rounds} x {args.duration:g} s")
     print(
         f"{'gateway':26} {'median':>7} {'lowest':>7} {'highest':>7} {'vs 1':>6} "
         f"{'cores':>6} {'CPU us/req':>10}  connections per worker, run by run"
     )
     for name, measurements in runs.items():
-        rates = sorted(run.wrk.requests_per_s for run in measurements)
-        middle = next(r for r in measurements if r.wrk == median_run([m.wrk for m in measurements]))
-        splits = " ".join("/".join(map(str, run.split)) for run in measurements)
+        rates = sorted(run.wrk.requests_per_s for run, _ in measurements)
+        middle = median_of([run for run, _ in measurements])
+        splits = " ".join("/".join(map(str, split)) for _, split in measurements)
         print(
             f"{name:26} {middle.wrk.requests_per_s:7,.0f} {rates[0]:7,.0f} {rates[-1]:7,.0f} "
-            f"{middle.wrk.requests_per_s / one:5.2f}x {middle.cores:6.2f} "
-            f"{middle.cpu_us_per_request:10.0f}  {splits}"
+            f"{middle.wrk.requests_per_s / one:5.2f}x {middle.cores or 0:6.2f} "
+            f"{middle.cpu_us_per_request or 0:10.0f}  {splits}"
         )
 
 
