@@ -793,7 +793,8 @@ def worker_cpu_lines(rows: list[Row], cores: str) -> list[str]:
         "Workers, cache hits on the smallest model, 16 connections: 1 worker used "
         f"{one[0]:.2f} cores at {one[1]:.0f} µs of CPU per request; 2 workers used "
         f"{two[0]:.2f} cores at {two[1]:.0f} µs per request, of the machine's {cores} "
-        "(wrk had most of the rest). At 1 connection, where one worker at a time is busy, a request cost "
+        "(wrk had most of the rest). At 1 connection, where one worker at a time is busy, "
+        "a request cost "
         f"{one_1[1]:.0f} µs with 1 worker and {two_1[1]:.0f} µs with 2 "
         "(`loadtests/workers_bench.py` adds how the connections fell on the workers).",
     ]
