@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import onnx
 import pytest
 import redis
 from onnx import TensorProto, helper
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key
 from tests.support.cache_client import Answer, infer, triton_count
@@ -82,7 +84,7 @@ def cache_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRe
 
 def settings_for(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis, repository: Path, **extra: object
-):
+) -> Settings:
     return gateway_settings(
         triton,
         redis_server,
@@ -107,7 +109,7 @@ def empty_cache(gateway: str) -> None:
     assert response.status_code == 200
 
 
-def features(row: int = 0) -> dict[str, np.ndarray]:
+def features(row: int = 0) -> dict[str, npt.NDArray[np.float32]]:
     return {"features": samples(TABULAR, rows=1, offset=row)}
 
 
@@ -243,13 +245,14 @@ def test_forged_or_corrupted_entries_in_redis_are_ignored(
         assert infer(url, TABULAR, features(8), version="1").cache == "hit"
         keys = sorted(client.scan_iter(match="gateway:cache:tabular_classifier:1:*"))
         assert len(keys) == 2
-        values = {key: client.get(key) for key in keys}
         first, second = keys
+        entry = client.get(first)
+        assert isinstance(entry, bytes)
         # 1. a flipped byte in the data
-        corrupted = bytearray(values[first] or b"")
+        corrupted = bytearray(entry)
         corrupted[60] ^= 0xFF
         client.set(first, bytes(corrupted), px=60_000)
-        client.set(second, bytes(values[first] or b""), px=60_000)  # 2. another key's entry
+        client.set(second, entry, px=60_000)  # 2. another key's entry
         answers = [infer(url, TABULAR, features(row), version="1") for row in (8, 9)]
         assert [a.cache for a in answers] == ["miss", "miss"]
         assert answers[0].outputs == genuine.outputs and answers[1].outputs == other.outputs

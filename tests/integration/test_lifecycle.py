@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.lifecycle.config_file import policy_versions, read_config, versions_on_disk
+from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key
 from tests.support.data import ROOT, samples
@@ -58,7 +59,7 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedi
     server.stop()
 
 
-def settings_for(triton: EmbeddedTriton, redis_server: EmbeddedRedis, repository: Path):
+def settings_for(triton: EmbeddedTriton, redis_server: EmbeddedRedis, repository: Path) -> Settings:
     return gateway_settings(
         triton, redis_server, model_repository=repository, catalog_refresh_s=0.3
     )

@@ -34,7 +34,7 @@ def everything_in(client: redis.Redis) -> bytes:
         elif kind == b"list":
             dump += client.lrange(name, 0, -1)
         elif kind == b"zset":
-            dump += [member for member, _ in client.zrange(name, 0, -1, withscores=True)]
+            dump += client.zrange(name, 0, -1)
     return b"\n".join(dump)
 
 

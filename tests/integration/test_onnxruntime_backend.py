@@ -12,9 +12,11 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import onnx
 import pytest
 from onnx import TensorProto, helper
@@ -95,7 +97,7 @@ def gateway(backend_triton: EmbeddedTriton, redis_server: EmbeddedRedis) -> Iter
         yield url
 
 
-def pick(url: str, data: np.ndarray, index: np.ndarray) -> httpx.Response:
+def pick(url: str, data: npt.NDArray[Any], index: npt.NDArray[Any]) -> httpx.Response:
     body = {
         "inputs": [
             {

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from auth import ApiKey
 from gateway.settings import Settings
 
-SERVICES = {
+SERVICES: dict[str, Any] = {
     "triton_url": "http://triton:8000",
     "redis_url": "redis://redis:6379/0",
 }

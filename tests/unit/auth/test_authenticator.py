@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -71,7 +71,7 @@ def setup(**options: Any) -> tuple[FlakyStore, Authenticator, KeyService, Clock,
     return store, authenticator, KeyService(store, HASHER, wall_clock=clock), clock, recorder
 
 
-def run(coroutine: Callable[[], Awaitable[None]]) -> None:
+def run(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(coroutine())
 
 
