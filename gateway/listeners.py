@@ -1,12 +1,15 @@
-"""A listening socket per worker, so the kernel spreads connections evenly across workers.
+"""A listening socket per worker, so the kernel spreads connections across workers.
 
-uvicorn's supervisor binds one socket and shares it with every worker. Whichever worker
-wakes first accepts, so connections pile onto one worker: with 2 workers and 16 wrk
-connections, splits of 12/4 and 16/0 were seen, and 2 workers then served 1.1x to 1.8x what
-one did. With SO_REUSEPORT, every worker listens on a socket of its own on the same port and
-the kernel hashes each connection to one of them (consistently ~1.7x, see the note in
-`loadtests/bench.py`). The supervisor is still uvicorn's (health checks, restarts, SIGHUP):
-it is handed a `ReusePortListener`, which reaches each worker, pickled, as a new socket.
+uvicorn's supervisor binds one socket and shares it with every worker; whichever worker
+wakes first accepts, so connections can pile onto one worker. With SO_REUSEPORT, every
+worker listens on a socket of its own on the same port and the kernel hashes each
+connection to one of them. Measured with `loadtests/workers_bench.py` (2 workers, 16 wrk
+connections, 7 runs each): with the shared socket, splits of 15/1 and 16/0 occurred, and
+in that 16/0 run two workers served 4,756 req/s, what one worker does; with a socket
+each, the worst split was 12/4 and the lowest run served 6,128 req/s.
+
+The supervisor is still uvicorn's (health checks, restarts, SIGHUP): it is handed a
+`ReusePortListener`, which reaches each worker, pickled, as a new socket.
 
 Trade-off: connections still waiting in a worker's accept queue when that worker exits are
 reset, which matters during a rolling restart (SIGHUP). GATEWAY_REUSE_PORT=false goes back
@@ -43,7 +46,6 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
     _reuse(sock)
     sock.bind((host, port))
     sock.listen(backlog)
-    sock.set_inheritable(True)
     return sock
 
 
