@@ -143,7 +143,7 @@ def two_workers(
         yield url
     finally:
         process.terminate()
-        process.wait(30)
+        process.wait(15)  # SIGTERM stops the supervisor and both workers promptly
 
 
 def test_counters_are_summed_over_two_workers(two_workers: str, tmp_path: Path) -> None:
