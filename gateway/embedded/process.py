@@ -108,7 +108,10 @@ class ManagedProcess:
                 process.wait(self.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 logger.warning(
-                    "%s ignored SIGTERM for %.0f s; killing it", self.name, self.stop_timeout_s
+                    "%s ignored SIGTERM for %.0f s; killing it; its log ends with:\n%s",
+                    self.name,
+                    self.stop_timeout_s,
+                    self.log_tail(10),
                 )
         # Kill leftovers of the group (e.g. backend stubs) even when the leader exited.
         self._signal_group(process.pid, signal.SIGKILL)

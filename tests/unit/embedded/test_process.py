@@ -24,7 +24,9 @@ STUBBORN = textwrap.dedent(
 )
 
 
-def test_stop_kills_a_process_ignoring_sigterm_and_its_children(tmp_path: Path) -> None:
+def test_stop_kills_a_process_ignoring_sigterm_and_its_children(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     log = tmp_path / "stubborn.log"
     process = ManagedProcess("stubborn", [sys.executable, "-c", STUBBORN], log, stop_timeout_s=0.5)
     process.start()
@@ -39,6 +41,8 @@ def test_stop_kills_a_process_ignoring_sigterm_and_its_children(tmp_path: Path) 
 
     assert wait_gone([process.pid, grandchild], 5) == []
     assert not process.running()
+    (warning,) = [r.getMessage() for r in caplog.records if "ignored SIGTERM" in r.getMessage()]
+    assert str(grandchild) in warning  # with the tail of its log, to see what it waited on
 
 
 def test_exit_during_start_up_quotes_the_log(tmp_path: Path) -> None:
