@@ -717,6 +717,9 @@ def report(
         "",
         "## Targets",
         "",
+        "Judged on this run alone. On this machine a row still moves by 10-15% from one "
+        "run to the next, so a ratio within that of its target can land either side.",
+        "",
         "| target | measured | |",
         "|---|---:|---|",
     ]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -97,7 +98,7 @@ def measured(url: str, pid: int, script: str, duration_s: float) -> tuple[Run, l
 
     def look() -> None:
         time.sleep(duration_s / 2)
-        split.extend(connection_split(pid, int(url.rsplit(":", 1)[1].split("/")[0])))
+        split.extend(connection_split(pid, urlsplit(url).port or 80))
 
     looker = threading.Thread(target=look)
     looker.start()
