@@ -219,6 +219,46 @@ def bentoml_python(recreate: bool = False) -> Path | None:
 
 
 @contextlib.contextmanager
+def backends(state: Path, models: list[str]) -> Iterator[tuple[EmbeddedTriton, str]]:
+    """An embedded Redis and Triton (serving `models`); yields Triton and Redis's URL."""
+    redis_server = EmbeddedRedis(state, persistent=False)
+    triton = EmbeddedTriton(ROOT / "model_repository", state, models=models)
+    try:
+        redis_url = redis_server.start()
+        triton.start()
+        yield triton, redis_url
+    finally:
+        triton.stop()
+        redis_server.stop()
+
+
+def start_gateway(
+    name: str,
+    workers: int,
+    state: Path,
+    services: tuple[EmbeddedTriton, str],
+    key: str,
+    extra_env: dict[str, str],
+) -> tuple[str, ManagedProcess]:
+    """`gateway serve` with `workers` on a free port, in front of `services`; its URL."""
+    triton, redis_url = services
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))},
+        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_ADMIN_KEY": key,
+        "GATEWAY_STATE_DIR": str(state / name),
+        "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
+        **extra_env,
+    }
+    argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
+    argv += ["--port", str(port), "--workers", str(workers)]
+    url = f"http://127.0.0.1:{port}"
+    return url, start(name, argv, state, env, f"{url}/v2/health/ready")
+
+
+@contextlib.contextmanager
 def systems(
     state: Path, key: str, with_bentoml: bool, otlp_endpoint: str
 ) -> Iterator[dict[str, str]]:
@@ -228,94 +268,78 @@ def systems(
     its spans to `otlp_endpoint` (a sink that keeps their durations): where a miss's time
     goes."""
     processes: list[ManagedProcess] = []
-    redis_server = EmbeddedRedis(state, persistent=False)
-    triton = EmbeddedTriton(ROOT / "model_repository", state, models=TRITON_MODELS)
-    try:
-        redis_url = redis_server.start()
-        triton.start()
-        urls = {"triton": triton.endpoints.http_url, "grpc": triton.endpoints.grpc_url}
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
-        tracing = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
-            "OTEL_TRACES_SAMPLER": "always_on",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        }
-        gateways: tuple[tuple[str, int, dict[str, str]], ...] = (
-            ("gateway", 1, {}),
-            ("gateway-2-workers", 2, {}),
-            ("gateway-traced", 1, tracing),
+    with backends(state, TRITON_MODELS) as services:
+        try:
+            yield _start_systems(state, key, with_bentoml, otlp_endpoint, services, processes)
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+
+def _start_systems(
+    state: Path,
+    key: str,
+    with_bentoml: bool,
+    otlp_endpoint: str,
+    services: tuple[EmbeddedTriton, str],
+    processes: list[ManagedProcess],
+) -> dict[str, str]:
+    triton = services[0]
+    urls = {"triton": triton.endpoints.http_url, "grpc": triton.endpoints.grpc_url}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
+    tracing = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+    gateways: tuple[tuple[str, int, dict[str, str]], ...] = (
+        ("gateway", 1, {}),
+        ("gateway-2-workers", 2, {}),
+        ("gateway-traced", 1, tracing),
+    )
+    for name, workers, extra_env in gateways:
+        url, process = start_gateway(name, workers, state, services, key, extra_env)
+        processes.append(process)
+        urls[name] = url
+        urls[f"{name}-pid"] = str(process.pid)
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "loadtests.alternatives.fastapi_onnx:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    processes.append(
+        start(
+            "fastapi-onnx",
+            argv,
+            state,
+            {**base_env, "PYTHONPATH": str(ROOT)},
+            f"http://127.0.0.1:{port}/docs",
         )
-        for name, workers, extra_env in gateways:
-            port = free_port()
-            env = {
-                **base_env,
-                "GATEWAY_TRITON_URL": urls["triton"],
-                "GATEWAY_REDIS_URL": redis_url,
-                "GATEWAY_ADMIN_KEY": key,
-                "GATEWAY_STATE_DIR": str(state / name),
-                "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
-                **extra_env,
-            }
-            argv = [
-                sys.executable,
-                "-m",
-                "gateway",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ]
-            processes.append(
-                start(name, argv, state, env, f"http://127.0.0.1:{port}/v2/health/ready")
-            )
-            urls[name] = f"http://127.0.0.1:{port}"
-            urls[f"{name}-pid"] = str(processes[-1].pid)
+    )
+    urls["fastapi"] = f"http://127.0.0.1:{port}"
+    python = bentoml_python() if with_bentoml else None
+    if python is not None:
         port = free_port()
         argv = [
-            sys.executable,
+            str(python),
             "-m",
-            "uvicorn",
-            "loadtests.alternatives.fastapi_onnx:app",
+            "bentoml",
+            "serve",
+            "loadtests.alternatives.bentoml_service:Models",
             "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ]
-        processes.append(
-            start(
-                "fastapi-onnx",
-                argv,
-                state,
-                {**base_env, "PYTHONPATH": str(ROOT)},
-                f"http://127.0.0.1:{port}/docs",
-            )
-        )
-        urls["fastapi"] = f"http://127.0.0.1:{port}"
-        python = bentoml_python() if with_bentoml else None
-        if python is not None:
-            port = free_port()
-            argv = [
-                str(python),
-                "-m",
-                "bentoml",
-                "serve",
-                "loadtests.alternatives.bentoml_service:Models",
-                "--port",
-                str(port),
-            ]
-            env = {**base_env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "true"}
-            processes.append(start("bentoml", argv, state, env, f"http://127.0.0.1:{port}/readyz"))
-            urls["bentoml"] = f"http://127.0.0.1:{port}"
-        yield urls
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        triton.stop()
-        redis_server.stop()
+        env = {**base_env, "PYTHONPATH": str(ROOT), "BENTOML_DO_NOT_TRACK": "true"}
+        processes.append(start("bentoml", argv, state, env, f"http://127.0.0.1:{port}/readyz"))
+        urls["bentoml"] = f"http://127.0.0.1:{port}"
+    return urls
 
 
 def plan(target: Target, urls: dict[str, str], key: str) -> list[tuple[str, str, str, int | None]]:

@@ -16,8 +16,6 @@ first).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import threading
 import time
@@ -30,9 +28,8 @@ import httpx
 import psutil
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
-from loadtests.bench import ROOT, Run, median_of, run_wrk_watching, start, targets
+from gateway.embedded import ManagedProcess
+from loadtests.bench import Run, backends, median_of, run_wrk_watching, start_gateway, targets
 from loadtests.wrk import post_script, require_wrk
 
 GATEWAYS = {  # name: (workers, extra environment)
@@ -45,35 +42,20 @@ GATEWAYS = {  # name: (workers, extra environment)
 @contextmanager
 def gateways(state: Path, key: str) -> Iterator[dict[str, tuple[str, int]]]:
     """Redis, Triton and the gateways of GATEWAYS; yields (base URL, pid) by name."""
-    redis_server = EmbeddedRedis(state, persistent=False)
-    triton = EmbeddedTriton(ROOT / "model_repository", state, models=["tabular_classifier"])
-    processes = []
-    try:
-        redis_url = redis_server.start()
-        triton.start()
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))}
-        urls = {}
-        for number, (name, (workers, extra_env)) in enumerate(GATEWAYS.items()):
-            port = free_port()
-            env = {
-                **base_env,
-                "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-                "GATEWAY_REDIS_URL": redis_url,
-                "GATEWAY_ADMIN_KEY": key,
-                "GATEWAY_STATE_DIR": str(state / f"gateway-{number}"),
-                **extra_env,
-            }
-            argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
-            argv += ["--port", str(port), "--workers", str(workers)]
-            url = f"http://127.0.0.1:{port}"
-            processes.append(start(f"gateway-{number}", argv, state, env, f"{url}/v2/health/ready"))
-            urls[name] = (url, processes[-1].pid or 0)
-        yield urls
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        triton.stop()
-        redis_server.stop()
+    processes: list[ManagedProcess] = []
+    with backends(state, ["tabular_classifier"]) as services:
+        try:
+            started = {}
+            for number, (name, (workers, extra_env)) in enumerate(GATEWAYS.items()):
+                url, process = start_gateway(
+                    f"gateway-{number}", workers, state, services, key, extra_env
+                )
+                processes.append(process)
+                started[name] = (url, process.pid or 0)
+            yield started
+        finally:
+            for process in reversed(processes):
+                process.stop()
 
 
 def connection_split(pid: int, port: int) -> list[int]:
