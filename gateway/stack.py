@@ -65,7 +65,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     )
     if workers == 1:
         server = uvicorn.Server(config)
-        server.run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
+            server.run()
         if not server.started:
             sys.exit(STARTUP_FAILURE)
         return

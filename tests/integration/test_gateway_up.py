@@ -93,10 +93,11 @@ class Stack:
             headers={"Authorization": f"Bearer {key}"},
         )
 
-    def terminate(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(60)
+    def terminate(self, signum: signal.Signals = signal.SIGTERM) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(60)
         self._reader.join(10)
+        return code
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -143,6 +144,14 @@ def test_up_serves_then_sigterm_stops_every_piece(stack: Stack, tmp_path: Path) 
     assert wait_gone(pids, 20) == []
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "triton.log").stat().st_size > 0
+
+
+def test_ctrl_c_stops_every_piece_quietly(stack: Stack) -> None:
+    stack.wait_ready()
+    assert stack.terminate(signal.SIGINT) == 0
+    assert "Traceback" not in stack.output, stack.output
+    pids = [stack.described["pids"][name] for name in ("gateway", "triton", "redis")]
+    assert wait_gone(pids, 20) == []
 
 
 def test_keys_survive_a_restart_and_no_second_admin_key_is_made(
