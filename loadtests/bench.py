@@ -44,18 +44,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import psutil
 from tritonclient.grpc import service_pb2
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
+from gateway.embedded import EmbeddedTriton, ManagedProcess
 from gateway.embedded.ports import free_port
 from loadtests.h2load import run_grpc
 from loadtests.openloop import OpenLoopResult, open_loop
 from loadtests.otlp_sink import OtlpSink
+from loadtests.processes import ROOT, backends, cpu_seconds, start, start_gateway
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
-ROOT = Path(__file__).resolve().parents[1]
 TRITON_MODELS = ["tabular_classifier", "text_tokenizer", "text_encoder", "text_embedding"]
 CONCURRENCY = (1, 16)
 TEXT = "wireless noise cancelling headphones with long battery life"
@@ -162,34 +161,6 @@ class Row:
     gateway_cpu_us: float | None = None  # CPU the gateway's processes used per request
 
 
-def wait_http(url: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def start(
-    name: str, argv: list[str], state: Path, env: dict[str, str], probe: str
-) -> ManagedProcess:
-    process = ManagedProcess(name, argv, state / f"{name}.log", env=env, stop_timeout_s=20)
-    process.start()
-    process.wait_ready(lambda: _answers(probe), 240)
-    return process
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code < 500
-    except httpx.HTTPError:
-        return False
-
-
 def bentoml_python(recreate: bool = False) -> Path | None:
     """The Python of a venv with BentoML (created on first use); None if it cannot be made."""
     venv = ROOT / ".venv-bentoml"
@@ -216,46 +187,6 @@ def bentoml_python(recreate: bool = False) -> Path | None:
     except subprocess.CalledProcessError:
         return None
     return python
-
-
-@contextlib.contextmanager
-def backends(state: Path, models: list[str]) -> Iterator[tuple[EmbeddedTriton, str]]:
-    """An embedded Redis and Triton (serving `models`); yields Triton and Redis's URL."""
-    redis_server = EmbeddedRedis(state, persistent=False)
-    triton = EmbeddedTriton(ROOT / "model_repository", state, models=models)
-    try:
-        redis_url = redis_server.start()
-        triton.start()
-        yield triton, redis_url
-    finally:
-        triton.stop()
-        redis_server.stop()
-
-
-def start_gateway(
-    name: str,
-    workers: int,
-    state: Path,
-    services: tuple[EmbeddedTriton, str],
-    key: str,
-    extra_env: dict[str, str],
-) -> tuple[str, ManagedProcess]:
-    """`gateway serve` with `workers` on a free port, in front of `services`; its URL."""
-    triton, redis_url = services
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))},
-        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-        "GATEWAY_REDIS_URL": redis_url,
-        "GATEWAY_ADMIN_KEY": key,
-        "GATEWAY_STATE_DIR": str(state / name),
-        "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
-        **extra_env,
-    }
-    argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), "--workers", str(workers)]
-    url = f"http://127.0.0.1:{port}"
-    return url, start(name, argv, state, env, f"{url}/v2/health/ready")
 
 
 @contextlib.contextmanager
@@ -451,13 +382,6 @@ def run_wrk_watching(
     cpu, started = cpu_seconds(pid), time.monotonic()
     result = run_wrk(url, script, connections=connections, duration_s=duration_s)
     return Run(result, (cpu_seconds(pid) - cpu) / (time.monotonic() - started))
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time used so far by process `pid` and its children (a gateway and its workers)."""
-    parent = psutil.Process(pid)
-    times = [p.cpu_times() for p in [parent, *parent.children(recursive=True)]]
-    return sum(t.user + t.system for t in times)
 
 
 def median_run(results: list[WrkResult]) -> WrkResult:

@@ -36,8 +36,8 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
-from gateway.embedded.ports import free_port
+from gateway.embedded import EmbeddedTriton, ManagedProcess
+from loadtests import processes
 from loadtests.otlp_sink import OtlpSink
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
@@ -64,44 +64,23 @@ def request_body(features: list[float]) -> str:
 
 def start_gateway(
     state: Path,
-    redis_url: str,
-    triton: EmbeddedTriton,
+    services: tuple[EmbeddedTriton, str],
     key: str,
     otlp_endpoint: str | None = None,
-    settings: dict[str, str] | None = None,
     sampling: float = 1.0,
 ) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OTEL_"))},
-        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-        "GATEWAY_REDIS_URL": redis_url,
-        "GATEWAY_ADMIN_KEY": key,
-        "GATEWAY_STATE_DIR": str(state),
-        **(settings or {}),
-    }
-    name = "gateway"
-    if otlp_endpoint is not None:  # requests traced, spans exported over OTLP/HTTP
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
-        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        env["OTEL_TRACES_SAMPLER_ARG"] = str(sampling)
+    """One gateway worker; with `otlp_endpoint`, tracing `sampling` of requests (parent
+    based) and exporting the spans over OTLP/HTTP. Access lines included: what production
+    pays for them."""
+    name, tracing = "gateway", {}
+    if otlp_endpoint is not None:
         name = f"gateway-traced-{sampling:g}"
-    process = ManagedProcess(
-        name,
-        [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        state / f"{name}.log",  # access lines included: what production pays for them
-        env=env,
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    process.wait_ready(ready, 60)
+        tracing = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(sampling),
+        }
+    url, process = processes.start_gateway(name, 1, state, services, key, tracing)
     return process, url
 
 
@@ -217,30 +196,23 @@ def main() -> None:
     key = str(ApiKey.generate())
     with tempfile.TemporaryDirectory() as folder:
         state = Path(folder)
-        redis_server = EmbeddedRedis(state, persistent=False)
-        triton = EmbeddedTriton(Path("model_repository"), state, models=[MODEL])
         gateways: list[ManagedProcess] = []
-        try:
-            redis_url = redis_server.start()
-            triton.start()
-            with OtlpSink() as sink:
-                gateway, url = start_gateway(state, redis_url, triton, key)
+        with processes.backends(state, [MODEL]) as services, OtlpSink() as sink:
+            try:
+                gateway, url = start_gateway(state, services, key)
                 gateways.append(gateway)
-                traced, traced_url = start_gateway(state, redis_url, triton, key, sink.endpoint)
+                traced, traced_url = start_gateway(state, services, key, sink.endpoint)
                 gateways.append(traced)
                 sampled, sampled_url = start_gateway(
-                    state, redis_url, triton, key, sink.endpoint, sampling=0.1
+                    state, services, key, sink.endpoint, sampling=0.1
                 )
                 gateways.append(sampled)
-                stack = Stack(
-                    triton.endpoints.http_url, url, gateway.pid or 0, traced_url, sampled_url, key
-                )
+                triton_url = services[0].endpoints.http_url
+                stack = Stack(triton_url, url, gateway.pid or 0, traced_url, sampled_url, key)
                 results = measure(stack, args.duration, args.connections, args.profile)
-        finally:
-            for process in gateways:
-                process.stop()
-            triton.stop()
-            redis_server.stop()
+            finally:
+                for process in gateways:
+                    process.stop()
     print(report(results, args.connections, args.duration))
 
 

@@ -19,11 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import httpx
-
 from auth import ApiKey
 from gateway.embedded import ManagedProcess
 from gateway.embedded.ports import free_port
+from loadtests.processes import start
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,23 +31,17 @@ def start_stack(state: Path, key: str) -> tuple[ManagedProcess, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({"GATEWAY_ADMIN_KEY": key, "GATEWAY_ACCESS_LOG": "false"})
-    stack = ManagedProcess(
-        "gateway up",
-        [sys.executable, "-m", "gateway", "up", "--port", str(port), "--state-dir", str(state)],
-        state / "gateway-up.log",
-        env=env,
+    argv = [sys.executable, "-m", "gateway", "up", "--port", str(port), "--state-dir", str(state)]
+    url = f"http://127.0.0.1:{port}"
+    stack = start(
+        "gateway-up",
+        argv,
+        state,
+        env,
+        f"{url}/v2/health/ready",
+        ready_timeout_s=180,
         stop_timeout_s=60,
     )
-    stack.start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    stack.wait_ready(ready, 180)
     return stack, url
 
 

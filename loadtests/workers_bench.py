@@ -29,7 +29,8 @@ import psutil
 
 from auth import ApiKey
 from gateway.embedded import ManagedProcess
-from loadtests.bench import Run, backends, median_of, run_wrk_watching, start_gateway, targets
+from loadtests.bench import Run, median_of, run_wrk_watching, targets
+from loadtests.processes import backends, start_gateway
 from loadtests.wrk import post_script, require_wrk
 
 GATEWAYS = {  # name: (workers, extra environment)
