@@ -51,10 +51,11 @@ from gateway.embedded import EmbeddedTriton, ManagedProcess
 from gateway.embedded.ports import free_port
 from loadtests.h2load import run_grpc
 from loadtests.openloop import OpenLoopResult, open_loop
-from loadtests.otlp_sink import OtlpSink
+from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
 from loadtests.processes import ROOT, backends, cpu_seconds, start, start_gateway
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
+CACHE_DETAILS = ("gateway.cache.tier", "gateway.cache.entry")  # tell cache spans apart
 TRITON_MODELS = ["tabular_classifier", "text_tokenizer", "text_encoder", "text_embedding"]
 CONCURRENCY = (1, 16)
 TEXT = "wireless noise cancelling headphones with long battery life"
@@ -196,7 +197,7 @@ def systems(
     """Start every system; yield their base URLs (and Triton's gRPC address).
 
     Besides the gateways under test, one more gateway traces every request and exports
-    its spans to `otlp_endpoint` (a sink that keeps their durations): where a miss's time
+    its spans to `otlp_endpoint` (a receiver that keeps them): where a miss's time
     goes."""
     processes: list[ManagedProcess] = []
     with backends(state, TRITON_MODELS) as services:
@@ -489,7 +490,9 @@ class Stage:
     mean_ms: float
 
 
-def miss_stages(urls: dict[str, str], key: str, sink: OtlpSink, duration_s: float) -> list[Stage]:
+def miss_stages(
+    urls: dict[str, str], key: str, receiver: OtlpReceiver, duration_s: float
+) -> list[Stage]:
     """Span durations of cache misses, smallest model, 1 connection, a gateway tracing all."""
     target = targets()[0]
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -497,17 +500,26 @@ def miss_stages(urls: dict[str, str], key: str, sink: OtlpSink, duration_s: floa
     for _ in range(20):
         httpx.post(url, content=target.body, headers=auth, timeout=60)
     time.sleep(1)
-    sink.clear()
+    receiver.clear()
     miss = unique_post_script(*target.unique, auth, run_id=random.randrange(1, 16_000_000))
     run_wrk(url, miss, connections=1, duration_s=duration_s)
     time.sleep(2)  # the last batch of spans
-    server = [v for name, v in sink.durations_ms.items() if name.startswith("POST ")]
+    durations: dict[str, list[float]] = {}
+    for span in receiver.received():
+        durations.setdefault(stage_label(span), []).append(span.duration_ms)
+    server = [v for name, v in durations.items() if name.startswith("POST ")]
     requests = max(1, sum(len(v) for v in server))  # one server span per request
     stages = [
         Stage(name, len(values) / requests, float(np.median(values)), float(np.mean(values)))
-        for name, values in sink.durations_ms.items()
+        for name, values in durations.items()
     ]
     return sorted(stages, key=lambda s: -s.mean_ms * s.per_request)
+
+
+def stage_label(span: ReceivedSpan) -> str:
+    """The span's name, and the cache tier and entry where it has them."""
+    details = [str(span.attributes[k]) for k in CACHE_DETAILS if k in span.attributes]
+    return f"{span.name} ({', '.join(details)})" if details else span.name
 
 
 def machine() -> dict[str, str]:
@@ -793,13 +805,13 @@ def main() -> None:
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory() as folder,
-        OtlpSink(keep_durations=True) as sink,
-        systems(Path(folder), key, not args.no_bentoml, sink.endpoint) as urls,
+        OtlpReceiver() as receiver,
+        systems(Path(folder), key, not args.no_bentoml, receiver.endpoint) as urls,
     ):
         rows = measure(urls, key, args.duration, args.rounds)
         overloads = overload(urls, key, rows)
         hot = profiles(urls, key, args.output)
-        stages = miss_stages(urls, key, sink, args.duration * args.rounds)
+        stages = miss_stages(urls, key, receiver, args.duration * args.rounds)
     facts = machine()
     (args.output / "README.md").write_text(
         report(rows, overloads, hot, stages, facts, args.duration, args.rounds)

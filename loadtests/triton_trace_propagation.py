@@ -24,7 +24,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from gateway.embedded import EmbeddedTriton
 from gateway.observability.tracing import triton_trace_arguments
-from tests.support.otlp import OtlpReceiver
+from loadtests.otlp_sink import OtlpReceiver
 
 MODEL = "tabular_classifier"
 ROW = np.zeros((1, 30), np.float32)

@@ -26,10 +26,10 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
 from gateway.metrics import Metrics
 from gateway.observability.tracing import tracer_provider, triton_trace_arguments
+from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
 from tests.support.keys import ADMIN_KEY, auth_headers
-from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.server import running_gateway
 
 MODEL = "tabular_classifier"

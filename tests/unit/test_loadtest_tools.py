@@ -1,4 +1,4 @@
-"""The benchmark's own tools: wrk output parsing, the median run, and the span sink."""
+"""The benchmark's own tools: wrk output parsing, the median run, and the OTLP endpoints."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from loadtests.bench import median_run
-from loadtests.otlp_sink import OtlpSink
+from loadtests.bench import median_run, stage_label
+from loadtests.otlp_sink import OtlpReceiver, OtlpSink
 from loadtests.wrk import WrkResult, parse
 
 WRK_OUTPUT = """\
@@ -61,7 +61,7 @@ def _span(name: str, milliseconds: float, **attributes: str) -> Span:
 REDIS_RESULT = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
 
 
-def test_the_sink_records_span_durations_by_name_and_cache_tier() -> None:
+def test_the_receiver_keeps_span_durations_labelled_by_name_and_cache_tier() -> None:
     spans = [
         _span("POST /v2/models/{model}/infer", 4.0),
         _span("triton.infer", 2.5),
@@ -70,14 +70,21 @@ def test_the_sink_records_span_durations_by_name_and_cache_tier() -> None:
     export = ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])]
     )
-    with OtlpSink(keep_durations=True) as sink:
-        answer = httpx.post(f"{sink.endpoint}/v1/traces", content=export.SerializeToString())
+    with OtlpReceiver() as receiver:
+        answer = httpx.post(receiver.url, content=export.SerializeToString())
         assert answer.status_code == 200
-        assert dict(sink.durations_ms) == {
-            "POST /v2/models/{model}/infer": [4.0],
-            "triton.infer": [2.5],
-            "cache.lookup (redis, result)": [0.5],
+        assert {stage_label(s): s.duration_ms for s in receiver.received()} == {
+            "POST /v2/models/{model}/infer": 4.0,
+            "triton.infer": 2.5,
+            "cache.lookup (redis, result)": 0.5,
         }
-        assert sink.requests == 1
-        sink.clear()
-        assert not sink.durations_ms
+        assert receiver.requests == 1
+        receiver.clear()
+        assert not receiver.received()
+
+
+def test_the_sink_counts_exports_and_keeps_nothing() -> None:
+    with OtlpSink() as sink:
+        answer = httpx.post(sink.url, content=b"\x0a\x00")
+        assert answer.status_code == 200
+        assert (sink.requests, sink.bytes) == (1, 2)
