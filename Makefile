@@ -1,4 +1,4 @@
-# Two commands set everything up on a fresh Debian/Ubuntu machine with Python >= 3.10:
+# Two commands set everything up on a fresh Debian/Ubuntu machine with Python >= 3.11:
 #   make run    install into .venv, build the models, run the whole stack (gateway up)
 #   make test   the same install, then linters and the whole test suite
 # `make install` is idempotent: it reinstalls only when pyproject.toml changed.

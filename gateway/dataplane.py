@@ -175,7 +175,7 @@ class DataPlane:
 
         if directive is Directive.WRITE_ONLY:
             result = await ask_triton()
-            await self._cache.store(entry, result, policy)
+            self._cache.store(entry, result, policy)
             self._count(model, Outcome.BYPASS)
             return result, Outcome.BYPASS
         with self._spans.start("cache.lookup", attributes=_LOCAL) as span:

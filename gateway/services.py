@@ -35,6 +35,7 @@ from gateway.settings import Settings
 from gateway.triton import TritonClient
 
 logger = logging.getLogger(__name__)
+CACHE_FLUSH_S = 2.0  # at shutdown, how long the cache's background Redis writes may take
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ async def open_services(
             LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
             spans=spans,
         )
+        stack.push_async_callback(cache.flush, CACHE_FLUSH_S)  # before Redis closes
         purges = asyncio.get_running_loop().create_task(cache.follow_purges())
         stack.push_async_callback(_cancel, purges)
 

@@ -54,7 +54,7 @@ async def _run(
                     status = response.status
                     if "Retry-After" in response.headers:
                         result.retry_after_seen += 1
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status = 0
             result.statuses[status] += 1
             if status == 200:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from auth import ApiKey
@@ -51,7 +51,7 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path)
     args, locust_args = parser.parse_known_args()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = args.output or HERE / "reports" / stamp
     output.mkdir(parents=True, exist_ok=True)
     key = str(ApiKey.generate())

@@ -6,10 +6,19 @@
         another request of this process already fetching it?  wait for it   -> coalesced
         one Redis round trip: the entry (-> hit), or else the key's lock
         another process holds the lock?  wait (bounded) for its entry        -> coalesced
-        otherwise compute (ask Triton), then one Redis round trip to store
-        the entry and release the lock                                       -> miss
-    store(key, result, policy)        both tiers, if the entry fits the model's limit
+        otherwise compute (ask Triton) and store                             -> miss
+    store(key, result, policy)        both tiers, if the entry fits the model's limit: this
+                                      process's at once, Redis (one round trip that also
+                                      releases the lock) in the background
     remember(memo_key, response)      keep an encoded response for `replay`
+    flush(timeout_s)                  wait for the background Redis writes (at shutdown)
+
+Writing behind keeps the Redis write off the answer's path: a miss is answered as soon as
+Triton has answered. Other processes waiting for the key's lock see the entry a round trip
+later than the answer goes out; requests of this process find it in the in-process tier
+at once. At most `MAX_PENDING_WRITES` writes wait at a time (only a slow Redis gets there):
+beyond that an entry stays in this process's tier only, counted as a failed `set`, and its
+lock expires by itself.
 
 The response memo is the hit path's shortcut: identical request bytes (same tenant, model,
 version and fingerprint) always get identical response bytes, so a repeat skips decoding,
@@ -26,9 +35,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
+from typing import Any
+
+from opentelemetry.trace import Span
 
 from auth import StoreUnavailable
 from auth.breaker import REDIS_FAILURES
@@ -44,9 +56,10 @@ from gateway.protocol.types import InferResult
 logger = logging.getLogger(__name__)
 
 _REDIS = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
+MAX_PENDING_WRITES = 1000
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """How a request was answered, as reported in `X-Cache`."""
 
     HIT = "hit"
@@ -107,6 +120,7 @@ class ResultCache:
         self._metrics = metrics
         self._lock = lock or LockSettings()
         self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
 
     def replay(self, memo_key: bytes) -> Replay | None:
         return self._memo.get(memo_key)
@@ -147,23 +161,31 @@ class ResultCache:
         finally:
             del self._flights[key.digest]
 
-    async def store(
+    def store(
         self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str | None = None
     ) -> None:
-        """Keep `result` in both tiers and release the lock `token` (if any) in Redis."""
-        with self._spans.start("cache.store") as span:
-            value = self._codec.pack(key.digest, result)
-            span.set_attribute("gateway.cache.entry_bytes", len(value))
-            if len(value) > policy.max_entry_bytes:
-                span.set_attribute("gateway.cache.stored", False)
-                await self._unlock(key, token)
-                return
-            self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
-            try:
-                await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
-            except StoreUnavailable:
-                self._metrics.cache_errors.labels("set").inc()
-                span.set_attribute("gateway.cache.stored", False)
+        """Keep `result` in both tiers and release the lock `token` (if any) in Redis; the
+        Redis write happens in the background."""
+        value = self._codec.pack(key.digest, result)
+        if len(value) > policy.max_entry_bytes:
+            if token:
+                self._behind(lambda: self._unlock(key, token))
+            return
+        self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
+        self._behind(
+            lambda: self._write(
+                key,
+                value,
+                policy,
+                token,
+                self._spans.begin("cache.store", {"gateway.cache.entry_bytes": len(value)}),
+            )
+        )
+
+    async def flush(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the background Redis writes still under way."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=timeout_s)
 
     async def purge(self, model: str | None = None, version: str | None = None) -> int:
         """Delete entries of a model version, a model, or all; raises StoreUnavailable."""
@@ -217,7 +239,7 @@ class ResultCache:
         except BaseException:
             await self._unlock(key, token)
             raise
-        await self.store(key, result, policy, token)
+        self.store(key, result, policy, token)
         return result, Outcome.MISS
 
     def _verified(self, key: CacheKey, value: bytes) -> InferResult | None:
@@ -227,6 +249,25 @@ class ResultCache:
             self._metrics.cache_verification_failures.labels(key.model).inc()
             logger.warning("ignored an invalid cache entry for model %s: %s", key.model, exc)
             return None
+
+    def _behind(self, write: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if len(self._writes) >= MAX_PENDING_WRITES:
+            self._metrics.cache_errors.labels("set").inc()
+            return
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(
+        self, key: CacheKey, value: bytes, policy: CachePolicy, token: str | None, span: Span
+    ) -> None:
+        try:
+            await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
+        except StoreUnavailable:
+            self._metrics.cache_errors.labels("set").inc()
+            span.set_attribute("gateway.cache.stored", False)
+        finally:
+            span.end()
 
     async def _unlock(self, key: CacheKey, token: str | None) -> None:
         if token:

@@ -172,6 +172,15 @@ class Spans:
             name, context=context, kind=kind, attributes=attributes, record_exception=False
         )
 
+    def begin(
+        self, name: str, attributes: Mapping[str, str | int | bool] | None = None
+    ) -> trace.Span:
+        """A child span of the current one that is not made current: for work that goes on
+        after its request (the caller ends it)."""
+        if self._tracer is None or not trace.get_current_span().is_recording():
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, attributes=attributes, record_exception=False)
+
 
 def otlp_traces_url() -> str | None:
     """The OTLP/HTTP traces URL the OTEL_* variables configure, if any."""

@@ -1,14 +1,16 @@
 """`TritonClient`: the gateway's connection to Triton's HTTP/REST API, for the app's lifetime.
 
-Inference uses aiohttp with Triton's binary tensor data extension both ways: the inputs go
-as raw bytes after a small JSON header, every output comes back as raw bytes
-(`binary_data_output`), so tensors cross in their wire form with no JSON lists either way.
-Health, metadata, config, statistics and the repository API go through httpx.
+Inference uses Triton's binary tensor data extension both ways: the inputs go as raw bytes
+after a small JSON header, every output comes back as raw bytes (`binary_data_output`), so
+tensors cross in their wire form with no JSON lists either way. It goes over the kept-alive
+connections of `ConnectionPool` (connections.py). Health, metadata, config, statistics and
+the repository API go through httpx.
 
-Why HTTP and aiohttp (docs/triton-client.md): on this machine aiohttp costs the same CPU
-per call as Triton's raw gRPC stub, and is far ahead of httpx for inference; and Triton 2.51
+Why HTTP, and why not a general client for inference (docs/triton-client.md): Triton 2.51
 continues the W3C `traceparent` of every HTTP request, but drops it on about one gRPC call
-in ten (measured), so over gRPC one trace in ten would lose Triton's spans.
+in ten (measured), so over gRPC one trace in ten would lose Triton's spans; and on the
+inference call the pool costs a quarter to a fifth of aiohttp's CPU (measured), which was
+the largest share of a cache miss's overhead.
 
 A Triton that went away and came back is found again without a restart: both clients open
 new connections as needed.
@@ -16,12 +18,12 @@ new connections as needed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import httpx
 import orjson
 from opentelemetry import trace
@@ -30,9 +32,10 @@ from gateway.errors import GatewayError, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans, traceparent_metadata
 from gateway.protocol.types import InferRequest, InferResult, Tensor
+from gateway.triton.connections import ConnectionPool
 from gateway.triton.errors import (
-    aiohttp_errors,
     http_errors,
+    infer_errors,
     raise_for_http_status,
     raise_for_status,
 )
@@ -55,13 +58,13 @@ class TritonClient:
         metrics: Metrics | None = None,
         spans: Spans | None = None,
     ) -> None:
-        self._url = url.rstrip("/")
         self._metrics = metrics or Metrics()
         self._spans = spans or Spans()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=infer_timeout_s),
-            auto_decompress=False,
+        address = httpx.URL(url)
+        if address.scheme != "http" or not address.host:
+            raise ValueError(f"Triton's URL must be http://host:port, not {url!r}")
+        self._pool = ConnectionPool(
+            address.host, address.port or 80, max_connections=MAX_CONNECTIONS
         )
         self._http = httpx.AsyncClient(base_url=url, timeout=control_timeout_s)
         self._infer_timeout_s = infer_timeout_s
@@ -70,7 +73,7 @@ class TritonClient:
 
     async def close(self) -> None:
         await self._http.aclose()
-        await self._session.close()
+        self._pool.close()
 
     async def infer(self, request: InferRequest) -> InferResult:
         """One inference call, traced as a CLIENT span whose context Triton continues."""
@@ -86,24 +89,18 @@ class TritonClient:
         ) as span:
             headers = {
                 "Content-Type": "application/octet-stream",
-                # Triton compresses when asked (aiohttp asks by default): only CPU on a LAN.
-                "Accept-Encoding": "identity",
                 "Inference-Header-Content-Length": str(len(header)),
                 **(dict(traceparent_metadata()) if self._spans.enabled else {}),
             }
+            path = _model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()
             try:
-                with aiohttp_errors(self._retry_after_s):
-                    async with self._session.post(
-                        self._url + _model_path(request.model, request.version) + "/infer",
-                        data=header + payload,
-                        headers=headers,
-                    ) as response:
-                        body = await response.read()
-                        status = response.status
-                        length = response.headers.get("Inference-Header-Content-Length")
-                raise_for_status(status, body, self._retry_after_s)
-                result = _decode_response(request.model, body, length)
+                with infer_errors(self._retry_after_s):
+                    async with asyncio.timeout(self._infer_timeout_s):
+                        response = await self._pool.post(path, headers, header + payload)
+                raise_for_status(response.status, response.body, self._retry_after_s)
+                length = response.headers.get(b"inference-header-content-length")
+                result = _decode_response(request.model, response.body, length)
             except GatewayError as exc:
                 self._record_failure(request, exc, exc.status)
                 raise
@@ -218,7 +215,7 @@ def _encode_request(request: InferRequest) -> tuple[bytes, bytes]:
     return orjson.dumps(document), b"".join(tensor.data for tensor in request.inputs)
 
 
-def _decode_response(model: str, body: bytes, header_length: str | None) -> InferResult:
+def _decode_response(model: str, body: bytes, header_length: bytes | None) -> InferResult:
     try:
         length = int(header_length) if header_length is not None else len(body)
         document = orjson.loads(body[:length])

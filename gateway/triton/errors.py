@@ -1,18 +1,18 @@
 """Translate Triton's failures into gateway errors, once, at the boundary.
 
-Transport failures (refused, reset, past the deadline) mean Triton is unavailable: 503 with
-Retry-After. An answer with an error status keeps Triton's message: 400 and 404 pass
-through, 502/503/504 mean unavailable, anything else is Triton's own failure (500).
+Transport failures (refused, reset, closed early, not HTTP, past the deadline) mean Triton
+is unavailable: 503 with Retry-After. An answer with an error status keeps Triton's
+message: 400 and 404 pass through, 502/503/504 mean unavailable, anything else is Triton's
+own failure (500).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import aiohttp
+import httptools
 import httpx
 import orjson
 
@@ -27,14 +27,15 @@ def clean_message(message: str) -> str:
 
 
 @contextmanager
-def aiohttp_errors(retry_after_s: int) -> Iterator[None]:
-    """Inside: a failed inference call (aiohttp) raises `TritonUnavailable`."""
+def infer_errors(retry_after_s: int) -> Iterator[None]:
+    """Inside: a failed inference call (`ConnectionPool`) raises `TritonUnavailable`."""
     try:
         yield
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise TritonUnavailable("Triton did not answer in time", retry_after_s) from exc
-    except aiohttp.ClientError as exc:
-        raise TritonUnavailable(f"Triton is unavailable: {exc}", retry_after_s) from exc
+    except (OSError, httptools.HttpParserError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise TritonUnavailable(f"Triton is unavailable: {reason}", retry_after_s) from exc
 
 
 @contextmanager

@@ -53,6 +53,13 @@ def tree(spans: tuple[ReadableSpan, ...], trace_id: int) -> dict[str, list[Reada
     return by_name
 
 
+def wait_for_span(exporter: InMemorySpanExporter, name: str, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(s.name == name for s in exporter.get_finished_spans()):
+        assert time.monotonic() < deadline, f"no {name} span in {timeout_s} s"
+        time.sleep(0.01)
+
+
 @pytest.fixture(scope="module")
 def traced(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis
@@ -69,6 +76,7 @@ def test_span_tree_of_a_miss_then_of_a_hit(traced: tuple[str, InMemorySpanExport
     x = unique_features()
     exporter.clear()
     assert infer(url, MODEL, x).cache == "miss"
+    wait_for_span(exporter, "cache.store")  # written behind the answer
     (server,) = [s for s in exporter.get_finished_spans() if s.name == SERVER_SPAN]
     assert server.kind is SpanKind.SERVER and server.context is not None
     spans = tree(exporter.get_finished_spans(), server.context.trace_id)

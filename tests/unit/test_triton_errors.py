@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
+import httptools
 import httpx
 import orjson
 import pytest
 
 from gateway.errors import GatewayError, TritonUnavailable
-from gateway.triton.errors import aiohttp_errors, http_errors, raise_for_status
+from gateway.triton.errors import http_errors, infer_errors, raise_for_status
 
 
 @pytest.mark.parametrize(
@@ -37,10 +35,15 @@ def test_success_and_bodies_without_json() -> None:
 
 
 def test_transport_failures_are_unavailable() -> None:
-    with pytest.raises(TritonUnavailable, match="in time"), aiohttp_errors(retry_after_s=1):
-        raise asyncio.TimeoutError
-    with pytest.raises(TritonUnavailable, match="unavailable"), aiohttp_errors(retry_after_s=1):
-        raise aiohttp.ClientConnectionError("refused")
+    with pytest.raises(TritonUnavailable, match="in time"), infer_errors(retry_after_s=1):
+        raise TimeoutError
+    with pytest.raises(TritonUnavailable, match="unavailable: refused"), infer_errors(1):
+        raise ConnectionRefusedError("refused")
+    reset = pytest.raises(TritonUnavailable, match="unavailable: ConnectionResetError")
+    with reset, infer_errors(retry_after_s=1):
+        raise ConnectionResetError
+    with pytest.raises(TritonUnavailable, match="unavailable: bad status"), infer_errors(1):
+        raise httptools.HttpParserInvalidStatusError("bad status")
     with pytest.raises(TritonUnavailable, match="in time"), http_errors(retry_after_s=1):
         raise httpx.ReadTimeout("slow")
     with pytest.raises(TritonUnavailable, match="unavailable"), http_errors(retry_after_s=1):

@@ -59,7 +59,7 @@ def test_response_outputs_are_sliced_from_the_binary_part() -> None:
             ],
         }
     )
-    result = _decode_response("m", header + probabilities + label, str(len(header)))
+    result = _decode_response("m", header + probabilities + label, b"%d" % len(header))
     assert result.version == "2"
     assert [(t.name, t.shape, t.data) for t in result.outputs] == [
         ("probabilities", (1, 2), probabilities),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -14,6 +16,7 @@ from gateway.cache import (
     LockSettings,
     Outcome,
     ResultCache,
+    result_cache,
 )
 from gateway.metrics import Metrics
 from gateway.protocol.types import InferResult, Tensor
@@ -77,6 +80,15 @@ def make_cache(
     )
 
 
+async def fetched(
+    cache: ResultCache, compute: Callable[[], Awaitable[InferResult]]
+) -> tuple[InferResult, Outcome]:
+    """One fetch, then the background Redis write it started."""
+    answer = await cache.fetch(KEY, compute, POLICY)
+    await cache.flush(1.0)
+    return answer
+
+
 class Counting:
     def __init__(self, delay: float = 0.05) -> None:
         self.calls = 0
@@ -94,6 +106,7 @@ def test_concurrent_identical_misses_make_one_call() -> None:
 
     async def scenario() -> list[Outcome]:
         answers = await asyncio.gather(*(cache.fetch(KEY, compute, POLICY) for _ in range(50)))
+        await cache.flush(1.0)
         return [outcome for _, outcome in answers]
 
     outcomes = asyncio.run(scenario())
@@ -112,6 +125,8 @@ def test_another_process_waits_for_the_lock_holders_entry() -> None:
             first.fetch(KEY, compute, POLICY),
             second.fetch(KEY, compute, POLICY),
         )
+        await first.flush(1.0)
+        await second.flush(1.0)
         return a, b
 
     outcomes = asyncio.run(scenario())
@@ -124,7 +139,7 @@ def test_a_stuck_lock_holder_delays_others_only_for_the_wait() -> None:
     redis = MemoryRedis()
     redis.locks[KEY.digest] = "someone else"
     compute = Counting(delay=0)
-    _, outcome = asyncio.run(make_cache(redis, wait_s=0.05).fetch(KEY, compute, POLICY))
+    _, outcome = asyncio.run(fetched(make_cache(redis, wait_s=0.05), compute))
     assert outcome is Outcome.MISS and compute.calls == 1
 
 
@@ -133,7 +148,7 @@ def test_redis_down_is_a_miss_and_the_request_goes_on() -> None:
     redis.down = True
     metrics = Metrics()
     compute = Counting(delay=0)
-    result, outcome = asyncio.run(make_cache(redis, metrics).fetch(KEY, compute, POLICY))
+    result, outcome = asyncio.run(fetched(make_cache(redis, metrics), compute))
     assert (result, outcome) == (RESULT, Outcome.MISS)
     errors = {
         s.labels["operation"]: s.value
@@ -165,8 +180,63 @@ def test_errors_are_shared_with_followers_and_never_stored() -> None:
 def test_entries_over_the_size_limit_are_not_stored() -> None:
     redis = MemoryRedis()
     cache = make_cache(redis)
-    asyncio.run(cache.store(KEY, RESULT, CachePolicy(True, 60, 10)))
+
+    async def scenario() -> None:
+        cache.store(KEY, RESULT, CachePolicy(True, 60, 10))
+        await cache.flush(1.0)
+
+    asyncio.run(scenario())
     assert redis.values == {} and cache.lookup(KEY) is None
+
+
+class SlowRedis(MemoryRedis):
+    """Writes take `delay` seconds."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def set(
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+    ) -> None:
+        await asyncio.sleep(self.delay)
+        await super().set(key, value, ttl_s, digest, token)
+
+
+def test_a_miss_is_answered_before_its_redis_write() -> None:
+    redis = SlowRedis(delay=0.2)
+    cache = make_cache(redis)
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        _, outcome = await cache.fetch(KEY, Counting(delay=0), POLICY)
+        assert outcome is Outcome.MISS and time.monotonic() - started < 0.1
+        assert redis.values == {} and redis.locks != {}  # the write is under way
+        assert cache.lookup(KEY) == RESULT  # this process has it already
+        await cache.flush(1.0)
+        assert KEY.redis_key in redis.values and redis.locks == {}
+
+    asyncio.run(scenario())
+
+
+def test_writes_beyond_the_pending_limit_stay_local_and_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(result_cache, "MAX_PENDING_WRITES", 2)
+    redis = SlowRedis(delay=0.05)
+    metrics = Metrics()
+    cache = make_cache(redis, metrics)
+    keys = [CacheKey(bytes([n]) * 32, "m", "1") for n in range(3)]
+
+    async def scenario() -> None:
+        for key in keys:
+            cache.store(key, RESULT, POLICY)
+        await cache.flush(1.0)
+
+    asyncio.run(scenario())
+    assert sorted(redis.values) == sorted(key.redis_key for key in keys[:2])
+    assert all(cache.lookup(key) == RESULT for key in keys)
+    assert metrics.cache_errors.labels("set")._value.get() == 1
 
 
 @pytest.mark.parametrize("corruption", [b"garbage", b""])
@@ -175,6 +245,6 @@ def test_invalid_entries_in_redis_are_misses_and_counted(corruption: bytes) -> N
     redis.values[KEY.redis_key] = corruption or EntryCodec(b"other" * 8).pack(KEY.digest, RESULT)
     metrics = Metrics()
     compute = Counting(delay=0)
-    _, outcome = asyncio.run(make_cache(redis, metrics).fetch(KEY, compute, POLICY))
+    _, outcome = asyncio.run(fetched(make_cache(redis, metrics), compute))
     assert outcome is Outcome.MISS and compute.calls == 1
     assert metrics.cache_verification_failures.labels("m")._value.get() == 1
