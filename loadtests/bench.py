@@ -539,7 +539,7 @@ def machine() -> dict[str, str]:
         "onnxruntime",
         "fastapi",
         "uvicorn",
-        "aiohttp",
+        "httptools",
         "redis",
         "opentelemetry-sdk",
     ):

@@ -6,9 +6,11 @@ Starts an embedded Triton serving `tabular_classifier` (the smallest model) and 
 same one-row request through each candidate, in this process, closed loop:
 - httpx over HTTP/1.1 with binary tensor data;
 - aiohttp over HTTP/1.1 with binary tensor data;
+- the gateway's own `ConnectionPool` (asyncio + httptools) over HTTP/1.1 with binary tensor
+  data: what the gateway uses;
 - tritonclient.grpc.aio (the stock asyncio gRPC client);
-- the raw gRPC stub from tritonclient's protocol modules (what the gateway uses: raw
-  tensor bytes in and out, no per-request wrapper objects).
+- the raw gRPC stub from tritonclient's protocol modules (raw tensor bytes in and out, no
+  per-request wrapper objects).
 Prints a markdown table; "client CPU" is the CPU time this process spent per request (all
 its threads, gRPC's poller included): what each call would cost the gateway. Absolute
 numbers drift on shared machines; compare within a run.
@@ -33,6 +35,7 @@ import uvloop
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from gateway.embedded import EmbeddedTriton
+from gateway.triton.connections import ConnectionPool
 from loadtests.stats import Summary, summarize
 
 MODEL = "tabular_classifier"
@@ -111,6 +114,20 @@ async def measure(
             ("aiohttp (HTTP)", c, await closed_loop(via_aiohttp, requests, c)) for c in levels
         ]
 
+    address = httpx.URL(triton.endpoints.http_url)
+    pool = ConnectionPool(address.host, address.port or 80, max_connections=256)
+
+    async def via_pool() -> None:
+        response = await pool.post(path, headers, body)
+        if response.status != 200:
+            raise RuntimeError(f"Triton answered {response.status}")
+
+    results += [
+        ("gateway ConnectionPool (HTTP)", c, await closed_loop(via_pool, requests, c))
+        for c in levels
+    ]
+    pool.close()
+
     stock = triton_grpc_aio.InferenceServerClient(triton.endpoints.grpc_url)
     tensor = triton_grpc_aio.InferInput("features", [1, 30], "FP32")
     tensor.set_data_from_numpy(ROW)
@@ -136,9 +153,7 @@ async def measure(
         message.raw_input_contents.append(ROW.tobytes())
         await stub.ModelInfer(message)
 
-    results += [
-        ("raw gRPC stub (gateway)", c, await closed_loop(via_raw_stub, requests, c)) for c in levels
-    ]
+    results += [("raw gRPC stub", c, await closed_loop(via_raw_stub, requests, c)) for c in levels]
     await channel.close()
     return results
 

@@ -9,7 +9,7 @@ the repository API go through httpx.
 Why HTTP, and why not a general client for inference (docs/triton-client.md): Triton 2.51
 continues the W3C `traceparent` of every HTTP request, but drops it on about one gRPC call
 in ten (measured), so over gRPC one trace in ten would lose Triton's spans; and on the
-inference call the pool costs a quarter to a fifth of aiohttp's CPU (measured), which was
+inference call the pool costs a third to a fifth of aiohttp's CPU (measured), which was
 the largest share of a cache miss's overhead.
 
 A Triton that went away and came back is found again without a restart: both clients open
