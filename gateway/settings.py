@@ -8,6 +8,7 @@ load while an unsafe default is left in place.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +35,9 @@ class Settings(BaseSettings):
     environment: Environment = "development"
 
     triton_url: str | None = Field(
-        default=None, description="Triton's HTTP endpoint, e.g. http://triton:8000"
+        default=None,
+        description="Triton's HTTP endpoint, e.g. http://triton:8000 (plain HTTP; a path "
+        "prefix is kept)",
     )
     triton_timeout_s: float = Field(
         default=30.0, gt=0, description="Deadline of one inference call to Triton"
@@ -145,6 +148,18 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
+
+    @field_validator("triton_url")
+    @classmethod
+    def _triton_url_is_plain_http(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(
+            r"^http://(\[[0-9a-fA-F:]+\]|[^/:\[\]]+)(:\d+)?(/.*)?$", value
+        ):
+            raise ValueError(
+                "GATEWAY_TRITON_URL must be http://host[:port][/path]: the gateway speaks "
+                "plain HTTP/1.1 to Triton"
+            )
+        return value
 
     @field_validator("admin_key")
     @classmethod

@@ -66,6 +66,7 @@ class TritonClient:
         self._pool = ConnectionPool(
             address.host, address.port or 80, max_connections=MAX_CONNECTIONS
         )
+        self._prefix = address.path.rstrip("/")  # Triton behind a proxy's path, if any
         self._http = httpx.AsyncClient(base_url=url, timeout=control_timeout_s)
         self._infer_timeout_s = infer_timeout_s
         self._retry_after_s = retry_after_s
@@ -92,7 +93,7 @@ class TritonClient:
                 "Inference-Header-Content-Length": str(len(header)),
                 **(dict(traceparent_metadata()) if self._spans.enabled else {}),
             }
-            path = _model_path(request.model, request.version) + "/infer"
+            path = self._prefix + _model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()
             try:
                 with infer_errors(self._retry_after_s):

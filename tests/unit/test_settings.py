@@ -25,6 +25,18 @@ def test_reads_gateway_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.max_body_bytes == 1024
 
 
+@pytest.mark.parametrize("url", ["https://triton:8000", "triton:8000", "http://"])
+def test_triton_url_must_be_plain_http(url: str) -> None:
+    with pytest.raises(ValidationError, match="GATEWAY_TRITON_URL must be http://"):
+        Settings(triton_url=url)
+
+
+def test_triton_url_may_carry_a_port_and_a_path_prefix() -> None:
+    assert Settings(triton_url="http://proxy/triton").triton_url == "http://proxy/triton"
+    assert Settings(triton_url="http://127.0.0.1:8000").triton_url == "http://127.0.0.1:8000"
+    assert Settings(triton_url="http://[::1]:8000").triton_url == "http://[::1]:8000"
+
+
 def test_production_needs_external_services() -> None:
     with pytest.raises(ValidationError, match=r"GATEWAY_TRITON_URL.*GATEWAY_REDIS_URL"):
         Settings(environment="production", key_pepper=PEPPER)
