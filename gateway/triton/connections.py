@@ -106,7 +106,8 @@ class ConnectionPool:
         self, host: str, port: int, *, max_connections: int, idle_timeout_s: float = 15.0
     ) -> None:
         self._host, self._port = host, port
-        self._host_header = f"Host: {host}:{port}\r\n".encode("latin-1")
+        authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+        self._host_header = f"Host: {authority}\r\n".encode("latin-1")
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: deque[_Connection] = deque()
         self._idle_timeout_s = idle_timeout_s

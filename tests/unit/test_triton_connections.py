@@ -65,11 +65,11 @@ class ScriptedServer:
 
 
 @asynccontextmanager
-async def serving() -> AsyncIterator[tuple[ScriptedServer, ConnectionPool]]:
+async def serving(host: str = "127.0.0.1") -> AsyncIterator[tuple[ScriptedServer, ConnectionPool]]:
     script = ScriptedServer()
-    server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(script.handle, host, 0)
     port = server.sockets[0].getsockname()[1]
-    pool = ConnectionPool("127.0.0.1", port, max_connections=2, idle_timeout_s=0.2)
+    pool = ConnectionPool(host, port, max_connections=2, idle_timeout_s=0.2)
     try:
         yield script, pool
     finally:
@@ -99,6 +99,16 @@ def test_calls_reuse_one_connection_and_send_what_they_say() -> None:
         assert body == b"body 0"
 
     run(scenario)
+
+
+def test_an_ipv6_host_header_is_bracketed() -> None:
+    async def main() -> None:
+        async with serving("::1") as (script, pool):
+            assert (await pool.post("/ok", {}, b"six")).body == b"six"
+            head, _ = script.requests[0]
+            assert b"\r\nHost: [::1]:" in head
+
+    asyncio.run(main())
 
 
 def test_an_answer_that_closes_is_not_reused() -> None:
