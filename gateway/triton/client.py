@@ -60,9 +60,7 @@ class TritonClient:
     ) -> None:
         self._metrics = metrics or Metrics()
         self._spans = spans or Spans()
-        address = httpx.URL(url)
-        if address.scheme != "http" or not address.host:
-            raise ValueError(f"Triton's URL must be http://host:port, not {url!r}")
+        address = httpx.URL(url)  # plain http://host[:port][/path], checked by Settings
         self._pool = ConnectionPool(
             address.host, address.port or 80, max_connections=MAX_CONNECTIONS
         )
