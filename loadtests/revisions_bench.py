@@ -8,9 +8,9 @@ one embedded Triton (the smallest model) and Redis, a one-worker gateway from th
 revision and one from the working tree. Then, at each connection count, for `--rounds`
 rounds with the rows interleaved and the gateways' order alternating (so the machine's
 drift hits both alike), wrk measures direct Triton, each gateway's cache misses (unique
-inputs) and hits. Prints the median of each row as a markdown table, with the gateway's
-CPU per request and the p50 it adds over direct Triton. Both revisions use the working
-tree's model repository.
+inputs) and hits. Prints each row's median run (by throughput, as `make bench` does) as
+a markdown table, with the gateway's CPU per request and the p50 it adds over direct
+Triton. Both revisions use the working tree's model repository.
 """
 
 from __future__ import annotations
@@ -18,31 +18,15 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
-import statistics
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from auth.keys import ApiKey
 from gateway.embedded import ManagedProcess
-from loadtests.bench import targets
-from loadtests.processes import ROOT, backends, cpu_seconds, start_gateway
-from loadtests.wrk import WrkResult, post_script, run_wrk, unique_post_script
-
-
-@dataclass(frozen=True)
-class Run:
-    result: WrkResult
-    cpu_us_per_request: float | None
-
-
-def measure(url: str, script: str, connections: int, seconds: float, pid: int | None) -> Run:
-    before = cpu_seconds(pid) if pid else 0.0
-    result = run_wrk(url, script, connections=connections, duration_s=seconds)
-    used = cpu_seconds(pid) - before if pid else None
-    per_request = 1e6 * used / max(result.requests, 1) if used is not None else None
-    return Run(result, per_request)
+from loadtests.bench import Run, median_of, run_wrk_watching, targets
+from loadtests.processes import ROOT, backends, start_gateway
+from loadtests.wrk import post_script, unique_post_script
 
 
 def git(*args: str) -> None:
@@ -87,7 +71,7 @@ def compare(
                         rows.append((f"{name}: hit", url, hit, process.pid))
                     for row, url, script, pid in rows:
                         runs.setdefault((row, count), []).append(
-                            measure(url, script, count, seconds, pid)
+                            run_wrk_watching(url, script, count, seconds, pid)
                         )
         finally:
             for _, _, process in gateways:
@@ -123,16 +107,15 @@ def report(runs: dict[tuple[str, int], list[Run]]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (row, connections), group in runs.items():
-        direct = statistics.median(r.result.p50_ms for r in runs[("direct Triton", connections)])
-        p50 = statistics.median(r.result.p50_ms for r in group)
-        cpu = [r.cpu_us_per_request for r in group if r.cpu_us_per_request is not None]
+        direct = median_of(runs[("direct Triton", connections)]).wrk.p50_ms
+        middle = median_of(group)  # the run with the median throughput, as in make bench
+        cpu = middle.cpu_us_per_request
         lines.append(
-            f"| {row} | {connections} "
-            f"| {statistics.median(r.result.requests_per_s for r in group):,.0f} "
-            f"| {p50:.2f} | {statistics.median(r.result.p99_ms for r in group):.2f} "
-            f"| {sum(r.result.errors for r in group)} "
-            f"| {'-' if row == 'direct Triton' else f'{p50 - direct:+.2f} ms'} "
-            f"| {f'{statistics.median(cpu):,.0f}' if cpu else '-'} |"
+            f"| {row} | {connections} | {middle.wrk.requests_per_s:,.0f} "
+            f"| {middle.wrk.p50_ms:.2f} | {middle.wrk.p99_ms:.2f} "
+            f"| {sum(run.wrk.errors for run in group)} "
+            f"| {'-' if row == 'direct Triton' else f'{middle.wrk.p50_ms - direct:+.2f} ms'} "
+            f"| {'-' if cpu is None else f'{cpu:,.0f}'} |"
         )
     return "\n".join(lines)
 
