@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tests.support.admin import create_key
 from tests.support.cache_client import Answer, infer, triton_count
 from tests.support.data import samples
 from tests.support.keys import auth_headers
+from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
 TABULAR = "tabular_classifier"
@@ -111,13 +112,6 @@ def empty_cache(gateway: str) -> None:
 
 def features(row: int = 0) -> dict[str, npt.NDArray[np.float32]]:
     return {"features": samples(TABULAR, rows=1, offset=row)}
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_a_miss_then_a_hit_with_identical_output(gateway: str) -> None:

@@ -30,6 +30,7 @@ from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
 from tests.support.keys import ADMIN_KEY, auth_headers
+from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
 MODEL = "tabular_classifier"
@@ -53,13 +54,6 @@ def tree(spans: tuple[ReadableSpan, ...], trace_id: int) -> dict[str, list[Reada
     return by_name
 
 
-def wait_for_span(exporter: InMemorySpanExporter, name: str, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not any(s.name == name for s in exporter.get_finished_spans()):
-        assert time.monotonic() < deadline, f"no {name} span in {timeout_s} s"
-        time.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
 def traced(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis
@@ -76,7 +70,9 @@ def test_span_tree_of_a_miss_then_of_a_hit(traced: tuple[str, InMemorySpanExport
     x = unique_features()
     exporter.clear()
     assert infer(url, MODEL, x).cache == "miss"
-    wait_for_span(exporter, "cache.store")  # written behind the answer
+    eventually(  # the cache.store span ends with the write behind the answer
+        lambda: any(s.name == "cache.store" for s in exporter.get_finished_spans()), 5
+    )
     (server,) = [s for s in exporter.get_finished_spans() if s.name == SERVER_SPAN]
     assert server.kind is SpanKind.SERVER and server.context is not None
     spans = tree(exporter.get_finished_spans(), server.context.trace_id)
