@@ -14,8 +14,10 @@ Tracing is configured from the standard OTEL_* variables unless a tracer provide
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, BinaryIO
 
 from fastapi import FastAPI
@@ -35,6 +37,8 @@ from gateway.routes import admin_cache, admin_keys, admin_models, health, metric
 from gateway.services import open_services
 from gateway.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 
 def create_app(
     settings: Settings,
@@ -47,18 +51,28 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         try:
-            async with open_services(settings, app_metrics, provider) as services:
-                # Lifespan state: copied into every request's scope["state"].
-                yield {"services": services}
+            async with AsyncExitStack() as stack:
+                services = await stack.enter_async_context(
+                    open_services(settings, app_metrics, provider)
+                )
+                try:
+                    # Lifespan state: copied into every request's scope["state"].
+                    yield {"services": services}
+                finally:
+                    await _close_within(stack, settings.shutdown_grace_s)
         finally:
             if provider is not None and tracer_provider is None:
                 provider.shutdown()  # flush what is queued (bounded by the export timeout)
 
+    docs = settings.serves_docs
     api = FastAPI(
         title="gateway",
         version=__version__,
         summary="KServe v2 inference gateway in front of Triton",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     api.include_router(health.router)
     api.include_router(models.router)
@@ -76,6 +90,15 @@ def create_app(
         )
     access_log = AccessLog(access_stream) if settings.access_log else None
     return RequestObserver(InferEndpoint(api), access_log)
+
+
+async def _close_within(stack: AsyncExitStack, timeout_s: float) -> None:
+    """Close the app's clients, giving up (loudly) after `timeout_s`: a stop must end."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            await stack.aclose()
+    except TimeoutError:
+        logger.error("closing the gateway's clients took over %.0f s; abandoned", timeout_s)
 
 
 def _note_trace_ids(span: trace.Span, scope: dict[str, Any]) -> None:

@@ -197,8 +197,11 @@ class ModelCatalog:
 
     async def _run(self) -> None:
         while True:
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+            # as the event is set, and close() then waits for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._refresh_s)
+                async with asyncio.timeout(self._refresh_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.refresh()

@@ -93,6 +93,22 @@ class Settings(BaseSettings):
         description="With several workers, a listening socket per worker (SO_REUSEPORT), "
         "so connections spread evenly; false: one socket shared by all",
     )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="On SIGTERM, how long requests in progress may finish before they are "
+        "cancelled (closing the clients gets as long again; then a worker is killed)",
+    )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="Proxies whose X-Forwarded-For/-Proto are believed: comma-separated "
+        "addresses or networks, or * (uvicorn's forwarded-allow-ips); unset: none",
+    )
+    docs_enabled: bool | None = Field(
+        default=None,
+        description="Serve /docs and /openapi.json without a key (default: on in development, "
+        "off in production)",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
     )
@@ -195,6 +211,12 @@ class Settings(BaseSettings):
                     "32 characters"
                 )
         return self
+
+    @property
+    def serves_docs(self) -> bool:
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment == "development"
 
     @property
     def key_store_url(self) -> str | None:

@@ -21,7 +21,6 @@ from types import FrameType
 import uvicorn
 from pydantic import SecretStr
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors import Multiprocess
 
 from gateway.banner import banner
 from gateway.bootstrap import bootstrap_admin
@@ -29,6 +28,7 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.listeners import REUSE_PORT_AVAILABLE, ReusePortListener
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
+from gateway.serving import Supervisor, server_config, stop_deadline_s
 from gateway.settings import Settings
 
 STACK_FILE = "stack.json"
@@ -50,19 +50,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)  # values of earlier runs
         Path(folder).mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    config = uvicorn.Config(
-        "gateway.app:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level.lower(),
-        log_config=None,  # the app configures JSON logging itself
-        access_log=False,
-        proxy_headers=False,
-    )
+    config = server_config(settings, "gateway.app:app_from_environment", host, port, workers)
     if workers == 1:
         server = uvicorn.Server(config)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C once stopped
@@ -75,7 +63,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     else:
         listener = config.bind_socket()  # one socket shared by all workers
     with contextlib.suppress(KeyboardInterrupt):
-        Multiprocess(config, sockets=[listener]).run()
+        Supervisor(config, [listener], stop_deadline_s(settings)).run()
     listener.close()
 
 

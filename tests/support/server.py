@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from gateway.app import create_app
 from gateway.embedded.ports import free_port
+from gateway.serving import server_config
 from gateway.settings import Settings
 
 
@@ -24,14 +25,9 @@ def running_gateway(
 ) -> Iterator[str]:
     """Serve `create_app(settings)` on a free loopback port; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, tracer_provider, access_stream),
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
+    app = create_app(settings, tracer_provider, access_stream)
+    config = server_config(
+        settings.model_copy(update={"log_level": "WARNING"}), app, "127.0.0.1", port
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"gateway-{port}", daemon=True)

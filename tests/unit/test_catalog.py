@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateway.cache import CachePolicy
 from gateway.catalog import ModelCatalog, RepositoryFiles
 from gateway.triton import TritonClient
@@ -176,3 +178,19 @@ def test_catalog_accepts_the_real_client_type() -> None:
     # The fake mirrors the methods the catalog calls on the real client.
     for name in ("repository_index", "model_statistics", "model_config"):
         assert hasattr(TritonClient, name)
+
+
+@pytest.mark.timeout(60)  # the defect was a hang
+def test_close_ends_the_refresh_loop_even_when_woken_at_the_same_moment() -> None:
+    """A refresh asked for just as the gateway shuts down must not keep the loop alive
+    (with asyncio.wait_for on Python 3.11 the cancellation was lost and shutdown hung)."""
+
+    async def scenario() -> None:
+        catalog = catalog_for(FakeTriton(), None)
+        catalog.start()
+        await asyncio.sleep(0.01)  # the loop waits for its event
+        catalog.refresh_soon()
+        await asyncio.wait_for(catalog.close(), 5)
+
+    for _ in range(20):
+        asyncio.run(scenario())
