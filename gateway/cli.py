@@ -19,10 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from gateway import keys_cli, models_cli
-from gateway.settings import Settings
+from gateway.settings import InvalidSettings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,9 +54,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"gateway: invalid settings:\n{exc}", file=sys.stderr)
+        settings = load_settings()
+    except InvalidSettings as exc:
+        for problem in exc.problems:
+            print(f"gateway: {problem}", file=sys.stderr)
         return 2
     try:
         if args.command == "up":

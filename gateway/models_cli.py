@@ -1,6 +1,6 @@
 """`gateway models ...`: the model lifecycle from the command line, through the admin API.
 
-    gateway models list
+    gateway models list [--json]
     gateway models publish MODEL FILE.onnx
     gateway models traffic MODEL 1=90 2=10 [--sticky]
     gateway models promote MODEL VERSION [--force]
@@ -32,7 +32,8 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser.add_argument("--key", help="an admin key (default: GATEWAY_KEY)")
         return parser
 
-    command("list", "models, versions, states and traffic splits")
+    listing = command("list", "models, versions, states and traffic splits")
+    listing.add_argument("--json", action="store_true", help="the admin API's JSON, for scripts")
     publish = command("publish", "publish an ONNX file as the next version")
     publish.add_argument("model")
     publish.add_argument("file", type=Path)
@@ -67,14 +68,44 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except httpx.HTTPError as exc:
             print(f"gateway: cannot reach {url}: {exc}", file=sys.stderr)
             return 1
-    document: Any = response.json() if response.content else {}
-    if response.is_error:
-        print(
-            f"gateway: {response.status_code}: {document.get('error', document)}", file=sys.stderr
-        )
+        except OSError as exc:  # the file to publish
+            print(f"gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    try:
+        document: Any = response.json() if response.content else {}
+    except ValueError:
+        print(f"gateway: {url} answered {response.status_code} without JSON", file=sys.stderr)
         return 1
-    print(json.dumps(document, indent=2))
+    if response.is_error:
+        error = document.get("error", document) if isinstance(document, dict) else document
+        print(f"gateway: {response.status_code}: {error}", file=sys.stderr)
+        return 1
+    if args.models_command == "list" and not args.json:
+        print(models_table(document.get("models", [])))
+    else:
+        print(json.dumps(document, indent=2))
     return 0
+
+
+def models_table(models: list[dict[str, Any]]) -> str:
+    """One row per model version: state, share of unversioned traffic, Triton's reason."""
+    rows = [f"{'model':<24} {'version':>7}  {'state':<12} {'traffic':>7}  reason"]
+    for model in models:
+        split = model.get("traffic") or {}
+        weights: dict[str, int] = split.get("weights", {})
+        total = sum(weights.values())
+        for version in model.get("versions", []):
+            share = weights.get(version["version"], 0)
+            traffic = f"{100 * share / total:.0f}%" if total else "-"
+            if split.get("sticky") and share:
+                traffic += "*"
+            rows.append(
+                f"{model['name'][:24]:<24} {version['version']:>7}  "
+                f"{version.get('state', '?'):<12} {traffic:>7}  {version.get('reason', '')}"
+            )
+    if any((model.get("traffic") or {}).get("sticky") for model in models):
+        rows.append("* sticky: each key keeps its version")
+    return "\n".join(rows)
 
 
 def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:

@@ -8,12 +8,22 @@ load while an unsafe default is left in place.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import redis.connection
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from auth import ApiKey, MalformedKey
 from gateway.cache.policy import ModelCacheSettings
@@ -177,6 +187,22 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("redis_url", "auth_redis_url")
+    @classmethod
+    def _redis_url_is_usable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            variable = f"GATEWAY_{(info.field_name or '').upper()}"
+            try:
+                redis.connection.parse_url(value)  # type: ignore[no-untyped-call]
+            except ValueError as exc:
+                raise ValueError(
+                    f"{variable} must be redis://[user:password@]host[:port][/db], "
+                    f"rediss://... or unix:///path ({exc})"
+                ) from None
+            if not urlsplit(value).hostname and not value.startswith("unix://"):
+                raise ValueError(f"{variable} names no host: redis://host[:port][/db]")
+        return value
+
     @field_validator("admin_key")
     @classmethod
     def _admin_key_is_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
@@ -222,6 +248,49 @@ class Settings(BaseSettings):
     def key_store_url(self) -> str | None:
         return self.auth_redis_url or self.redis_url
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the GATEWAY_* variables that load them again, secrets included
+        (for worker processes of our own): complex values as JSON, as they are read."""
+        values = self.model_dump(mode="json", exclude_none=True)
+        environment = {}
+        for name, value in values.items():
+            raw = getattr(self, name)
+            if isinstance(raw, SecretStr):
+                text = raw.get_secret_value()
+            elif isinstance(value, dict | list | bool):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            environment[f"GATEWAY_{name.upper()}"] = text
+        return environment
+
     def with_services(self, *, triton_url: str, redis_url: str) -> Settings:
         """A copy pointing at the given services (what `gateway up` does after embedding)."""
         return self.model_copy(update={"triton_url": triton_url, "redis_url": redis_url})
+
+
+class InvalidSettings(Exception):
+    """GATEWAY_* values that do not load: one line per problem, naming the variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_settings(**values: Any) -> Settings:
+    """Settings from the environment (and `values`); InvalidSettings names what is wrong."""
+    try:
+        return Settings(**values)
+    except SettingsError as exc:  # a complex value (JSON) that does not parse
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"GATEWAY_{field.group(1).upper()}" if field else "a GATEWAY_* variable"
+        raise InvalidSettings([f"{name} is not valid JSON ({exc.__cause__})"]) from None
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"]]
+            name = f"GATEWAY_{location[0].upper()}" if location else "settings"
+            where = f" ({'.'.join(location[1:])})" if len(location) > 1 else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}{where}: {message}")
+        raise InvalidSettings(problems) from None

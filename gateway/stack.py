@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from pydantic import SecretStr
 from uvicorn.config import STARTUP_FAILURE
 
 from gateway.banner import banner
@@ -42,7 +41,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     (PROMETHEUS_MULTIPROC_DIR, unless the operator set one), and each listens on a socket
     of its own (`gateway.listeners`) unless GATEWAY_REUSE_PORT is false.
     """
-    os.environ.update(_environment(settings))
+    os.environ.update(settings.as_environment())
     if workers > 1:
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
             settings.state_dir.resolve() / "metrics"
@@ -116,17 +115,6 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         print(bootstrap_admin(settings), flush=True)
         print(f"stack: {stack_file}   (Ctrl-C stops everything)", flush=True)
         serve(settings, host, port, workers)
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    """Settings as GATEWAY_* variables, secrets included (workers are our own processes)."""
-    values = settings.model_dump(exclude_none=True)
-    return {
-        f"GATEWAY_{key.upper()}": (
-            value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        )
-        for key, value in values.items()
-    }
 
 
 def _exit_on_sigterm() -> None:

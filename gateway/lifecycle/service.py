@@ -41,12 +41,13 @@ from auth import CircuitBreaker, StoreUnavailable
 from gateway.catalog import ModelCatalog
 from gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from gateway.lifecycle.config_file import (
+    config_text,
     datatype_name,
     policy_versions,
     read_config,
     versions_on_disk,
-    with_versions,
-    write_config,
+    with_served_versions,
+    write_config_text,
 )
 from gateway.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
 from gateway.lifecycle.quality import GateResult, compare, probe_request
@@ -112,6 +113,7 @@ class ModelLifecycle:
     async def publish(self, model: str, data: bytes) -> int:
         model_dir = self._model_dir(model)
         async with self._exclusive(model):
+            original = config_text(model_dir)
             config = read_config(model_dir)
             if config.platform == "ensemble" or config.backend not in ("onnxruntime", ""):
                 raise LifecycleError(
@@ -132,12 +134,12 @@ class ModelLifecycle:
             staging.mkdir()
             (staging / "model.onnx").write_bytes(data)
             staging.rename(model_dir / str(version))
-            write_config(model_dir, with_versions(config, [*served, version]))
+            write_config_text(model_dir, with_served_versions(original, [*served, version]))
             try:
                 await self._triton.load_model(model)
                 await self._warm_up(model_dir, str(version))
             except GatewayError as exc:
-                await self._restore(model_dir, config, version)
+                await self._restore(model_dir, original, version)
                 if pinned:
                     with contextlib.suppress(StoreUnavailable, LookupError):
                         await self._traffic.rollback(model)
@@ -208,17 +210,18 @@ class ModelLifecycle:
                 raise Conflict(
                     f"version {version} of '{model}' still takes traffic; change the split first"
                 )
-            config = read_config(model_dir)
-            served = policy_versions(config, versions_on_disk(model_dir))
+            original = config_text(model_dir)
+            served = policy_versions(read_config(model_dir), versions_on_disk(model_dir))
             if int(version) not in served:
                 raise NotFound(f"model '{model}' does not serve version {version}")
             if len(served) == 1:
                 raise Conflict(f"version {version} is the last version of '{model}'")
-            write_config(model_dir, with_versions(config, [v for v in served if v != int(version)]))
+            kept = [v for v in served if v != int(version)]
+            write_config_text(model_dir, with_served_versions(original, kept))
             try:
                 await self._triton.load_model(model)
             except GatewayError:
-                write_config(model_dir, config)
+                write_config_text(model_dir, original)
                 await self._triton.load_model(model)
                 raise
             await self._catalog.refresh(reloaded=[model])
@@ -265,8 +268,8 @@ class ModelLifecycle:
             if result.version != version:
                 raise LifecycleError(f"Triton answered with version {result.version}")
 
-    async def _restore(self, model_dir: Path, config: Any, version: int) -> None:
-        write_config(model_dir, config)
+    async def _restore(self, model_dir: Path, original: str, version: int) -> None:
+        write_config_text(model_dir, original)
         shutil.rmtree(model_dir / str(version), ignore_errors=True)
         with contextlib.suppress(GatewayError):
             await self._triton.load_model(model_dir.name)

@@ -6,6 +6,7 @@ and build on each other's versions (publish makes 3, then 4, ...).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -289,7 +290,12 @@ def test_cli_mirrors_the_api(gateway: str) -> None:
         )
 
     listed = cli("list")
-    assert listed.returncode == 0 and MODEL in listed.stdout
+    assert listed.returncode == 0
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["model", "version", "state", "traffic", "reason"]
+    assert any(row.split()[:3] == [MODEL, "2", "READY"] for row in rows), listed.stdout
+    as_json = cli("list", "--json")
+    assert MODEL in {m["name"] for m in json.loads(as_json.stdout)["models"]}
     changed = cli("traffic", MODEL, "2=100")
     assert changed.returncode == 0 and '"2": 100' in changed.stdout
     refused = cli("unload", MODEL, "2")

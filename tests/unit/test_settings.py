@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from auth import ApiKey
-from gateway.settings import Settings
+from gateway.settings import InvalidSettings, Settings, load_settings
 
 SERVICES: dict[str, Any] = {
     "triton_url": "http://triton:8000",
@@ -77,3 +78,80 @@ def test_admin_key_must_be_well_formed() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValidationError, match="max_body_bytes"):
         Settings(max_body_bytes=0)
+
+
+# A value unlike the default for every setting whose value is not a plain scalar: each must
+# survive the hand-over to worker processes (Settings.as_environment, then loading again).
+COMPLEX_VALUES: dict[str, Any] = {
+    "cache_models": {"tabular_classifier": {"enabled": False, "ttl_s": 60}, "m": {}},
+}
+
+
+def complex_fields() -> set[str]:
+    return {
+        name
+        for name, field in Settings.model_fields.items()
+        if getattr(field.annotation, "__origin__", None) in (dict, list)
+        or str(field.annotation).startswith(("dict", "list"))
+    }
+
+
+def test_every_complex_setting_has_a_hand_over_case() -> None:
+    assert complex_fields() == set(COMPLEX_VALUES)
+
+
+def test_settings_survive_the_hand_over_to_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings(
+        **SERVICES,
+        **COMPLEX_VALUES,
+        key_pepper="p" * 40,
+        admin_key=str(ApiKey.generate()),
+        access_log=False,
+        forwarded_allow_ips="10.0.0.0/8,127.0.0.1",
+        shutdown_grace_s=2.5,
+    )
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+    for name, text in original.as_environment().items():
+        monkeypatch.setenv(name, text)
+    again = Settings()
+    assert again == original
+    assert again.key_pepper.get_secret_value() == "p" * 40
+
+
+def test_redis_urls_are_checked_when_settings_load() -> None:
+    for url in ("garbage", "http://redis:6379", "redis://redis:port"):
+        with pytest.raises(ValidationError, match="GATEWAY_REDIS_URL must be redis://"):
+            Settings(redis_url=url)
+    with pytest.raises(ValidationError, match="GATEWAY_AUTH_REDIS_URL names no host"):
+        Settings(auth_redis_url="redis://")
+    assert Settings(redis_url="unix:///run/redis.sock").redis_url == "unix:///run/redis.sock"
+
+
+def test_load_settings_names_the_variable_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_CACHE_MODELS", "{bad")
+    with pytest.raises(InvalidSettings) as bad_json:
+        load_settings()
+    assert bad_json.value.problems == [
+        "GATEWAY_CACHE_MODELS is not valid JSON (Expecting property name enclosed in double "
+        "quotes: line 1 column 2 (char 1))"
+    ]
+    monkeypatch.setenv("GATEWAY_CACHE_MODELS", '{"m": {"ttl_s": -1}}')
+    monkeypatch.setenv("GATEWAY_MAX_BODY_BYTES", "lots")
+    with pytest.raises(InvalidSettings) as invalid:
+        load_settings()
+    assert invalid.value.problems == [
+        "GATEWAY_MAX_BODY_BYTES: Input should be a valid integer, unable to parse string as an "
+        "integer",
+        "GATEWAY_CACHE_MODELS (m.ttl_s): Input should be greater than 0",
+    ]
+
+
+def test_docs_are_served_in_development_only_unless_configured() -> None:
+    assert Settings().serves_docs
+    production = {**SERVICES, "environment": "production", "key_pepper": PEPPER}
+    production["cache_secret"] = PEPPER
+    assert not Settings(**production).serves_docs
+    assert Settings(**production, docs_enabled=True).serves_docs
+    assert not Settings(docs_enabled=False).serves_docs
