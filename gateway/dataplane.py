@@ -34,7 +34,7 @@ from gateway.cache import (
     memo_key,
 )
 from gateway.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
-from gateway.errors import NotFound, TritonUnavailable
+from gateway.errors import BadRequest, NotFound, TritonUnavailable
 from gateway.lifecycle.traffic import TrafficSplits
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
@@ -128,7 +128,7 @@ class DataPlane:
             if replay is not None:
                 self._count(model, Outcome.HIT, replay.output_bytes, tier="local")
                 return Answer(replay.response, Outcome.HIT, target.version)
-        request = decode_infer_request(model, version, body, header_length)
+        request = await self._decoded(view, model, version, body, header_length)
         if target is None or directive is Directive.NONE or is_stateful(request):
             pinned = replace(request, version=routed) if routed else request
             result = await self._bypass(pinned, view)
@@ -141,6 +141,23 @@ class DataPlane:
             replay = Replay(response, _output_bytes(result))
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
         return Answer(response, outcome, result.version)
+
+    async def _decoded(
+        self,
+        view: ModelView | None,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+    ) -> InferRequest:
+        """The decoded request; a bad body for a model Triton does not serve is a 404, as
+        Triton answers (the model is looked up before its inputs are read)."""
+        try:
+            return decode_infer_request(model, version, body, header_length)
+        except BadRequest:
+            if view is None:  # the catalog may be behind Triton: ask it (NotFound if unknown)
+                await self._triton.model_metadata(model, version)
+            raise
 
     def _route(self, view: ModelView | None, key: KeyRecord) -> str:
         """The version a traffic split sends this unversioned request to ("" if none)."""

@@ -1,15 +1,35 @@
-"""Model metadata, readiness and configuration, as Triton reports them.
+"""Model metadata, readiness, configuration and statistics, as Triton reports them.
 
-Each needs a key whose scopes cover the model."""
+Each needs a key whose scopes cover the model; the statistics of all models together
+(`GET /v2/models/stats`) need the admin scope, so a scoped key never learns the names or
+numbers of models outside its scopes. Only these paths reach Triton: any other path under
+`/v2/models` is a 404 from the gateway itself."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from gateway.deps import ModelGrant, ServicesDep, json_response
+from gateway.deps import AdminGrant, ModelGrant, ServicesDep, json_response
 from gateway.errors import BadRequest
 
 router = APIRouter(tags=["models"])
+
+
+# Before `/v2/models/{model}`, which would take "stats" for a model name (so does Triton).
+@router.get("/v2/models/stats")
+async def all_statistics(services: ServicesDep, _: AdminGrant) -> Response:
+    """Inference statistics of every model version (admin)."""
+    return json_response({"model_stats": await services.triton.model_statistics()})
+
+
+@router.get("/v2/models/{model}/stats")
+@router.get("/v2/models/{model}/versions/{version}/stats")
+async def statistics(
+    services: ServicesDep, _: ModelGrant, model: str, version: str = ""
+) -> Response:
+    """Inference statistics of one model (or version): Triton's, and nothing of others."""
+    stats = await services.triton.model_statistics(model, version)
+    return json_response({"model_stats": [s for s in stats if s.get("name") == model]})
 
 
 @router.get("/v2/models/{model}")

@@ -137,9 +137,11 @@ class TritonClient:
         index: list[dict[str, Any]] = await self._json("POST", "/v2/repository/index", {})
         return index
 
-    async def model_statistics(self) -> list[dict[str, Any]]:
-        """Per loaded version: inference and execution counts (they restart on a reload)."""
-        document: dict[str, Any] = await self._json("GET", "/v2/models/stats")
+    async def model_statistics(self, model: str = "", version: str = "") -> list[dict[str, Any]]:
+        """Per loaded version (of every model, or of `model`): inference and execution
+        counts, which restart on a reload, and queue and compute times."""
+        path = _model_path(model, version) + "/stats" if model else "/v2/models/stats"
+        document: dict[str, Any] = await self._json("GET", path)
         stats: list[dict[str, Any]] = document.get("model_stats", [])
         return stats
 

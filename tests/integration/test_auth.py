@@ -10,7 +10,7 @@ import pytest
 
 from auth import ApiKey
 from tests.support.admin import create_key, infer_tabular
-from tests.support.keys import auth_headers
+from tests.support.keys import ADMIN_KEY, auth_headers
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -89,6 +89,29 @@ def test_models_outside_the_scope_are_403(gateway_url: str) -> None:
         httpx.get(f"{gateway_url}/v2/models/digits_classifier", headers=bearer(key)).status_code
         == 200
     )
+
+
+def test_statistics_never_show_a_scoped_key_other_models(gateway_url: str) -> None:
+    infer_tabular(gateway_url, bearer(ADMIN_KEY))  # some numbers to see
+    for scope in ("st*", "tabular_*"):  # "stats" is not a model name to the gateway
+        _, key = create_key(gateway_url, models=[scope])
+        everything = httpx.get(f"{gateway_url}/v2/models/stats", headers=bearer(key))
+        assert "admin" in refused(everything, 403)
+        assert "digits" not in everything.text and "text_" not in everything.text
+    own = httpx.get(f"{gateway_url}/v2/models/tabular_classifier/stats", headers=bearer(key))
+    assert own.status_code == 200
+    stats = own.json()["model_stats"]
+    assert {s["name"] for s in stats} == {"tabular_classifier"}
+    assert sum(s["inference_count"] for s in stats) >= 1
+    one = httpx.get(
+        f"{gateway_url}/v2/models/tabular_classifier/versions/1/stats", headers=bearer(key)
+    ).json()["model_stats"]
+    assert [(s["name"], s["version"]) for s in one] == [("tabular_classifier", "1")]
+    refused(httpx.get(f"{gateway_url}/v2/models/digits_classifier/stats", headers=bearer(key)), 403)
+    admin = httpx.get(f"{gateway_url}/v2/models/stats", headers=bearer(ADMIN_KEY))
+    assert {"tabular_classifier", "digits_classifier"} <= {
+        s["name"] for s in admin.json()["model_stats"]
+    }
 
 
 def test_admin_api_needs_the_admin_scope(gateway_url: str) -> None:

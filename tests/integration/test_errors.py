@@ -40,6 +40,14 @@ def test_unknown_model_is_404(http: httpx.Client) -> None:
     assert "no_such_model" in message
 
 
+def test_unknown_model_is_404_before_its_body_is_read(http: httpx.Client) -> None:
+    for body in (b"{not json", b'{"inputs": []}'):
+        response = http.post("/v2/models/no_such_model/infer", content=body)
+        assert "no_such_model" in error_of(response, 404)
+    bad_for_a_known_model = http.post("/v2/models/tabular_classifier/infer", content=b"{not")
+    error_of(bad_for_a_known_model, 400)
+
+
 def test_unknown_version_is_404(http: httpx.Client) -> None:
     response = http.post("/v2/models/tabular_classifier/versions/9/infer", json=tabular_request())
     assert "version 9" in error_of(response, 404)
@@ -131,7 +139,8 @@ def test_wrong_method_on_infer_is_405(http: httpx.Client) -> None:
         ("GET", "/v2/cudasharedmemory/status"),
         ("GET", "/v2/trace/setting"),
         ("GET", "/v2/logging"),
-        ("GET", "/v2/models/tabular_classifier/stats"),
+        ("GET", "/v2/models/tabular_classifier/versions/1/unknown"),
+        ("GET", "/v2/models/tabular_classifier/trace/setting"),
     ],
 )
 def test_tritons_admin_endpoints_are_not_exposed(
