@@ -8,7 +8,8 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
     ├── Forbidden                403  the key may not use this model, or /admin
     ├── NotFound                 404  unknown model, version or path
     ├── MethodNotAllowed         405  e.g. GET on an infer path
-    ├── PayloadTooLarge          413  body over GATEWAY_MAX_BODY_BYTES
+    ├── PayloadTooLarge          413  body over GATEWAY_MAX_BODY_BYTES (inflated, if compressed)
+    ├── UnsupportedMediaType     415  a Content-Encoding other than gzip, deflate, identity
     ├── TooManyRequests          429  the key's rate limit is spent; carries RateLimit-*
     ├── UpstreamError            500  Triton answered with an error of its own
     └── ServiceUnavailable       503  a dependency is down; carries Retry-After
@@ -80,6 +81,12 @@ class PayloadTooLarge(GatewayError):
     """The request body is larger than the configured limit."""
 
     status = 413
+
+
+class UnsupportedMediaType(GatewayError):
+    """The request body is encoded in a way the gateway (and Triton) cannot read."""
+
+    status = 415
 
 
 class TooManyRequests(GatewayError):

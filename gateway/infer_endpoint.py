@@ -8,12 +8,13 @@ Every other path falls through to the FastAPI app.
 The request path, top to bottom, inside one SERVER span (continuing the caller's
 `traceparent`, if any):
     authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
-    -> read the body (413 over the limit)
+    -> read the body, inflating gzip/deflate (413 over the limit, inflated)
     -> the data plane (gateway/dataplane.py): decode the v2 request, JSON or binary (400
        naming the input); answer from the result cache, else from Triton (its 400 / 404
        passed on; 503 + Retry-After when unreachable); encode the v2 response the way the
        client asked for it
-    -> send it, with X-Cache and the key's RateLimit-* headers
+    -> send it, with X-Cache and the key's RateLimit-* headers (compressed if
+       Accept-Encoding asks for gzip or deflate, as Triton does)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from gateway.asgi import (
     send_response,
 )
 from gateway.cache import Directive
+from gateway.compression import chosen_encoding, compress, inflate
 from gateway.errors import GatewayError, MethodNotAllowed, ServiceUnavailable
 from gateway.observability.requests import RequestInfo, request_info
 from gateway.services import Services
@@ -141,7 +143,10 @@ class InferEndpoint:
         headers = scope["headers"]
         grant = await services.access.for_model(headers, model)
         info.key_id = grant.key.id
-        body = await read_body(receive, headers, services.settings.max_body_bytes)
+        limit = services.settings.max_body_bytes
+        body = inflate(
+            await read_body(receive, headers, limit), header(headers, b"content-encoding"), limit
+        )
         header_length = int_header(headers, b"inference-header-content-length")
         directive = Directive.from_header(header(headers, b"cache-control"))
         answer = await services.dataplane.answer(
@@ -158,7 +163,12 @@ class InferEndpoint:
             response_headers.append(
                 (b"inference-header-content-length", str(response.header_length).encode())
             )
-        await send_response(send, 200, response.body, response_headers)
+        payload = response.body
+        encoding = chosen_encoding(header(headers, b"accept-encoding"))
+        if encoding is not None:
+            payload = compress(payload, encoding)
+            response_headers.append((b"content-encoding", encoding.encode()))
+        await send_response(send, 200, payload, response_headers)
         return 200
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 
+import httpx
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
@@ -105,3 +107,43 @@ def test_metadata_config_and_health_through_tritonclient(
     assert server["name"] == "gateway"
     assert "binary_tensor_data" in server["extensions"]
     assert "model_repository" not in server["extensions"]
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+@pytest.mark.parametrize("binary", [False, True])
+def test_compressed_requests_and_responses(
+    client: httpclient.InferenceServerClient, algorithm: str, binary: bool
+) -> None:
+    x = samples("tabular_classifier", rows=5)
+    tensor = httpclient.InferInput("features", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=binary)
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in OUTPUT_NAMES]
+    result = client.infer(
+        "tabular_classifier",
+        [tensor],
+        model_version="1",
+        outputs=outputs,
+        headers={**auth_headers(), "Cache-Control": "no-store"},
+        request_compression_algorithm=algorithm,
+        response_compression_algorithm=algorithm,
+    )
+    expected = onnxruntime_outputs("tabular_classifier", "1", x)
+    for name in OUTPUT_NAMES:
+        got = result.as_numpy(name)
+        np.testing.assert_array_equal(got, expected[name].reshape(got.shape))
+
+
+def test_a_body_that_inflates_past_the_limit_is_413(gateway_url: str) -> None:
+    bomb = gzip.compress(b" " * 2_000_000)  # 2 MB of spaces: a few KB compressed
+    response = httpx.post(
+        f"{gateway_url}/v2/models/tabular_classifier/infer",
+        content=bomb,
+        headers={**auth_headers(), "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 413 and "inflated" in response.json()["error"]
+    refused = httpx.post(
+        f"{gateway_url}/v2/models/tabular_classifier/infer",
+        content=b"{}",
+        headers={**auth_headers(), "Content-Encoding": "br"},
+    )
+    assert refused.status_code == 415 and "'br'" in refused.json()["error"]
