@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gateway import keys_cli, models_cli
 from gateway.settings import InvalidSettings, load_settings
+from gateway.startup_checks import StartupRefused
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return models_cli.run(args, settings)
         elif args.command == "keys":
             return keys_cli.run(args, settings)
+    except StartupRefused as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -2,8 +2,11 @@
 
 `gateway up` starts an embedded Redis and Triton unless GATEWAY_REDIS_URL /
 GATEWAY_TRITON_URL point at external ones, then runs the
-gateway in the foreground. It writes `<state>/stack.json` with the URL of every running
-piece and removes it on exit. Ctrl-C or SIGTERM stops the gateway, then Triton, then Redis.
+gateway in the foreground. It refuses at once, before starting anything, when another
+`gateway up` holds the state folder or the port is taken (`gateway.startup_checks`). It
+writes `<state>/stack.json` with the URL of every running piece and removes it on exit,
+and prints "gateway ready at ..." only once the gateway answers. Ctrl-C or SIGTERM stops
+the gateway, then Triton, then Redis.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import shutil
 import signal
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+import httpx
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
@@ -29,6 +35,7 @@ from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
 from gateway.serving import Supervisor, server_config, stop_deadline_s
 from gateway.settings import Settings
+from gateway.startup_checks import check_port_free, claim_state_dir
 
 STACK_FILE = "stack.json"
 
@@ -72,6 +79,8 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
     state = settings.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(claim_state_dir(state))
+        check_port_free(host, port)
         pids = {"gateway": os.getpid()}
         redis_url = settings.redis_url
         if redis_url is None:
@@ -111,10 +120,37 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             },
         )
         stack.callback(stack_file.unlink, missing_ok=True)
-        print(banner(gateway_url, triton_url, {"Authorization": "Bearer $GATEWAY_KEY"}))
-        print(bootstrap_admin(settings), flush=True)
-        print(f"stack: {stack_file}   (Ctrl-C stops everything)", flush=True)
+        admin = bootstrap_admin(settings)
+        serving = threading.Event()
+        stack.callback(serving.set)  # the announcer gives up when serving ends
+
+        def announce() -> str:
+            return "\n".join(
+                [
+                    banner(gateway_url, triton_url, {"Authorization": "Bearer $GATEWAY_KEY"}),
+                    admin,
+                    f"stack: {stack_file}   (Ctrl-C stops everything)",
+                ]
+            )
+
+        threading.Thread(
+            target=_announce_when_answering,
+            args=(gateway_url, announce, serving),
+            name="announce",
+            daemon=True,
+        ).start()
         serve(settings, host, port, workers)
+
+
+def _announce_when_answering(url: str, text: Callable[[], str], stopped: threading.Event) -> None:
+    """Print `text()` once the gateway at `url` answers; nothing if it never does."""
+    while not stopped.wait(0.1):
+        try:
+            if httpx.get(f"{url}/v2/health/live", timeout=1.0).status_code == 200:
+                print(text(), flush=True)
+                return
+        except httpx.TransportError:
+            continue
 
 
 def _exit_on_sigterm() -> None:

@@ -65,13 +65,15 @@ class Stack:
         return "".join(self.lines)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
+        """Until the gateway is ready and `gateway up` has said so (its last line printed)."""
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.described['gateway']}/v2/health/ready").status_code == 200:
-                    return
+                ready = httpx.get(f"{self.described['gateway']}/v2/health/ready").status_code
             except httpx.TransportError:
-                pass
+                ready = None
+            if ready == 200 and "(Ctrl-C stops everything)" in self.output:
+                return
             time.sleep(0.1)
         raise AssertionError("the gateway did not become ready:\n" + self.output)
 
@@ -144,6 +146,45 @@ def test_up_serves_then_sigterm_stops_every_piece(stack: Stack, tmp_path: Path) 
     assert wait_gone(pids, 20) == []
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "triton.log").stat().st_size > 0
+
+
+def gateway_up(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    argv = [sys.executable, "-m", "gateway", "up", "--port", str(port)]
+    return subprocess.run(
+        [*argv, "--state-dir", str(state_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_ready_is_printed_once_it_answers_and_a_second_stack_is_refused_at_once(
+    stack: Stack, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    deadline = time.monotonic() + 120
+    while "gateway ready at" not in stack.output:
+        assert stack.process.poll() is None and time.monotonic() < deadline, stack.output
+        time.sleep(0.05)
+    gateway = stack.described["gateway"]
+    assert httpx.get(f"{gateway}/v2/health/live").status_code == 200  # no retry needed
+
+    same_folder = gateway_up(tmp_path, free_port())
+    assert same_folder.returncode == 1
+    assert same_folder.stderr.startswith(f"gateway: the state folder {tmp_path} is in use")
+    assert f"pid {stack.process.pid}" in same_folder.stderr
+    assert "gateway ready" not in same_folder.stdout
+    assert json.loads((tmp_path / "stack.json").read_text()) == stack.described  # untouched
+    assert alive(stack.described["pids"]["redis"])
+
+    elsewhere = tmp_path_factory.mktemp("second-stack")
+    same_port = gateway_up(elsewhere, int(gateway.rsplit(":", 1)[1]))
+    assert same_port.returncode == 1
+    assert "is not available" in same_port.stderr and "--port" in same_port.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["stack.lock"]  # nothing started
+    assert httpx.get(f"{gateway}/v2/health/ready").status_code == 200
 
 
 def test_ctrl_c_stops_every_piece_quietly(stack: Stack) -> None:
