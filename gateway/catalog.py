@@ -10,9 +10,10 @@ When does the catalog know that Triton (re)loaded a version? Triton gives no loa
 but it restarts a version's statistics when it loads it, and it only reloads a version
 whose files changed. So a version is taken as (re)loaded when it first appears READY,
 when it reappears, when its inference/execution counts go backwards, or when the gateway
-loaded it itself (`refresh(reloaded=[model])`); only then are its files adopted as the
-loaded artifact. Fingerprints are computed from content, so every worker process agrees on
-them without talking to the others.
+loaded it itself (`refresh(reloaded=[model])`) or another gateway replica says it did
+(`gateway.model_changes`: a reload generation in Redis, read on every refresh); only then
+are its files adopted as the loaded artifact. Fingerprints are computed from content, so
+every worker process agrees on them without talking to the others.
 
 Files that differ on disk from the adopted ones, with no reload seen, are ambiguous:
 either not loaded yet, or loaded between two refreshes in a way the statistics could not
@@ -49,8 +50,10 @@ from typing import Any
 
 import orjson
 
+from auth import StoreUnavailable
 from gateway.cache.policy import CachePolicy
 from gateway.errors import GatewayError
+from gateway.model_changes import ModelChanges
 from gateway.triton import TritonClient
 
 logger = logging.getLogger(__name__)
@@ -143,8 +146,11 @@ class ModelCatalog:
         refresh_s: float,
         policy: Callable[[str, Mapping[str, Any]], CachePolicy],
         on_artifact_change: Callable[[str, str], Awaitable[None]] | None = None,
+        shared: ModelChanges | None = None,
     ) -> None:
         self._triton = triton
+        self._shared = shared
+        self._generations: dict[str, int] | None = None  # as last acted on
         self._policy = policy
         self._on_artifact_change = on_artifact_change or _nothing
         self._wake = asyncio.Event()
@@ -229,7 +235,8 @@ class ModelCatalog:
                 for entry in index
                 if entry.get("state") == "READY" and "version" in entry
             )
-            forced = set(reloaded)
+            changing, by_others = await self._changes_elsewhere({name for name, _ in ready})
+            forced = set(reloaded) | by_others
             changed = [
                 key
                 for key in ready
@@ -251,7 +258,8 @@ class ModelCatalog:
                         logger.info("model %s version %s was reloaded with new files", *key)
                         await self._on_artifact_change(*key)
                 elif on_disk is not None and on_disk != previous.loaded:
-                    if previous.fingerprint is not None and key[0] not in self._changing:
+                    quiet = key[0] in self._changing or key[0] in changing
+                    if previous.fingerprint is not None and not quiet:
                         logger.warning(
                             "model %s version %s: its files changed since Triton loaded it; "
                             "caching is paused for it until a reload is seen",
@@ -263,6 +271,23 @@ class ModelCatalog:
                     versions[key] = _VersionState(previous.loaded, fingerprint, count)
             self._versions = versions
             self._snapshot = _Snapshot(self._views())
+
+    async def _changes_elsewhere(self, models: set[str]) -> tuple[frozenset[str], set[str]]:
+        """(models another replica is changing now, models another replica has reloaded
+        since the last refresh); nothing of either when Redis cannot tell."""
+        if self._shared is None:
+            return frozenset(), set()
+        try:
+            shared = await self._shared.state(models)
+        except StoreUnavailable:
+            return frozenset(), set()
+        first = self._generations is None
+        known = self._generations or {}
+        settled = {m: n for m, n in shared.generations.items() if m not in shared.changing}
+        reloaded = {m for m, n in settled.items() if not first and known.get(m, 0) != n}
+        # A model mid-change keeps its last generation acted on, so it is adopted once done.
+        self._generations = {**known, **settled}
+        return shared.changing, reloaded
 
     def _fingerprint(self, model: str, version: str, files: str) -> str:
         config = orjson.dumps(self._configs.get(model, {}), option=orjson.OPT_SORT_KEYS)

@@ -29,6 +29,7 @@ from gateway.errors import GatewayError
 from gateway.lifecycle import ModelLifecycle, TrafficSplits
 from gateway.lifecycle.service import GateThresholds
 from gateway.metrics import Metrics
+from gateway.model_changes import ModelChanges
 from gateway.observability.tracing import Spans
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
@@ -120,12 +121,14 @@ async def open_services(
             with contextlib.suppress(auth.StoreUnavailable):
                 await cache.purge(model, version)
 
+        changes = ModelChanges(cache_redis, _breaker("lifecycle", settings, metrics))
         catalog = ModelCatalog(
             triton,
             repository_path(settings.model_repository),
             settings.catalog_refresh_s,
             _policy_resolver(settings),
             on_artifact_change=purge_version,
+            shared=changes,
         )
         try:
             await catalog.refresh()
@@ -145,8 +148,7 @@ async def open_services(
             triton,
             catalog,
             traffic,
-            cache_redis,
-            _breaker("lifecycle", settings, metrics),
+            changes,
             GateThresholds(settings.quality_gate_min_agreement, settings.quality_gate_min_cosine),
             settings.retry_after_s,
         )

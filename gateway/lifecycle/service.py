@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import redis.asyncio as aioredis
 
-from auth import CircuitBreaker, StoreUnavailable
+from auth import StoreUnavailable
 from gateway.catalog import ModelCatalog
 from gateway.errors import GatewayError, NotFound, ServiceUnavailable
 from gateway.lifecycle.config_file import (
@@ -53,13 +52,13 @@ from gateway.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
 from gateway.lifecycle.quality import GateResult, compare, probe_request
 from gateway.lifecycle.traffic import TrafficSplit, TrafficSplits
 from gateway.lifecycle.validation import validate_onnx
+from gateway.model_changes import ModelChanges
 from gateway.protocol.datatypes import NUMPY_DTYPES
 from gateway.protocol.types import InferRequest, Tensor
 from gateway.triton import TritonClient
 
 logger = logging.getLogger(__name__)
 
-LOCK_PREFIX = "gateway:lifecycle-lock:"
 LOCK_TTL_MS = 300_000
 
 
@@ -78,8 +77,7 @@ class ModelLifecycle:
         triton: TritonClient,
         catalog: ModelCatalog,
         traffic: TrafficSplits,
-        redis: aioredis.Redis,
-        breaker: CircuitBreaker,
+        changes: ModelChanges,
         thresholds: GateThresholds,
         retry_after_s: int,
     ) -> None:
@@ -87,8 +85,7 @@ class ModelLifecycle:
         self._triton = triton
         self._catalog = catalog
         self._traffic = traffic
-        self._redis = redis
-        self._breaker = breaker
+        self._changes = changes
         self._thresholds = thresholds
         self._retry_after_s = retry_after_s
         self._locks: dict[str, asyncio.Lock] = {}
@@ -136,7 +133,7 @@ class ModelLifecycle:
             staging.rename(model_dir / str(version))
             write_config_text(model_dir, with_served_versions(original, [*served, version]))
             try:
-                await self._triton.load_model(model)
+                await self._load(model)
                 await self._warm_up(model_dir, str(version))
             except GatewayError as exc:
                 await self._restore(model_dir, original, version)
@@ -219,10 +216,10 @@ class ModelLifecycle:
             kept = [v for v in served if v != int(version)]
             write_config_text(model_dir, with_served_versions(original, kept))
             try:
-                await self._triton.load_model(model)
+                await self._load(model)
             except GatewayError:
                 write_config_text(model_dir, original)
-                await self._triton.load_model(model)
+                await self._load(model)
                 raise
             await self._catalog.refresh(reloaded=[model])
 
@@ -272,7 +269,7 @@ class ModelLifecycle:
         write_config_text(model_dir, original)
         shutil.rmtree(model_dir / str(version), ignore_errors=True)
         with contextlib.suppress(GatewayError):
-            await self._triton.load_model(model_dir.name)
+            await self._load(model_dir.name)
         with contextlib.suppress(GatewayError):
             await self._catalog.refresh(reloaded=[model_dir.name])
 
@@ -281,11 +278,8 @@ class ModelLifecycle:
         lock = self._locks.setdefault(model, asyncio.Lock())
         async with lock, self._catalog.changing(model):
             token = secrets.token_hex(8)
-            key = LOCK_PREFIX + model
             try:
-                taken = await self._breaker.call(
-                    lambda: self._redis.set(key, token, nx=True, px=LOCK_TTL_MS)
-                )
+                taken = await self._changes.lock(model, token, LOCK_TTL_MS)
             except StoreUnavailable as exc:
                 raise self._unavailable() from exc
             if not taken:
@@ -294,11 +288,19 @@ class ModelLifecycle:
                 yield
             finally:
                 with contextlib.suppress(StoreUnavailable):
-                    await self._breaker.call(lambda: self._release(key, token))
+                    await self._changes.unlock(model, token)
 
-    async def _release(self, key: str, token: str) -> None:
-        if await self._redis.get(key) in (token, token.encode()):
-            await self._redis.delete(key)
+    async def _load(self, model: str) -> None:
+        """Have Triton (re)load `model` from the files on disk, and tell the other replicas."""
+        await self._triton.load_model(model)
+        try:
+            await self._changes.reloaded(model)
+        except StoreUnavailable:
+            logger.warning(
+                "could not tell other gateway replicas that model %s was reloaded (Redis is "
+                "unavailable); they pause its caching until they see a reload themselves",
+                model,
+            )
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable("Redis is unavailable; nothing was changed", self._retry_after_s)

@@ -30,6 +30,7 @@ from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key
 from tests.support.data import ROOT, samples
 from tests.support.keys import ADMIN_KEY, auth_headers
+from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
 MODEL = "tabular_classifier"
@@ -301,3 +302,45 @@ def test_cli_mirrors_the_api(gateway: str) -> None:
     refused = cli("unload", MODEL, "2")
     assert refused.returncode == 1 and "409" in refused.stderr
     assert cli("rollback", MODEL).returncode == 0
+
+
+def test_replicas_agree_on_a_change_made_through_another(
+    own_triton: EmbeddedTriton,
+    own_redis: EmbeddedRedis,
+    repository: Path,
+    model_repository: Path,
+    gateway: str,
+    admin: httpx.Client,
+) -> None:
+    """A publish through replica B: replica A serves, caches and routes to every version
+    within its refresh interval, though Triton's statistics cannot show A the reload (no
+    request has used the model, so its counts stay at 0)."""
+    name = "replica_model"
+    (repository / name).mkdir()
+    config = (model_repository / MODEL / "config.pbtxt").read_text()
+    (repository / name / "config.pbtxt").write_text(config.replace(MODEL, name))
+    shutil.copy(model_repository / MODEL / "labels.txt", repository / name / "labels.txt")
+    for version in ("1", "2"):
+        shutil.copytree(model_repository / MODEL / version, repository / name / version)
+    loaded = httpx.post(f"{own_triton.endpoints.http_url}/v2/repository/models/{name}/load")
+    assert loaded.status_code == 200, loaded.text
+
+    def routes(weights: dict[str, int]) -> bool:
+        answer = admin.put(f"/admin/models/{name}/traffic", json={"weights": weights})
+        return answer.status_code == 200
+
+    eventually(lambda: routes({"2": 100}), timeout_s=30, what="A sees the new model")
+    with running_gateway(settings_for(own_triton, own_redis, repository)) as replica_b:
+        published = httpx.post(
+            f"{replica_b}/admin/models/{name}/versions",
+            content=(repository / name / "1" / "model.onnx").read_bytes(),
+            headers={**auth_headers(), "Content-Type": "application/octet-stream"},
+            timeout=120,
+        )
+        assert published.status_code == 201, published.text
+    new = str(published.json()["version"])
+    eventually(lambda: routes({"2": 50, new: 50}), timeout_s=5, what="A routes to every version")
+    for version in ("1", "2", new):
+        path = f"/v2/models/{name}/versions/{version}/infer"
+        outcomes = [admin.post(path, json=body(row=3)).headers["x-cache"] for _ in range(2)]
+        assert outcomes == ["miss", "hit"], (version, outcomes)  # A caches every version again

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.cache import CachePolicy
 from gateway.catalog import ModelCatalog, RepositoryFiles
+from gateway.model_changes import SharedModelState
 from gateway.triton import TritonClient
 
 POLICY = CachePolicy(True, 60, 1000)
@@ -194,3 +195,44 @@ def test_close_ends_the_refresh_loop_even_when_woken_at_the_same_moment() -> Non
 
     for _ in range(20):
         asyncio.run(scenario())
+
+
+class FakeShared:
+    """The Redis-held state other replicas write (gateway.model_changes)."""
+
+    def __init__(self) -> None:
+        self.generations: dict[str, int] = {}
+        self.changing: set[str] = set()
+
+    async def state(self, models: Any) -> SharedModelState:
+        return SharedModelState(dict(self.generations), frozenset(self.changing))
+
+
+def test_a_reload_by_another_replica_is_adopted_once_its_change_is_done(tmp_path: Path) -> None:
+    write(tmp_path, "m", "1", b"one")
+    triton = FakeTriton()
+    triton.ready = {("m", "1"): 0}
+    shared = FakeShared()
+    catalog = ModelCatalog(
+        triton,  # type: ignore[arg-type]
+        tmp_path,
+        1.0,
+        lambda model, config: POLICY,
+        shared=shared,  # type: ignore[arg-type]
+    )
+    asyncio.run(catalog.refresh())
+    before = fingerprint(catalog, "m", "1")
+
+    shared.changing.add("m")  # another replica writes new files, then has Triton load them
+    write(tmp_path, "m", "1", b"uno")
+    shared.generations["m"] = 1
+    asyncio.run(catalog.refresh())
+    view = catalog.get("m")
+    assert view is None or "1" not in view.fingerprints  # mid-change: served uncached
+
+    shared.changing.clear()  # done: the files on disk are the loaded ones
+    asyncio.run(catalog.refresh())
+    after = fingerprint(catalog, "m", "1")
+    assert after != before
+    asyncio.run(catalog.refresh())
+    assert fingerprint(catalog, "m", "1") == after  # adopted once, not again
