@@ -5,13 +5,16 @@
     LOADTEST_POOL         size of the input pool of hit-heavy users (default 200)
     LOADTEST_ZIPF         Zipf exponent of their draws (default 1.2: a few hot inputs)
     LOADTEST_RATE_LIMIT   requests/s of the rate-limited key (default 2)
+    LOADTEST_USER_RPS     requests/s each user sends at most (default 10), so a step of N
+                          users offers N x LOADTEST_USER_RPS; 0 sends back to back
 
 Users (weights in brackets):
     HitHeavy [4]     inputs drawn Zipf-like from a pool: the hit ratio follows pool and exponent
     MissOnly [1]     every input unique: every request a cache miss
     ModelMix [2]     tabular, digits and text_embedding, texts from a pool of queries
-    RateLimited [1]  a key limited to LOADTEST_RATE_LIMIT/s: its 429s are reported under
-                     their own name ("... [429 rate limited]"), not as failures
+    RateLimited [1]  a key limited to LOADTEST_RATE_LIMIT/s, sending twice that: half its
+                     requests are 429s, reported under their own name ("... [429 rate
+                     limited]"), not as failures
 
 Every request uses Cache-Control defaults and checks the answer's status; the X-Cache
 header names each request in the statistics ("infer tabular_classifier [hit]"), so the
@@ -22,16 +25,18 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
-from locust import FastHttpUser, events, task
+from locust import FastHttpUser, User, constant, constant_throughput, events, task
 from locust.env import Environment
 
 ADMIN_KEY = os.environ.get("GATEWAY_KEY", "")
 POOL = int(os.environ.get("LOADTEST_POOL", "200"))
 ZIPF = float(os.environ.get("LOADTEST_ZIPF", "1.2"))
 RATE_LIMIT = float(os.environ.get("LOADTEST_RATE_LIMIT", "2"))
+USER_RPS = float(os.environ.get("LOADTEST_USER_RPS", "10"))
 QUERIES = [
     "cheap flights to lisbon", "wireless headphones", "how to reset my password",
     "organic green tea", "running shoes size 42", "weather tomorrow", "python asyncio tutorial",
@@ -75,9 +80,15 @@ def tabular(data: list[float]) -> dict[str, Any]:
     return {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": data}]}
 
 
+def paced(requests_per_second: float) -> Callable[[User], float]:
+    """Locust's wait_time for at most this rate per user (none: back to back)."""
+    return constant_throughput(requests_per_second) if requests_per_second > 0 else constant(0)
+
+
 class GatewayUser(FastHttpUser):
     abstract = True
     key_name: ClassVar[str] = "ordinary"
+    wait_time = paced(USER_RPS)
 
     def infer(self, model: str, body: dict[str, Any]) -> None:
         headers = {"Authorization": f"Bearer {KEYS[self.key_name]}"}
@@ -142,6 +153,7 @@ class ModelMix(GatewayUser):
 class RateLimited(GatewayUser):
     weight = 1
     key_name = "limited"
+    wait_time = paced(2 * RATE_LIMIT)
 
     @task
     def over_the_limit(self) -> None:

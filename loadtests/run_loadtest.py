@@ -5,7 +5,11 @@
 Starts `gateway up` (embedded Redis and Triton, state in a temporary folder, an admin key
 made for the run), runs `loadtests/locustfile.py` with the step-load shape
 (`loadtests/step_load.py`, 6 steps of 20 s by default), writes the CSV and HTML reports to
-`loadtests/reports/<UTC time>/` (or --output), then stops everything.
+`loadtests/reports/<UTC time>/` (or --output), then stops everything and prints (and saves
+as `steps.csv`) the per-step summary of `loadtests/step_summary.py`. The knobs are
+environment variables: LOADTEST_STEP_USERS, LOADTEST_STEP_SECONDS, LOADTEST_STEPS
+(step_load.py) and LOADTEST_USER_RPS, LOADTEST_POOL, LOADTEST_ZIPF, LOADTEST_RATE_LIMIT
+(locustfile.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from auth import ApiKey
 from gateway.embedded import ManagedProcess
 from gateway.embedded.ports import free_port
 from loadtests.processes import start
+from loadtests.step_summary import render, save, summarise
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,6 +79,11 @@ def main() -> int:
             print(f"locust finished in {time.monotonic() - started:.0f} s with exit code {code}")
         finally:
             stack.stop()
+    history = output / "loadtest_stats_history.csv"
+    if history.exists():
+        steps = summarise(history, float(os.environ.get("LOADTEST_USER_RPS", "10")))
+        save(steps, output / "steps.csv")
+        print(render(steps))
     print(f"reports: {output}")
     return code
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -10,6 +12,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from loadtests.bench import median_run, stage_label
 from loadtests.otlp_sink import OtlpReceiver, OtlpSink
+from loadtests.step_summary import render, save, summarise
 from loadtests.wrk import WrkResult, parse
 
 WRK_OUTPUT = """\
@@ -88,3 +91,26 @@ def test_the_sink_counts_exports_and_keeps_nothing() -> None:
         answer = httpx.post(sink.url, content=b"\x0a\x00")
         assert answer.status_code == 200
         assert (sink.requests, sink.bytes) == (1, 2)
+
+
+def test_step_summary_finds_where_throughput_stops_following_the_load(tmp_path: Path) -> None:
+    history = tmp_path / "run_stats_history.csv"
+    header = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,95%,99%\n"
+    rows = []
+    for users, rps, p50 in ((0, 0, 0), (10, 100, 2), (20, 199, 3), (30, 205, 9)):
+        for second in range(6):
+            noisy = rps if second >= 2 else rps / 2  # the rolling window still settling
+            rows.append(f"{second},{users},,Aggregated,{noisy},0.0,{p50},{p50 * 2},{p50 * 3}\n")
+            rows.append(f"{second},{users},POST,infer x,1,0.0,1,1,1\n")  # not aggregated
+    history.write_text(header + "".join(rows))
+    steps = summarise(history, user_rps=10)
+    assert [(s.users, s.offered_rps, s.achieved_rps, s.p50_ms) for s in steps] == [
+        (10, 100, 100, 2),
+        (20, 200, 199, 3),
+        (30, 300, 205, 9),
+    ]
+    assert [s.saturated for s in steps] == [False, False, True]
+    table = render(steps)
+    assert table.splitlines()[-1] == "saturation from 30 users (205 requests/s)"
+    save(steps, tmp_path / "steps.csv")
+    assert (tmp_path / "steps.csv").read_text().splitlines()[0].startswith("users,offered_rps")
