@@ -22,14 +22,10 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from auth import CircuitBreaker
+from gateway.redis_client import RELEASE_IF_OWNED
 
 LOCK_PREFIX = "gateway:lifecycle-lock:"
 GENERATIONS = "gateway:model-generations"
-# Release the lock only if it is still ours.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +40,7 @@ class ModelChanges:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
         self._redis = client
         self._breaker = breaker
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_IF_OWNED)
 
     async def lock(self, model: str, token: str, ttl_ms: int) -> bool:
         taken = await self._breaker.call(

@@ -12,6 +12,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+# Delete KEYS[1] only if it still holds ARGV[1]: releasing a lock only while it is ours.
+RELEASE_IF_OWNED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 def redis_client(url: str, timeout_s: float) -> aioredis.Redis:
     return aioredis.Redis.from_url(

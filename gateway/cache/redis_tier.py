@@ -21,6 +21,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from auth import CircuitBreaker
+from gateway.redis_client import RELEASE_IF_OWNED
 
 ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
@@ -39,11 +40,6 @@ _SET_AND_RELEASE = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
 return 1
-"""
-# Release the lock (the computation failed) if it is still ours.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
@@ -68,7 +64,7 @@ class RedisTier:
         self._breaker = breaker
         self._get_or_lock = client.register_script(_GET_OR_LOCK)
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_IF_OWNED)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._breaker.call(lambda: self._redis.get(key))
