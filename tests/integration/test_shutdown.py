@@ -20,7 +20,7 @@ import pytest
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
 from tests.support.data import ROOT
-from tests.support.keys import ADMIN_KEY
+from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.processes import wait_gone
@@ -47,6 +47,8 @@ def serve(triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path) -
         "GATEWAY_STATE_DIR": str(tmp_path),
         "GATEWAY_ACCESS_LOG": "false",
         "GATEWAY_SHUTDOWN_GRACE_S": str(GRACE_S),
+        # a complex setting, handed to the workers (it once crashed them)
+        "GATEWAY_CACHE_MODELS": '{"digits_classifier": {"enabled": false}}',
     }
     argv = ["gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(
@@ -73,6 +75,13 @@ def _ready(url: str) -> bool:
 
 def test_sigterm_stops_both_workers_while_bodies_never_arrive(serve: Served) -> None:
     process = serve.process
+    image = {"name": "image", "shape": [1, 8, 8], "datatype": "FP32", "data": [0.0] * 64}
+    answer = httpx.post(
+        f"{serve.url}/v2/models/digits_classifier/infer",
+        json={"inputs": [image]},
+        headers=auth_headers(),
+    )
+    assert answer.headers["x-cache"] == "bypass"  # GATEWAY_CACHE_MODELS reached the worker
     children = psutil.Process(process.pid).children()  # two workers, a resource tracker
     assert len(children) >= 2
     stalled = []
