@@ -10,8 +10,12 @@
       secret matches the record's HMAC?  -> else InvalidKey (same answer as an unknown id)
       revoked? expired?           -> RevokedKey / ExpiredKey
 
-So a revoked key stops working within `remember_s` in every process (at once in the
-process that revoked it), and a Redis outage does not lock out the keys in use.
+A revoked key stops working at once in every process: revocations are announced through
+the store (`follow`), and each process forgets what it remembered of the key. A process
+that misses an announcement (its subscription was down) still stops within `remember_s`
+while Redis is up. Revoking needs Redis; a key revoked before an outage has been forgotten
+everywhere, so during the outage it gets 503 (cannot be checked), never 200. A Redis outage
+does not lock out the keys in use.
 `last_used_at` is written at most once per `touch_interval_s` per key, in the background.
 """
 
@@ -21,9 +25,10 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from auth.breaker import REDIS_FAILURES
 from auth.errors import (
     AuthUnavailable,
     ExpiredKey,
@@ -92,6 +97,16 @@ class Authenticator:
             raise ExpiredKey
         self._touch(record.id, now)
         return record
+
+    async def follow(self, changed_keys: Callable[[], AsyncIterator[str]]) -> None:
+        """Forget every key announced as changed, forever (resubscribing after failures)."""
+        while True:
+            try:
+                async for key_id in changed_keys():
+                    self.forget(key_id)
+            except REDIS_FAILURES as exc:
+                logger.debug("key change subscription lost (%s); resubscribing", type(exc).__name__)
+            await asyncio.sleep(1.0)
 
     def forget(self, key_id: str) -> None:
         """Drop what this process remembers of a key (after revoking or changing it)."""

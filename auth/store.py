@@ -5,14 +5,17 @@ with `maxmemory-policy volatile-lru`, which only evicts entries that have a TTL)
 
     gateway:auth:key:<id>   hash: one field per KeyRecord attribute
     gateway:auth:keys       set of every key id (for listing)
+    gateway:auth:changes    pub/sub channel: the id of every key whose record changed
 
 Fields are updated one at a time (`HSET`), so recording `last_used_at` can never undo a
-concurrent revocation.
+concurrent revocation. A change that matters to authentication (revocation, expiry; not
+`last_used_at`) is announced on the channel in the same script, so every gateway process
+that remembers the key forgets it at once (`RedisKeyStore.changed_keys`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -25,6 +28,14 @@ T = TypeVar("T")
 
 RECORD_PREFIX = "gateway:auth:key:"
 INDEX = "gateway:auth:keys"
+CHANGES = "gateway:auth:changes"
+# Set fields of an existing record; announce the change when ARGV[1] is "1".
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[1] == '1' then redis.call('PUBLISH', KEYS[2], ARGV[2]) end
+return 1
+"""
 
 
 class KeyStore(Protocol):
@@ -57,6 +68,7 @@ class RedisKeyStore:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
         self._redis = client
         self._breaker = breaker
+        self._update = client.register_script(_UPDATE)
 
     async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         return await self._breaker.call(operation)
@@ -86,14 +98,24 @@ class RedisKeyStore:
         return await self._call(read_all)
 
     async def update(self, key_id: str, **fields: float | None) -> None:
-        """Set some fields of an existing record (no-op for an unknown id)."""
+        """Set some fields of an existing record (no-op for an unknown id); a change of
+        anything but `last_used_at` is announced to every process."""
         encoded = {name: orjson.dumps(value).decode() for name, value in fields.items()}
-        script = (
-            "if redis.call('EXISTS', KEYS[1]) == 1 then "
-            "return redis.call('HSET', KEYS[1], unpack(ARGV)) end return 0"
-        )
-        arguments = [item for pair in encoded.items() for item in pair]
-        await self._call(lambda: self._redis.eval(script, 1, RECORD_PREFIX + key_id, *arguments))
+        announce = "1" if set(fields) - {"last_used_at"} else "0"
+        arguments = [announce, key_id, *(item for pair in encoded.items() for item in pair)]
+        keys = [RECORD_PREFIX + key_id, CHANGES]
+        await self._call(lambda: self._update(keys=keys, args=arguments))
+
+    async def changed_keys(self) -> AsyncIterator[str]:
+        """Ids of keys changed by any process, as announced; ends when Redis fails."""
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(CHANGES)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield _text(message["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 class InMemoryKeyStore:

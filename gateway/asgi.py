@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Callable, Iterable
 
 from starlette.types import Message, Receive, Send
 
-from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, RequestTimeout
 
 
 class ClientDisconnected(Exception):
@@ -34,11 +35,26 @@ def int_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int | Non
     return number
 
 
-async def read_body(receive: Receive, headers: Iterable[tuple[bytes, bytes]], limit: int) -> bytes:
-    """The whole request body; 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(
+    receive: Receive,
+    headers: Iterable[tuple[bytes, bytes]],
+    limit: int,
+    deadline: Callable[[int | None], float],
+) -> bytes:
+    """The whole request body; 413 as soon as it is known to exceed `limit` bytes, 408 if it
+    has not arrived within `deadline(declared length)` seconds."""
     declared = int_header(headers, b"content-length")
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the request body has {declared} bytes; the limit is {limit}")
+    timeout_s = deadline(declared)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _receive_body(receive, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:.0f} s") from None
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

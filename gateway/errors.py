@@ -8,6 +8,7 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
     ├── Forbidden                403  the key may not use this model, or /admin
     ├── NotFound                 404  unknown model, version or path
     ├── MethodNotAllowed         405  e.g. GET on an infer path
+    ├── RequestTimeout           408  the body did not arrive in time; the connection closes
     ├── PayloadTooLarge          413  body over GATEWAY_MAX_BODY_BYTES (inflated, if compressed)
     ├── UnsupportedMediaType     415  a Content-Encoding other than gzip, deflate, identity
     ├── TooManyRequests          429  the key's rate limit is spent; carries RateLimit-*
@@ -75,6 +76,15 @@ class MethodNotAllowed(GatewayError):
     """The path exists but not for this HTTP method."""
 
     status = 405
+
+
+class RequestTimeout(GatewayError):
+    """The request body did not arrive before its deadline; the connection is closed."""
+
+    status = 408
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # what is left of the body must not become a request
 
 
 class PayloadTooLarge(GatewayError):

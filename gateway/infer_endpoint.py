@@ -8,7 +8,8 @@ Every other path falls through to the FastAPI app.
 The request path, top to bottom, inside one SERVER span (continuing the caller's
 `traceparent`, if any):
     authenticate the key, check its model scope and rate limit (401 / 403 / 429 / 503)
-    -> read the body, inflating gzip/deflate (413 over the limit, inflated)
+    -> read the body before its deadline (408), inflating gzip/deflate (413 over the
+       limit, inflated)
     -> the data plane (gateway/dataplane.py): decode the v2 request, JSON or binary (400
        naming the input); answer from the result cache, else from Triton (its 400 / 404
        passed on; 503 + Retry-After when unreachable); encode the v2 response the way the
@@ -26,6 +27,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.access import Grant
 from gateway.asgi import (
     ClientDisconnected,
     header,
@@ -35,9 +37,12 @@ from gateway.asgi import (
     send_response,
 )
 from gateway.cache import Directive
+from gateway.capacity import Overloaded
 from gateway.compression import chosen_encoding, compress, inflate
-from gateway.errors import GatewayError, MethodNotAllowed, ServiceUnavailable
+from gateway.deadlines import body_deadline_s
+from gateway.errors import BadRequest, GatewayError, MethodNotAllowed
 from gateway.observability.requests import RequestInfo, request_info
+from gateway.protocol.names import check_model_path
 from gateway.services import Services
 
 logger = logging.getLogger(__name__)
@@ -50,14 +55,14 @@ VERSIONED_ROUTE = "/v2/models/{model}/versions/{version}/infer"
 class InferEndpoint:
     """ASGI middleware answering infer requests itself and passing everything else on.
 
-    Overload: with GATEWAY_MAX_IN_FLIGHT requests already being served by this worker, a
-    new one gets 503 with Retry-After at once (before its body is read), so an overload
-    is shed instead of queueing without bound.
+    Overload (`gateway.capacity`): with GATEWAY_MAX_IN_FLIGHT requests already being served
+    by this worker, a new one gets 503 with Retry-After at once (before its key or body is
+    read), so an overload is shed instead of queueing without bound; a key that already has
+    GATEWAY_MAX_IN_FLIGHT_PER_KEY requests here gets 429, so it cannot take them all.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = INFER_PATH.match(scope["path"]) if scope["type"] == "http" else None
@@ -66,21 +71,24 @@ class InferEndpoint:
             return
         services: Services = scope["state"]["services"]
         model, version = match["model"], match["version"] or ""
+        try:
+            check_model_path(model, version)
+        except BadRequest as exc:
+            await send_error(send, exc)
+            return
         info = request_info(scope)
         info.route = VERSIONED_ROUTE if version else ROUTE
         info.model = services.catalog.metric_label(model)
-        limit = services.settings.max_in_flight
-        if limit and self.in_flight >= limit:
-            services.metrics.shed.inc()
-            await send_error(send, Overloaded(services.settings.retry_after_s))
-            return
-        self.in_flight += 1
-        services.metrics.in_flight.inc()
         try:
-            await self._traced(services, model, version, info, scope, receive, send)
-        finally:
-            self.in_flight -= 1
-            services.metrics.in_flight.dec()
+            with services.capacity.hold():
+                services.metrics.in_flight.inc()
+                try:
+                    await self._traced(services, model, version, info, scope, receive, send)
+                finally:
+                    services.metrics.in_flight.dec()
+        except Overloaded as exc:  # only from hold(): _traced answers every GatewayError
+            services.metrics.shed.inc()
+            await send_error(send, exc)
 
     async def _traced(
         self,
@@ -143,10 +151,28 @@ class InferEndpoint:
         headers = scope["headers"]
         grant = await services.access.for_model(headers, model)
         info.key_id = grant.key.id
-        limit = services.settings.max_body_bytes
-        body = inflate(
-            await read_body(receive, headers, limit), header(headers, b"content-encoding"), limit
-        )
+        with services.capacity.hold_for_key(grant.key.id):
+            return await self._answer(services, model, version, info, grant, headers, receive, send)
+
+    async def _answer(
+        self,
+        services: Services,
+        model: str,
+        version: str,
+        info: RequestInfo,
+        grant: Grant,
+        headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        settings = services.settings
+        limit = settings.max_body_bytes
+
+        def deadline(declared: int | None) -> float:
+            return body_deadline_s(declared, limit, settings.body_timeout_s, settings.body_min_rate)
+
+        received = await read_body(receive, headers, limit, deadline)
+        body = inflate(received, header(headers, b"content-encoding"), limit)
         header_length = int_header(headers, b"inference-header-content-length")
         directive = Directive.from_header(header(headers, b"cache-control"))
         answer = await services.dataplane.answer(
@@ -170,13 +196,6 @@ class InferEndpoint:
             response_headers.append((b"content-encoding", encoding.encode()))
         await send_response(send, 200, payload, response_headers)
         return 200
-
-
-class Overloaded(ServiceUnavailable):
-    """This worker already serves GATEWAY_MAX_IN_FLIGHT requests."""
-
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__("the gateway is at capacity; retry shortly", max(1, retry_after_s))
 
 
 def _caller_context(scope: Scope) -> Context | None:

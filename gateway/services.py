@@ -23,6 +23,7 @@ from gateway.cache import (
     ResultCache,
     resolve_policy,
 )
+from gateway.capacity import Capacity
 from gateway.catalog import ModelCatalog, config_parameter, repository_path
 from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
@@ -54,6 +55,7 @@ class Services:
     dataplane: DataPlane
     spans: Spans
     lifecycle: ModelLifecycle
+    capacity: Capacity
 
 
 @asynccontextmanager
@@ -99,6 +101,10 @@ async def open_services(
             observer=metrics,
         )
         stack.push_async_callback(authenticator.close)
+        revocations = asyncio.get_running_loop().create_task(
+            authenticator.follow(store.changed_keys)
+        )
+        stack.push_async_callback(_cancel, revocations)
         rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
         keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
         if settings.admin_key is not None:
@@ -130,6 +136,7 @@ async def open_services(
             on_artifact_change=purge_version,
             shared=changes,
         )
+        triton.label_models_with(catalog.metric_label)
         try:
             await catalog.refresh()
         except GatewayError as exc:
@@ -166,6 +173,9 @@ async def open_services(
             ),
             spans=spans,
             lifecycle=lifecycle,
+            capacity=Capacity(
+                settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
+            ),
         )
 
 

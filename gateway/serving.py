@@ -14,6 +14,8 @@ Stopping (SIGTERM or Ctrl-C) is bounded at every level:
 - the supervisor waits for its workers until `stop_deadline_s`, then kills the ones left
   and says so (uvicorn's own joins each worker without a limit).
 
+Slow clients meet the deadlines of `gateway.deadlines` (headers, body, idle keep-alive).
+
 Behind a proxy, GATEWAY_FORWARDED_ALLOW_IPS names the proxies whose X-Forwarded-For and
 X-Forwarded-Proto are believed (uvicorn's forwarded-allow-ips); unset, no header is.
 """
@@ -28,6 +30,8 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from gateway import deadlines
+from gateway.deadlines import ServerConfig
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,14 +45,16 @@ def server_config(
 ) -> uvicorn.Config:
     """uvicorn's options for the gateway; `app` is an ASGI app or an import string."""
     trusted = settings.forwarded_allow_ips
-    return uvicorn.Config(
+    return ServerConfig(
         app,
+        header_timeout_s=settings.header_timeout_s,
         factory=isinstance(app, str),
         host=host,
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=deadlines.PROTOCOL,
+        timeout_keep_alive=max(1, round(settings.keep_alive_s)),
         log_level=settings.log_level.lower(),
         log_config=None,  # the app configures JSON logging itself
         access_log=False,  # the app writes its own access lines

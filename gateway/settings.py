@@ -98,10 +98,31 @@ class Settings(BaseSettings):
         ge=0,
         description="Inference requests one worker serves at once; more get 503 (0: no limit)",
     )
+    max_in_flight_per_key: int = Field(
+        default=32,
+        ge=0,
+        description="Inference requests one key may have in progress on one worker; more get "
+        "429 (0: no limit beyond GATEWAY_MAX_IN_FLIGHT)",
+    )
     reuse_port: bool = Field(
         default=True,
         description="With several workers, a listening socket per worker (SO_REUSEPORT), "
         "so connections spread evenly; false: one socket shared by all",
+    )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a client has to send a request's headers (408)"
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a client has to send a body, plus its length at "
+        "GATEWAY_BODY_MIN_RATE (408 and the connection closed)",
+    )
+    body_min_rate: int = Field(
+        default=64 * 1024, gt=0, description="Slowest body upload allowed, bytes per second"
+    )
+    keep_alive_s: float = Field(
+        default=5.0, gt=0, description="How long an idle kept-alive connection stays open"
     )
     shutdown_grace_s: float = Field(
         default=10.0,

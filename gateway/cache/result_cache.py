@@ -36,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -57,6 +57,12 @@ logger = logging.getLogger(__name__)
 
 _REDIS = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
 MAX_PENDING_WRITES = 1000
+# What the objects around the payload cost in memory (tracemalloc, CPython 3.11), rounded
+# up: an InferResult and its tuple; each Tensor with its shape tuple and its data's bytes
+# object header; a Replay with its EncodedResponse and body's bytes object header.
+RESULT_OVERHEAD_BYTES = 160
+TENSOR_OVERHEAD_BYTES = 224
+REPLAY_OVERHEAD_BYTES = 192
 
 
 class Outcome(StrEnum):
@@ -126,8 +132,13 @@ class ResultCache:
         return self._memo.get(memo_key)
 
     def remember(self, memo_key: bytes, replay: Replay, key: CacheKey, policy: CachePolicy) -> None:
-        size = len(replay.response.body)
-        self._memo.put(memo_key, replay, size, policy.ttl_s, key.model, key.version)
+        response = replay.response
+        # A right-sized copy: orjson's output can hold several KB of spare capacity.
+        body = bytes(memoryview(response.body))
+        kept = Replay(replace(response, body=body), replay.output_bytes)
+        self._memo.put(
+            memo_key, kept, len(body) + REPLAY_OVERHEAD_BYTES, policy.ttl_s, key.model, key.version
+        )
 
     def lookup(self, key: CacheKey) -> InferResult | None:
         return self._local.get(key.digest)
@@ -171,7 +182,7 @@ class ResultCache:
             if token:
                 self._behind(lambda: self._unlock(key, token))
             return
-        self._local.put(key.digest, result, len(value), policy.ttl_s, key.model, key.version)
+        self._local.put(key.digest, result, _cost(result), policy.ttl_s, key.model, key.version)
         self._behind(
             lambda: self._write(
                 key,
@@ -223,7 +234,7 @@ class ResultCache:
             stored = self._verified(key, value) if value is not None else None
             span.set_attribute("gateway.cache.outcome", "miss" if stored is None else "hit")
         if stored is not None and value is not None:
-            self._local.put(key.digest, stored, len(value), policy.ttl_s, key.model, key.version)
+            self._local.put(key.digest, stored, _cost(stored), policy.ttl_s, key.model, key.version)
             return stored, Outcome.HIT
         if value is not None:
             token = ""  # an invalid entry: compute and overwrite it
@@ -285,3 +296,9 @@ class ResultCache:
             if value is not None:
                 return self._verified(key, value)
         return None
+
+
+def _cost(result: InferResult) -> int:
+    """What keeping `result` costs in memory, in bytes."""
+    tensors = sum(len(t.data) + TENSOR_OVERHEAD_BYTES for t in result.outputs)
+    return RESULT_OVERHEAD_BYTES + tensors

@@ -183,8 +183,15 @@ def _json_to_raw(name: str, datatype: str, shape: tuple[int, ...], data: Any) ->
         limits = np.iinfo(dtype)
         if array.min() < limits.min or array.max() > limits.max:
             raise BadRequest(f"input '{name}': a value is out of range for {datatype}")
-    with np.errstate(over="ignore"):  # float overflow becomes inf, as in IEEE arithmetic
-        return array.astype(dtype).tobytes()
+    with np.errstate(over="ignore"):
+        converted = array.astype(dtype)
+    # JSON has no infinity, so an infinite value here is one too large for the datatype.
+    if count and dtype.kind == "f" and not np.isfinite(converted).all():
+        largest = float(np.finfo(dtype).max)
+        raise BadRequest(
+            f"input '{name}': a value is out of range for {datatype} (largest {largest:.4g})"
+        )
+    return converted.tobytes()
 
 
 def _flatten_text(name: str, data: Any) -> list[bytes]:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +33,7 @@ from opentelemetry import trace
 from gateway.errors import GatewayError, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans, traceparent_metadata
+from gateway.protocol.names import check_model_path
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 from gateway.triton.connections import ConnectionPool
 from gateway.triton.errors import (
@@ -69,6 +72,12 @@ class TritonClient:
         self._infer_timeout_s = infer_timeout_s
         self._retry_after_s = retry_after_s
         self._degraded = False
+        self._label: Callable[[str], str] = lambda model: model
+
+    def label_models_with(self, label: Callable[[str], str]) -> None:
+        """Metric labels for model names (the catalog's: names a client makes up share one
+        label, so they cannot grow /metrics)."""
+        self._label = label
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -104,7 +113,7 @@ class TritonClient:
                 self._record_failure(request, exc, exc.status)
                 raise
             span.set_attribute("gateway.bytes_out", sum(len(t.data) for t in result.outputs))
-        self._metrics.triton_duration.labels(request.model, result.version).observe(
+        self._metrics.triton_duration.labels(self._label(request.model), result.version).observe(
             time.perf_counter() - started
         )
         self._set_degraded(False)
@@ -165,7 +174,7 @@ class TritonClient:
         return orjson.loads(response.content) if response.content else None
 
     def _record_failure(self, request: InferRequest, error: GatewayError, status: int) -> None:
-        self._metrics.triton_errors.labels(request.model, str(status)).inc()
+        self._metrics.triton_errors.labels(self._label(request.model), str(status)).inc()
         if isinstance(error, TritonUnavailable):
             self._set_degraded(True)
 
@@ -180,6 +189,7 @@ class TritonClient:
 
 
 def _model_path(model: str, version: str) -> str:
+    check_model_path(model, version)  # nothing Triton cannot have reaches it
     path = f"/v2/models/{_segment(model)}"
     return f"{path}/versions/{_segment(version)}" if version else path
 
@@ -228,7 +238,9 @@ def _decode_response(model: str, body: bytes, header_length: bytes | None) -> In
                 raise ValueError(f"output {output.get('name')!r} has no binary data")
             data = body[offset : offset + size]
             offset += size
-            outputs.append(Tensor(output["name"], output["datatype"], tuple(output["shape"]), data))
+            # Interned: the same few names in every cached result, not a copy in each.
+            name, datatype = sys.intern(output["name"]), sys.intern(output["datatype"])
+            outputs.append(Tensor(name, datatype, tuple(output["shape"]), data))
         return InferResult(
             document.get("model_name", model), str(document["model_version"]), tuple(outputs)
         )

@@ -132,6 +132,8 @@ ONE = {"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}
         ({"inputs": [{**ONE, "data": ["a", "b"]}]}, ["'x'", "FP32"]),
         ({"inputs": [{**ONE, "datatype": "INT8", "data": [1, 300]}]}, ["'x'", "out of range"]),
         ({"inputs": [{**ONE, "datatype": "INT8", "data": [1.5, 2]}]}, ["'x'", "INT8"]),
+        ({"inputs": [{**ONE, "data": [1, 3.5e38]}]}, ["'x'", "out of range", "FP32"]),
+        ({"inputs": [{**ONE, "datatype": "FP16", "data": [70000, 1]}]}, ["'x'", "FP16"]),
         ({"inputs": [{**ONE, "datatype": "BOOL", "data": [1, 0]}]}, ["'x'", "BOOL"]),
         ({"inputs": [{**ONE, "datatype": "BYTES", "data": [1, 2]}]}, ["'x'", "strings"]),
         ({"inputs": [{**ONE, "datatype": "BF16"}]}, ["'x'", "BF16", "binary"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.cache import CachePolicy, Directive, LocalTier, ModelCacheSettings, resolve_policy
+from gateway.cache.local import ENTRY_OVERHEAD_BYTES
 from gateway.protocol.types import InferResult
 
 
@@ -24,20 +25,21 @@ def put(
 
 
 def test_local_tier_is_bounded_in_bytes_least_recently_used_first() -> None:
-    tier: LocalTier[InferResult] = LocalTier(max_bytes=100, ttl_s=60)
+    entry = 40 + ENTRY_OVERHEAD_BYTES  # what an entry of 40 bytes counts
+    tier: LocalTier[InferResult] = LocalTier(max_bytes=2 * entry + 20, ttl_s=60)
     put(tier, b"a", result(), 40, 60)
     put(tier, b"b", result(), 40, 60)
     assert tier.get(b"a") is not None  # a is now the most recently used
     put(tier, b"c", result(), 40, 60)
     assert tier.get(b"b") is None and tier.get(b"a") is not None and tier.get(b"c") is not None
-    assert tier.size == 80
-    put(tier, b"huge", result(), 101, 60)
+    assert tier.size == 2 * entry
+    put(tier, b"huge", result(), 2 * entry, 60)
     assert tier.get(b"huge") is None
 
 
 def test_local_tier_expires_at_the_shorter_ttl() -> None:
     clock = Clock()
-    tier: LocalTier[InferResult] = LocalTier(max_bytes=100, ttl_s=5, clock=clock)
+    tier: LocalTier[InferResult] = LocalTier(max_bytes=10_000, ttl_s=5, clock=clock)
     put(tier, b"short", result(), 1, 2)
     put(tier, b"long", result(), 1, 60)
     clock.now = 3
@@ -47,7 +49,7 @@ def test_local_tier_expires_at_the_shorter_ttl() -> None:
 
 
 def test_local_tier_purges_by_model_and_version() -> None:
-    tier: LocalTier[InferResult] = LocalTier(max_bytes=100, ttl_s=60)
+    tier: LocalTier[InferResult] = LocalTier(max_bytes=10_000, ttl_s=60)
     put(tier, b"m1", result("m", "1"), 1, 60)
     put(tier, b"m2", result("m", "2"), 1, 60)
     put(tier, b"n1", result("n", "1"), 1, 60)

@@ -1,0 +1,86 @@
+"""Deadlines for slow clients: a slow client costs at most its own connection, for a while.
+
+headers    HeaderDeadlineProtocol: uvicorn's HTTP/1.1 protocol (httptools) with a
+           deadline of GATEWAY_HEADER_TIMEOUT_S from a connection's opening, or from
+           the first byte of a request on a kept-alive connection, to the end of that
+           request's headers; past it the connection gets a 408 and is closed (uvicorn
+           has no such deadline: a client sending headers a byte at a time kept its
+           connection for ever)
+body       body_deadline_s(): GATEWAY_BODY_TIMEOUT_S plus the declared length at
+           GATEWAY_BODY_MIN_RATE bytes/s; the infer path answers 408 and closes the
+           connection past it (before, an announced body that never came held an
+           in-flight slot until the client gave up)
+idle       uvicorn's keep-alive timeout, GATEWAY_KEEP_ALIVE_S, between requests
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.errors import error_body
+
+PROTOCOL = "gateway.deadlines:HeaderDeadlineProtocol"  # uvicorn's `http` option
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+_TIMEOUT_BODY = error_body("the request headers did not arrive in time")
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's configuration plus the gateway's header deadline (it reaches each worker
+    process with the configuration, which is pickled)."""
+
+    def __init__(self, app: Any, *, header_timeout_s: float, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.header_timeout_s = header_timeout_s
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose headers come too slowly."""
+
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._header_deadline is None:
+            timeout = getattr(self.config, "header_timeout_s", DEFAULT_HEADER_TIMEOUT_S)
+            self._header_deadline = self.loop.call_later(timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.write(_TIMEOUT_RESPONSE)
+            self.transport.close()
+
+
+def body_deadline_s(declared_length: int | None, limit: int, floor_s: float, rate: int) -> float:
+    """How long a request body may take: a floor, plus its length at the minimum rate (the
+    body limit's, when the length is not declared)."""
+    length = declared_length if declared_length is not None else limit
+    return floor_s + length / rate
