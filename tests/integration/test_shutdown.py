@@ -19,6 +19,7 @@ import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
+from loadtests import stop_cycles
 from tests.support.data import ROOT
 from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value
@@ -110,3 +111,10 @@ def test_sigterm_stops_both_workers_while_bodies_never_arrive(serve: Served) -> 
     finally:
         for connection in stalled:
             connection.close()
+
+
+def test_repeated_stops_under_load_never_hang(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    """A few cycles of `loadtests/stop_cycles.py` (50 of them: see its closing line)."""
+    assert stop_cycles.run((triton, redis_server.url), tmp_path, cycles=3, grace_s=1.0)
