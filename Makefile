@@ -10,7 +10,7 @@ EXTRAS := embedded,models,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps bench-deps models run test lint format loadtest bench clean
+.PHONY: install system-deps bench-deps models run test lint format loadtest bench soak clean
 
 install: system-deps $(STAMP)
 
@@ -72,6 +72,10 @@ loadtest: models
 
 bench: models bench-deps
 	$(BIN)/python -m loadtests.bench
+
+# Minutes of unique misses: the gateway's memory levels off within its cache bound.
+soak: models bench-deps
+	$(BIN)/python -m loadtests.soak
 
 format: install
 	$(BIN)/ruff format .
