@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from starlette.types import Message, Receive, Send
 
+from gateway.deadlines import BodyDeadline
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, RequestTimeout
 
 
@@ -36,17 +37,14 @@ def int_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int | Non
 
 
 async def read_body(
-    receive: Receive,
-    headers: Iterable[tuple[bytes, bytes]],
-    limit: int,
-    deadline: Callable[[int | None], float],
+    receive: Receive, headers: Iterable[tuple[bytes, bytes]], limit: int, deadline: BodyDeadline
 ) -> bytes:
     """The whole request body; 413 as soon as it is known to exceed `limit` bytes, 408 if it
-    has not arrived within `deadline(declared length)` seconds."""
+    has not arrived before its deadline."""
     declared = int_header(headers, b"content-length")
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the request body has {declared} bytes; the limit is {limit}")
-    timeout_s = deadline(declared)
+    timeout_s = deadline.seconds(declared, limit)
     try:
         async with asyncio.timeout(timeout_s):
             return await _receive_body(receive, limit)

@@ -16,6 +16,7 @@ idle       uvicorn's keep-alive timeout, GATEWAY_KEEP_ALIVE_S, between requests
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -79,8 +80,14 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def body_deadline_s(declared_length: int | None, limit: int, floor_s: float, rate: int) -> float:
-    """How long a request body may take: a floor, plus its length at the minimum rate (the
-    body limit's, when the length is not declared)."""
-    length = declared_length if declared_length is not None else limit
-    return floor_s + length / rate
+@dataclass(frozen=True, slots=True)
+class BodyDeadline:
+    """How long a request body may take: a floor, plus its length at the minimum rate."""
+
+    floor_s: float
+    min_rate: int  # bytes per second
+
+    def seconds(self, declared_length: int | None, limit: int) -> float:
+        """For a body of `declared_length` bytes (the body limit when not declared)."""
+        length = declared_length if declared_length is not None else limit
+        return self.floor_s + length / self.min_rate

@@ -39,7 +39,7 @@ from gateway.asgi import (
 from gateway.cache import Directive
 from gateway.capacity import Overloaded
 from gateway.compression import chosen_encoding, compress, inflate
-from gateway.deadlines import body_deadline_s
+from gateway.deadlines import BodyDeadline
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed
 from gateway.observability.requests import RequestInfo, request_info
 from gateway.protocol.names import check_model_path
@@ -167,10 +167,7 @@ class InferEndpoint:
     ) -> int:
         settings = services.settings
         limit = settings.max_body_bytes
-
-        def deadline(declared: int | None) -> float:
-            return body_deadline_s(declared, limit, settings.body_timeout_s, settings.body_min_rate)
-
+        deadline = BodyDeadline(settings.body_timeout_s, settings.body_min_rate)
         received = await read_body(receive, headers, limit, deadline)
         body = inflate(received, header(headers, b"content-encoding"), limit)
         header_length = int_header(headers, b"inference-header-content-length")
