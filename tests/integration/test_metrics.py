@@ -3,10 +3,6 @@ worker and summed over two worker processes."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,11 +11,10 @@ import numpy as np
 import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
 from tests.support.admin import create_key
-from tests.support.data import ROOT
-from tests.support.keys import ADMIN_KEY, auth_headers
+from tests.support.keys import auth_headers
 from tests.support.metrics import value
+from tests.support.serve import gateway_serve
 
 MODEL = "tabular_classifier"
 PATH = f"/v2/models/{MODEL}/infer"
@@ -102,48 +97,8 @@ def test_counters_move_in_one_worker(gateway_url: str) -> None:
 def two_workers(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))},
-        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-        "GATEWAY_REDIS_URL": redis_server.url,
-        "GATEWAY_ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_STATE_DIR": str(tmp_path),
-        "GATEWAY_ACCESS_LOG": "false",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(15)  # SIGTERM stops the supervisor and both workers promptly
+    with gateway_serve(triton, redis_server, tmp_path) as served:
+        yield served.url
 
 
 def test_counters_are_summed_over_two_workers(two_workers: str, tmp_path: Path) -> None:

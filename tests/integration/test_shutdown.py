@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,60 +13,28 @@ import psutil
 import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
 from loadtests import stop_cycles
-from tests.support.data import ROOT
 from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.processes import wait_gone
+from tests.support.serve import Served, gateway_serve
 
 GRACE_S = 1
 
 
-@dataclass
-class Served:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture
 def serve(triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path) -> Iterator[Served]:
-    """`gateway serve --workers 2` with a short shutdown grace; yields its URL."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))},
-        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
-        "GATEWAY_REDIS_URL": redis_server.url,
-        "GATEWAY_ADMIN_KEY": ADMIN_KEY,
-        "GATEWAY_STATE_DIR": str(tmp_path),
-        "GATEWAY_ACCESS_LOG": "false",
-        "GATEWAY_SHUTDOWN_GRACE_S": str(GRACE_S),
+    """`gateway serve --workers 2` with a short shutdown grace."""
+    with gateway_serve(
+        triton,
+        redis_server,
+        tmp_path,
+        GATEWAY_SHUTDOWN_GRACE_S=str(GRACE_S),
         # a complex setting, handed to the workers (it once crashed them)
-        "GATEWAY_CACHE_MODELS": '{"digits_classifier": {"enabled": false}}',
-    }
-    argv = ["gateway", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        eventually(lambda: _ready(url), timeout_s=90)
-        yield Served(url, port, process)
-    finally:
-        with contextlib.suppress(psutil.NoSuchProcess):  # what a failed test left running
-            for child in psutil.Process(process.pid).children(recursive=True):
-                child.kill()
-        process.kill()
-        process.wait(30)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/v2/health/ready").status_code == 200
-    except httpx.TransportError:
-        return False
+        GATEWAY_CACHE_MODELS='{"digits_classifier": {"enabled": false}}',
+    ) as served:
+        yield served
 
 
 def test_sigterm_stops_both_workers_while_bodies_never_arrive(serve: Served) -> None:
