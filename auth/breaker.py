@@ -1,10 +1,13 @@
-"""A circuit breaker for calls to Redis.
+"""A circuit breaker: for calls to Redis here, and (its state machine) for Triton's.
 
 After `failure_threshold` consecutive failures it opens: calls fail at once with
 `StoreUnavailable` instead of each waiting for a timeout, so a dead or hung Redis costs
 requests nothing. After `reset_after_s` one trial call is let through (half-open); its
-success closes the breaker, its failure opens it again. State changes are logged once each
-and reported to `on_change` (for a gauge).
+success closes the breaker, its failure opens it again. `trip()` opens it at once (a health
+probe that knows better than the calls). State changes are logged once each and reported
+to `on_change` (for a gauge). Other callers use `allow()`, `record_success()`,
+`record_failure()` and `abandon_trial()` around calls of their own kind; `call()` is the
+Redis one.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._opened_at is not None
 
-    def _allow(self) -> bool:
+    def allow(self) -> bool:
+        """Whether a call may go ahead now (in half-open state: the one trial)."""
         if self._opened_at is None:
             return True
         if self._trial_running or self._clock() - self._opened_at < self.reset_after_s:
@@ -68,6 +72,21 @@ class CircuitBreaker:
             logger.info("%s is reachable again; circuit closed", self.name)
             if self._on_change:
                 self._on_change(True)
+
+    def abandon_trial(self) -> None:
+        """The call let through ended as neither success nor failure (it was cancelled)."""
+        self._trial_running = False
+
+    def trip(self, reason: str) -> None:
+        """Open now, whatever the count of failures (e.g. a health probe failed)."""
+        self._trial_running = False
+        if self._opened_at is not None:
+            self._opened_at = self._clock()
+            return
+        self._opened_at = self._clock()
+        logger.warning("%s: %s; circuit open for %.1f s", self.name, reason, self.reset_after_s)
+        if self._on_change:
+            self._on_change(False)
 
     def record_failure(self, error: BaseException) -> None:
         self._failures += 1
@@ -91,7 +110,7 @@ class CircuitBreaker:
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation`; a Redis failure or an open circuit raises `StoreUnavailable`."""
-        if not self._allow():
+        if not self.allow():
             raise StoreUnavailable(f"{self.name}: circuit open")
         try:
             result = await operation()
@@ -99,7 +118,7 @@ class CircuitBreaker:
             self.record_failure(exc)
             raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from exc
         except BaseException:  # cancelled: neither success nor failure, free the trial slot
-            self._trial_running = False
+            self.abandon_trial()
             raise
         self.record_success()
         return result

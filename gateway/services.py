@@ -35,6 +35,7 @@ from gateway.observability.tracing import Spans
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
 from gateway.triton import TritonClient
+from gateway.triton.health import TritonHealth
 
 logger = logging.getLogger(__name__)
 CACHE_FLUSH_S = 2.0  # at shutdown, how long the cache's background Redis writes may take
@@ -56,6 +57,7 @@ class Services:
     spans: Spans
     lifecycle: ModelLifecycle
     capacity: Capacity
+    triton_health: TritonHealth
 
 
 @asynccontextmanager
@@ -82,8 +84,20 @@ async def open_services(
             retry_after_s=settings.retry_after_s,
             metrics=metrics,
             spans=spans,
+            breaker=_gauged_breaker(
+                "Triton",
+                "triton_circuit",
+                metrics,
+                settings.triton_breaker_failures,
+                settings.triton_breaker_reset_s,
+            ),
         )
         stack.push_async_callback(triton.close)
+        triton_health = TritonHealth(
+            triton, settings.triton_probe_s, min(1.0, settings.triton_control_timeout_s)
+        )
+        await triton_health.start()
+        stack.push_async_callback(triton_health.close)
         cache_redis = redis_client(settings.redis_url, settings.redis_timeout_s)
         stack.push_async_callback(cache_redis.aclose)
         key_redis = cache_redis
@@ -176,6 +190,7 @@ async def open_services(
             capacity=Capacity(
                 settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
             ),
+            triton_health=triton_health,
         )
 
 
@@ -199,12 +214,26 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 def _breaker(name: str, settings: Settings, metrics: Metrics) -> auth.CircuitBreaker:
-    gauge = metrics.degraded.labels(name.replace(" ", "_") + "_circuit")
+    """A breaker for one use of Redis."""
+    return _gauged_breaker(
+        f"Redis ({name})",
+        name.replace(" ", "_") + "_circuit",
+        metrics,
+        settings.redis_breaker_failures,
+        settings.redis_breaker_reset_s,
+    )
+
+
+def _gauged_breaker(
+    name: str, dependency: str, metrics: Metrics, failures: int, reset_s: float
+) -> auth.CircuitBreaker:
+    """A breaker whose state is `gateway_degraded{dependency=...}`."""
+    gauge = metrics.degraded.labels(dependency)
     gauge.set(0)
     return auth.CircuitBreaker(
-        f"Redis ({name})",
-        failure_threshold=settings.redis_breaker_failures,
-        reset_after_s=settings.redis_breaker_reset_s,
+        name,
+        failure_threshold=failures,
+        reset_after_s=reset_s,
         on_change=lambda healthy: gauge.set(0 if healthy else 1),
     )
 

@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"
     )
+    triton_probe_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often Triton's readiness is probed (readiness "
+        "answers from the last probe; two failed probes open Triton's breaker)",
+    )
+    triton_breaker_failures: int = Field(
+        default=3, ge=1, description="Consecutive failed calls to Triton that open its breaker"
+    )
+    triton_breaker_reset_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long Triton's open breaker fails misses at once before a trial call",
+    )
     retry_after_s: int = Field(
         default=1, ge=0, description="Retry-After sent with 503 when Triton is unreachable"
     )

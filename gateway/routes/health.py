@@ -30,12 +30,13 @@ async def live() -> Response:
 
 @router.get("/v2/health/ready")
 async def ready(services: ServicesDep) -> Response:
-    """200 when this worker can take inference requests and Triton is ready; else 503."""
+    """200 when this worker can take inference requests and Triton was ready at the last
+    probe (`gateway.triton.health`); else 503."""
     if services.capacity.full:
         raise ServiceUnavailable(
             "this gateway worker is at capacity", services.settings.retry_after_s
         )
-    if not await services.triton.is_ready():
+    if not services.triton_health.ready:  # the background probe's view: answers at once
         raise ServiceUnavailable("Triton is not ready", services.settings.retry_after_s)
     return Response(status_code=200)
 

@@ -23,6 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -30,12 +31,13 @@ import httpx
 import orjson
 from opentelemetry import trace
 
+from auth import CircuitBreaker
 from gateway.errors import GatewayError, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans, traceparent_metadata
 from gateway.protocol.names import check_model_path
 from gateway.protocol.types import InferRequest, InferResult, Tensor
-from gateway.triton.connections import ConnectionPool
+from gateway.triton.connections import ConnectionPool, Response
 from gateway.triton.errors import (
     http_errors,
     infer_errors,
@@ -46,6 +48,12 @@ from gateway.triton.errors import (
 logger = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 256  # concurrent inference calls kept open to Triton
+
+
+class Readiness(Enum):
+    READY = "ready"
+    NOT_READY = "not ready"  # it answers, e.g. while it (re)loads a model
+    NO_ANSWER = "no answer"  # refused, reset or past the deadline: down or hung
 
 
 class TritonClient:
@@ -60,8 +68,11 @@ class TritonClient:
         retry_after_s: int,
         metrics: Metrics | None = None,
         spans: Spans | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._breaker = breaker or CircuitBreaker("Triton")
+        self._deadlines: set[asyncio.Timeout] = set()  # of the inference calls in flight
         self._spans = spans or Spans()
         address = httpx.URL(url)  # plain http://host[:port][/path], checked by Settings
         self._pool = ConnectionPool(
@@ -103,9 +114,7 @@ class TritonClient:
             path = self._prefix + _model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()
             try:
-                with infer_errors(self._retry_after_s):
-                    async with asyncio.timeout(self._infer_timeout_s):
-                        response = await self._pool.post(path, headers, header + payload)
+                response = await self._post(path, headers, header + payload)
                 raise_for_status(response.status, response.body, self._retry_after_s)
                 length = response.headers.get(b"inference-header-content-length")
                 result = _decode_response(request.model, response.body, length)
@@ -119,13 +128,50 @@ class TritonClient:
         self._set_degraded(False)
         return result
 
-    async def is_ready(self) -> bool:
-        """Whether Triton answers and says it is ready (never raises)."""
+    async def _post(self, path: str, headers: dict[str, str], body: bytes) -> Response:
+        """One inference call through the breaker: only transport failures (refused, reset,
+        past the deadline) count against Triton; any answer, even an error, is a success."""
+        if not self._breaker.allow():
+            raise TritonUnavailable(
+                "Triton is failing; the gateway holds requests back for a moment",
+                self._retry_after_s,
+            )
         try:
-            response = await self._http.get("/v2/health/ready")
+            with infer_errors(self._retry_after_s):
+                async with asyncio.timeout(self._infer_timeout_s) as deadline:
+                    self._deadlines.add(deadline)
+                    try:
+                        response = await self._pool.post(path, headers, body)
+                    finally:
+                        self._deadlines.discard(deadline)
+        except TritonUnavailable as exc:
+            self._breaker.record_failure(exc)
+            raise
+        except BaseException:
+            self._breaker.abandon_trial()
+            raise
+        self._breaker.record_success()
+        return response
+
+    def trip(self, reason: str) -> None:
+        """Triton stopped answering (its health probe says so): open the breaker and cut the
+        calls in flight short, each failing as past its deadline, so none holds a slot."""
+        self._breaker.trip(reason)
+        now = asyncio.get_running_loop().time()
+        for deadline in list(self._deadlines):
+            deadline.reschedule(now)
+
+    def recovered(self) -> None:
+        """Triton answers its health probe again: close the breaker."""
+        self._breaker.record_success()
+
+    async def readiness(self, timeout_s: float) -> Readiness:
+        """What Triton says of its readiness, or that it did not answer (never raises)."""
+        try:
+            response = await self._http.get("/v2/health/ready", timeout=timeout_s)
         except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            return Readiness.NO_ANSWER
+        return Readiness.READY if response.status_code == 200 else Readiness.NOT_READY
 
     async def server_metadata(self) -> dict[str, Any]:
         return await self._get_json("/v2")

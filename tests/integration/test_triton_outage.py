@@ -1,4 +1,5 @@
-"""Triton hung, stopped and started again: 503 with Retry-After in time, then service again.
+"""Triton hung, stopped and started again: 503 with Retry-After in time, readiness at once,
+cache hits throughout, then service again.
 
 This module runs its own Triton, so stopping it does not disturb the other tests.
 """
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.data import samples
 from tests.support.keys import AUTH
+from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
 TIMEOUT_S = 1.0
@@ -45,6 +49,7 @@ def http(own_triton: EmbeddedTriton, redis_server: EmbeddedRedis) -> Iterator[ht
         triton_timeout_s=TIMEOUT_S,
         triton_control_timeout_s=TIMEOUT_S,
         retry_after_s=RETRY_AFTER_S,
+        triton_probe_s=0.25,
     )
     with (
         running_gateway(settings) as url,
@@ -84,7 +89,8 @@ def test_hung_triton_answers_503_within_the_timeout(
         response = http.post(PATH, json=request_body())
         elapsed = time.monotonic() - started
         assert "in time" in assert_unavailable(response)
-        assert TIMEOUT_S * 0.9 <= elapsed < TIMEOUT_S + 1.0
+        assert elapsed < TIMEOUT_S + 1.0  # its deadline, or sooner once the probe trips
+        eventually(lambda: http.get("/v2/health/ready").status_code == 503)
         assert_unavailable(http.get("/v2/health/ready"))
     finally:
         os.kill(own_triton.pid, signal.SIGCONT)
@@ -98,6 +104,7 @@ def test_stopped_triton_answers_503_and_restarted_triton_serves_again(
     started = time.monotonic()
     assert_unavailable(http.post(PATH, json=request_body()))
     assert time.monotonic() - started < TIMEOUT_S + 1.0
+    eventually(lambda: http.get("/v2/health/ready").status_code == 503)
     assert_unavailable(http.get("/v2/health/ready"))
     assert_unavailable(http.get("/v2/models/tabular_classifier"))
 
@@ -106,4 +113,53 @@ def test_stopped_triton_answers_503_and_restarted_triton_serves_again(
     while (status := http.post(PATH, json=request_body()).status_code) != 200:
         assert status == 503 and time.monotonic() < deadline
         time.sleep(0.2)
-    assert http.get("/v2/health/ready").status_code == 200
+    eventually(lambda: http.get("/v2/health/ready").status_code == 200)
+
+
+def test_hung_triton_under_load_fails_fast_and_keeps_serving_hits(
+    own_triton: EmbeddedTriton, http: httpx.Client
+) -> None:
+    """Triton SIGSTOPped for 6 s while misses and hits stream: readiness answers at once
+    throughout, the probe trips the breaker and misses then fail fast, hits keep coming
+    from the cache, and after SIGCONT misses are served again without a restart."""
+    hit_body = request_body()
+    with httpx.Client(base_url=str(http.base_url), headers=AUTH, timeout=30) as cached:
+        assert cached.post(PATH, json=hit_body).status_code == 200  # now in the cache
+        stop = threading.Event()
+        outcomes: list[tuple[str, int, float]] = []  # (kind, status, seconds)
+
+        def stream(kind: str, client: httpx.Client, body: dict[str, object]) -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                status = client.post(PATH, json=body).status_code
+                outcomes.append((kind, status, time.monotonic() - started))
+
+        threads = [
+            threading.Thread(target=stream, args=("miss", http, request_body())),
+            threading.Thread(target=stream, args=("hit", cached, hit_body)),
+        ]
+        for thread in threads:
+            thread.start()
+        assert own_triton.pid is not None
+        os.kill(own_triton.pid, signal.SIGSTOP)
+        readiness: list[float] = []
+        try:
+            hung_until = time.monotonic() + 6
+            while time.monotonic() < hung_until:
+                started = time.monotonic()
+                http.get("/v2/health/ready")
+                readiness.append(time.monotonic() - started)
+                time.sleep(0.1)
+            during = list(outcomes)
+        finally:
+            os.kill(own_triton.pid, signal.SIGCONT)
+        eventually(lambda: http.post(PATH, json=request_body()).status_code == 200)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert max(readiness) < 0.5, max(readiness)  # from the probe's state, not from Triton
+    hits = [status for kind, status, _ in during if kind == "hit"]
+    assert hits and set(hits) == {200}, Counter(hits)
+    failed_misses = [took for kind, status, took in during if kind == "miss" and status == 503]
+    assert len(failed_misses) >= 5
+    assert sorted(failed_misses)[len(failed_misses) // 2] < 0.1  # most fail fast: breaker open
