@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"
     )
+    triton_tracing: bool = Field(
+        default=False,
+        description="`gateway up`: let the embedded Triton (2.51) send its own spans too; it "
+        "can crash under load with tracing on (Triton issue 7795, fixed in 2.57)",
+    )
     triton_probe_s: float = Field(
         default=1.0,
         gt=0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -38,6 +39,8 @@ from gateway.settings import Settings
 from gateway.startup_checks import check_port_free, claim_state_dir
 
 STACK_FILE = "stack.json"
+
+logger = logging.getLogger(__name__)
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -89,11 +92,8 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             redis_url = redis.start()
             pids["redis"] = redis.pid or 0
         if settings.triton_url is None:
-            traces_url = otlp_traces_url()
             triton = EmbeddedTriton(
-                settings.model_repository,
-                state,
-                extra_args=triton_trace_arguments(traces_url) if traces_url else (),
+                settings.model_repository, state, extra_args=_embedded_triton_tracing(settings)
             )
             stack.callback(triton.stop)
             endpoints = triton.start()
@@ -151,6 +151,32 @@ def _announce_when_answering(url: str, text: Callable[[], str], stopped: threadi
                 return
         except httpx.TransportError:
             continue
+
+
+def _embedded_triton_tracing(settings: Settings) -> list[str]:
+    """Triton-side tracing of the embedded Triton: off unless GATEWAY_TRITON_TRACING asks.
+
+    The embedded Triton is 2.51, which crashes with OpenTelemetry tracing under concurrent
+    load (Triton issue 7795, "Signal (11) when tracing is enabled", fixed in Triton 2.57 by
+    its PR 8144). The gateway's own spans do not depend on it; an external Triton >= 2.57
+    continues the gateway's traces when its operator turns tracing on there.
+    """
+    traces_url = otlp_traces_url()
+    if traces_url is None:
+        return []
+    if not settings.triton_tracing:
+        logger.warning(
+            "tracing: the gateway's spans go to %s; the embedded Triton's own spans are off, "
+            "because Triton 2.51 can crash with tracing under load (Triton issue 7795, fixed "
+            "in 2.57); GATEWAY_TRITON_TRACING=true turns them on anyway",
+            traces_url,
+        )
+        return []
+    logger.warning(
+        "tracing: the embedded Triton traces every request (GATEWAY_TRITON_TRACING); Triton "
+        "2.51 can crash with tracing under load (Triton issue 7795)"
+    )
+    return triton_trace_arguments(traces_url)
 
 
 def _exit_on_sigterm() -> None:

@@ -12,6 +12,8 @@ from gateway.observability.tracing import (
     tracer_provider_from_environment,
     triton_trace_arguments,
 )
+from gateway.settings import Settings
+from gateway.stack import _embedded_triton_tracing
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +52,15 @@ def test_triton_gets_host_port_path_and_its_own_service_name() -> None:
     assert "--trace-config=opentelemetry,url=127.0.0.1:4318/v1/traces" in arguments
     assert "--trace-config=mode=opentelemetry" in arguments
     assert "--trace-config=opentelemetry,resource=service.name=triton" in arguments
+
+
+def test_the_embedded_triton_traces_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Triton 2.51 crashes with tracing under load (Triton issue 7795): off by default."""
+    assert _embedded_triton_tracing(Settings()) == []  # no collector: nothing to decide
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    assert _embedded_triton_tracing(Settings()) == []
+    assert "Triton issue 7795" in caplog.text
+    asked = _embedded_triton_tracing(Settings(triton_tracing=True))
+    assert asked == triton_trace_arguments("http://127.0.0.1:4318/v1/traces")
