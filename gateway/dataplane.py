@@ -11,6 +11,7 @@
       in-process tier                                                      X-Cache: hit
       ResultCache.fetch: another request's flight, Redis, another
         process's entry, or Triton (then stored)              X-Cache: coalesced | hit | miss
+        Triton unavailable: an entry within its stale-if-error grace  X-Cache: stale
       encode the response the way the request asked (and keep it for replays)
 
 The model's view is resolved once per request, so the memo, the cache key and the Triton
@@ -44,6 +45,9 @@ from gateway.triton import TritonClient
 
 _MEMO = {"gateway.cache.tier": "local", "gateway.cache.entry": "response"}
 _LOCAL = {"gateway.cache.tier": "local", "gateway.cache.entry": "result"}
+# Answers a replay may repeat: not a bypass (uncached) or a stale answer (only while Triton
+# cannot answer).
+_REPLAYABLE = frozenset({Outcome.MISS, Outcome.HIT, Outcome.COALESCED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +97,18 @@ class DataPlane:
         header_length: int | None,
         key: KeyRecord,
         directive: Directive,
+        allow_stale: bool = True,
     ) -> Answer:
+        request = (model, version, body, header_length, key, directive, allow_stale)
         try:
-            return await self._answer(model, version, body, header_length, key, directive)
+            return await self._answer(*request)
         except NotFound:
             if version:
                 raise
             # The version this unversioned request was routed to went away meanwhile (a
             # lifecycle change): look again, once.
             await self._catalog.refresh()
-            return await self._answer(model, version, body, header_length, key, directive)
+            return await self._answer(*request)
 
     async def _answer(
         self,
@@ -112,6 +118,7 @@ class DataPlane:
         header_length: int | None,
         key: KeyRecord,
         directive: Directive,
+        allow_stale: bool,
     ) -> Answer:
         view = self._catalog.get(model)
         routed = version or self._route(view, key)
@@ -134,9 +141,9 @@ class DataPlane:
             result = await self._bypass(pinned, view)
             outcome = Outcome.BYPASS
         else:
-            result, outcome = await self._cached(request, target, tenant, directive)
+            result, outcome = await self._cached(request, target, tenant, directive, allow_stale)
         response = encode_infer_response(request, result)
-        if memo is not None and target is not None and outcome is not Outcome.BYPASS:
+        if memo is not None and target is not None and outcome in _REPLAYABLE:
             entry = CacheKey(b"", model, target.version)
             replay = Replay(response, _output_bytes(result))
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
@@ -178,7 +185,12 @@ class DataPlane:
         return Target(view, resolved, fingerprint)
 
     async def _cached(
-        self, request: InferRequest, target: Target, tenant: str, directive: Directive
+        self,
+        request: InferRequest,
+        target: Target,
+        tenant: str,
+        directive: Directive,
+        allow_stale: bool,
     ) -> tuple[InferResult, Outcome]:
         model = target.view.name
         entry = CacheKey(
@@ -201,7 +213,7 @@ class DataPlane:
         if cached is not None:
             self._count(model, Outcome.HIT, _output_bytes(cached), tier="local")
             return cached, Outcome.HIT
-        result, outcome = await self._cache.fetch(entry, ask_triton, policy)
+        result, outcome = await self._cache.fetch(entry, ask_triton, policy, allow_stale)
         self._count(model, outcome, _output_bytes(result), tier="redis")
         return result, outcome
 

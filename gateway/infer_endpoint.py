@@ -14,7 +14,8 @@ The request path, top to bottom, inside one SERVER span (continuing the caller's
        naming the input); answer from the result cache, else from Triton (its 400 / 404
        passed on; 503 + Retry-After when unreachable); encode the v2 response the way the
        client asked for it
-    -> send it, with X-Cache and the key's RateLimit-* headers (compressed if
+    -> send it, with X-Cache (and Cache-Status on a stale answer) and the key's
+       RateLimit-* headers (compressed if
        Accept-Encoding asks for gzip or deflate, as Triton does)
 """
 
@@ -36,7 +37,8 @@ from gateway.asgi import (
     send_error,
     send_response,
 )
-from gateway.cache import Directive
+from gateway.cache import Directive, Outcome
+from gateway.cache.policy import allows_stale
 from gateway.capacity import Overloaded
 from gateway.compression import chosen_encoding, compress, inflate
 from gateway.deadlines import BodyDeadline
@@ -47,6 +49,7 @@ from gateway.services import Services
 
 logger = logging.getLogger(__name__)
 
+STALE_CACHE_STATUS = b"gateway; hit; fwd=miss; fwd-status=503; detail=stale-if-error"
 INFER_PATH = re.compile(r"^/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer$")
 ROUTE = "/v2/models/{model}/infer"
 VERSIONED_ROUTE = "/v2/models/{model}/versions/{version}/infer"
@@ -171,9 +174,15 @@ class InferEndpoint:
         received = await read_body(receive, headers, limit, deadline)
         body = inflate(received, header(headers, b"content-encoding"), limit)
         header_length = int_header(headers, b"inference-header-content-length")
-        directive = Directive.from_header(header(headers, b"cache-control"))
+        cache_control = header(headers, b"cache-control")
         answer = await services.dataplane.answer(
-            model, version, body, header_length, grant.key, directive
+            model,
+            version,
+            body,
+            header_length,
+            grant.key,
+            Directive.from_header(cache_control),
+            allows_stale(cache_control),
         )
         info.version, info.cache = answer.version, answer.outcome.value
         response = answer.response
@@ -182,6 +191,8 @@ class InferEndpoint:
             (b"x-cache", answer.outcome.value.encode()),
             *grant.headers(),
         ]
+        if answer.outcome is Outcome.STALE:  # RFC 9211: served from cache, Triton failed
+            response_headers.append((b"cache-status", STALE_CACHE_STATUS))
         if response.header_length is not None:
             response_headers.append(
                 (b"inference-header-content-length", str(response.header_length).encode())

@@ -196,9 +196,12 @@ async def open_services(
 
 def _policy_resolver(settings: Settings) -> Any:
     defaults = CachePolicy(
-        settings.cache_enabled, settings.cache_ttl_s, settings.cache_max_entry_bytes
+        settings.cache_enabled,
+        settings.cache_ttl_s,
+        settings.cache_max_entry_bytes,
+        settings.cache_stale_if_error_s,
     )
-    names = ("cache_enabled", "cache_ttl_s", "cache_max_entry_bytes")
+    names = ("cache_enabled", "cache_ttl_s", "cache_max_entry_bytes", "cache_stale_if_error_s")
 
     def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:
         parameters = {name: config_parameter(config, name) for name in names}

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     cache_max_entry_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Larger results are not cached"
     )
+    cache_stale_if_error_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How long past its TTL a cached answer may still be served, marked stale, "
+        "when Triton cannot answer (0: never; per model: cache_stale_if_error_s)",
+    )
     cache_models: dict[str, ModelCacheSettings] = Field(
         default_factory=dict,
         description='Per-model policy, JSON: {"model": {"enabled": false, "ttl_s": 60}}',

@@ -1,8 +1,9 @@
 """What may be cached for a model, and what a request's Cache-Control allows.
 
 A model's policy comes from, in order: `GATEWAY_CACHE_MODELS` (JSON, per model name), the
-model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`), then
-the global defaults (`GATEWAY_CACHE_ENABLED`, `_TTL_S`, `_MAX_ENTRY_BYTES`).
+model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`,
+`cache_stale_if_error_s`), then the global defaults (`GATEWAY_CACHE_ENABLED`, `_TTL_S`,
+`_MAX_ENTRY_BYTES`, `_STALE_IF_ERROR_S`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class ModelCacheSettings(BaseModel):
     enabled: bool | None = None
     ttl_s: float | None = Field(default=None, gt=0)
     max_entry_bytes: int | None = Field(default=None, gt=0)
+    stale_if_error_s: float | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class CachePolicy:
     enabled: bool
     ttl_s: float
     max_entry_bytes: int
+    # How long past its TTL an entry may still answer when Triton cannot (RFC 5861's
+    # stale-if-error); 0: never, for models whose answers must be fresh.
+    stale_if_error_s: float = 0.0
 
 
 class Directive(Enum):
@@ -60,6 +65,9 @@ def resolve_policy(
     enabled = defaults.enabled
     ttl_s = defaults.ttl_s
     max_entry_bytes = defaults.max_entry_bytes
+    stale_s = defaults.stale_if_error_s
+    if parameter.get("cache_stale_if_error_s"):
+        stale_s = _non_negative(parameter["cache_stale_if_error_s"], stale_s)
     if parameter.get("cache_enabled") is not None:
         enabled = str(parameter["cache_enabled"]).strip().lower() in ("1", "true", "yes", "on")
     if parameter.get("cache_ttl_s"):
@@ -70,7 +78,26 @@ def resolve_policy(
         enabled = override.enabled if override.enabled is not None else enabled
         ttl_s = override.ttl_s or ttl_s
         max_entry_bytes = override.max_entry_bytes or max_entry_bytes
-    return CachePolicy(enabled, ttl_s, max_entry_bytes)
+        if override.stale_if_error_s is not None:
+            stale_s = override.stale_if_error_s
+    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s)
+
+
+def allows_stale(cache_control: bytes | None) -> bool:
+    """Whether the request lets a stale answer stand in when Triton fails: not with
+    `Cache-Control: stale-if-error=0` (RFC 5861)."""
+    if not cache_control:
+        return True
+    tokens = {token.strip().lower() for token in cache_control.decode("latin-1").split(",")}
+    return "stale-if-error=0" not in tokens
+
+
+def _non_negative(text: str | None, fallback: float) -> float:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return fallback
+    return value if value >= 0 else fallback
 
 
 def _positive(text: str | None, fallback: float) -> float:

@@ -4,6 +4,8 @@ Layout (every cache key carries a TTL, so `volatile-lru` may evict it; key recor
 carry none, are never evicted):
 
     gateway:cache:<model>:<version>:<hex digest>   entry (see entry.py), PX = model TTL
+                                                    + its stale-if-error grace (an entry
+                                                    whose PTTL is within the grace is stale)
     gateway:cache-lock:<hex digest>                 single-flight lock, PX = lock TTL
     gateway:cache-purge                             pub/sub channel of purge events
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
@@ -27,13 +30,23 @@ ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
 PURGE_CHANNEL = "gateway:cache-purge"
 
-# One round trip before a miss is computed: the entry, or else the single-flight lock.
-# Returns {1, entry} | {0, 1} (lock taken) | {0, 0} (another caller holds it).
+# One round trip before a miss is computed: a fresh entry, or else the single-flight lock
+# (and the entry if it is only stale: within its stale-if-error grace, ARGV[3] ms).
+# Returns {1, entry} | {0, locked} | {2, locked, stale entry}; locked: 1 taken, 0 held by
+# another caller.
 _GET_OR_LOCK = """
 local value = redis.call('GET', KEYS[1])
-if value then return {1, value} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0, 1} end
-return {0, 0}
+if value and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) then return {1, value} end
+local locked = 0
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then locked = 1 end
+if value then return {2, locked, value} end
+return {0, locked}
+"""
+# The entry if it is still fresh (more than ARGV[1] ms of its life left).
+_GET_FRESH = """
+local value = redis.call('GET', KEYS[1])
+if value and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[1]) then return value end
+return false
 """
 # One round trip after: store the entry and release the lock if it is still ours.
 _SET_AND_RELEASE = """
@@ -42,6 +55,20 @@ if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL'
 return 1
 """
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one look before a miss found: a fresh entry, or the lock (token None: another
+    caller holds it) and perhaps a stale entry."""
+
+    fresh: bytes | None = None
+    token: str | None = None
+    stale: bytes | None = None
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def entry_key(model: str, version: str, digest: bytes) -> str:
@@ -63,27 +90,33 @@ class RedisTier:
         self._redis = client
         self._breaker = breaker
         self._get_or_lock = client.register_script(_GET_OR_LOCK)
+        self._get_fresh = client.register_script(_GET_FRESH)
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
         self._release = client.register_script(RELEASE_IF_OWNED)
 
-    async def get(self, key: str) -> bytes | None:
-        value = await self._breaker.call(lambda: self._redis.get(key))
-        return value.encode() if isinstance(value, str) else value
+    async def get(self, key: str, grace_s: float) -> bytes | None:
+        """The entry, if it has more than its stale grace `grace_s` left to live."""
+        value = await self._breaker.call(
+            lambda: self._get_fresh(keys=[key], args=[_ms(grace_s) if grace_s else 0])
+        )
+        return _bytes(value) if value else None
 
     async def get_or_lock(
-        self, key: str, digest: bytes, lock_ttl_s: float
-    ) -> tuple[bytes | None, str | None]:
-        """(entry, None) if stored; else (None, token) if this caller now holds the
-        single-flight lock, or (None, None) if another caller does."""
+        self, key: str, digest: bytes, lock_ttl_s: float, grace_s: float
+    ) -> Lookup:
+        """A fresh entry; or else whether this caller now holds the single-flight lock, with
+        the entry if it is stale (past its TTL, within its grace `grace_s`)."""
         token = secrets.token_hex(8)
-        found, value = await self._breaker.call(
+        answer = await self._breaker.call(
             lambda: self._get_or_lock(
-                keys=[key, LOCK_PREFIX + digest.hex()], args=[token, _ms(lock_ttl_s)]
+                keys=[key, LOCK_PREFIX + digest.hex()],
+                args=[token, _ms(lock_ttl_s), _ms(grace_s) if grace_s else 0],
             )
         )
-        if found:
-            return (value.encode() if isinstance(value, str) else value), None
-        return None, token if value else None
+        if answer[0] == 1:
+            return Lookup(fresh=_bytes(answer[1]))
+        stale = _bytes(answer[2]) if answer[0] == 2 else None
+        return Lookup(token=token if answer[1] else None, stale=stale)
 
     async def set(
         self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None

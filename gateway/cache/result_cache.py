@@ -7,6 +7,8 @@
         one Redis round trip: the entry (-> hit), or else the key's lock
         another process holds the lock?  wait (bounded) for its entry        -> coalesced
         otherwise compute (ask Triton) and store                             -> miss
+        Triton unavailable, the entry past its TTL but within the model's
+          stale-if-error grace (and the request allows it)?  serve it        -> stale
     store(key, result, policy)        both tiers, if the entry fits the model's limit: this
                                       process's at once, Redis (one round trip that also
                                       releases the lock) in the background
@@ -47,7 +49,8 @@ from auth.breaker import REDIS_FAILURES
 from gateway.cache.entry import EntryCodec, InvalidEntry
 from gateway.cache.local import LocalTier
 from gateway.cache.policy import CachePolicy
-from gateway.cache.redis_tier import RedisTier, entry_key
+from gateway.cache.redis_tier import Lookup, RedisTier, entry_key
+from gateway.errors import TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
 from gateway.protocol.encode import EncodedResponse
@@ -72,6 +75,7 @@ class Outcome(StrEnum):
     MISS = "miss"
     COALESCED = "coalesced"
     BYPASS = "bypass"
+    STALE = "stale"  # Triton could not answer; an entry past its TTL, within its grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,20 +152,23 @@ class ResultCache:
         key: CacheKey,
         compute: Callable[[], Awaitable[InferResult]],
         policy: CachePolicy,
+        allow_stale: bool = True,
     ) -> tuple[InferResult, Outcome]:
         flight = self._flights.get(key.digest)
         if flight is not None:
             with self._spans.start(
                 "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "process"}
             ):
-                result, _ = await asyncio.shield(flight)
-            return result, Outcome.COALESCED
+                result, outcome = await asyncio.shield(flight)
+            if outcome is Outcome.STALE and not allow_stale:
+                return await self.fetch(key, compute, policy, allow_stale)  # its own try
+            return result, Outcome.STALE if outcome is Outcome.STALE else Outcome.COALESCED
         future: asyncio.Future[tuple[InferResult, Outcome]] = (
             asyncio.get_running_loop().create_future()
         )
         self._flights[key.digest] = future
         try:
-            answer = await self._lead(key, compute, policy)
+            answer = await self._lead(key, compute, policy, allow_stale)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: followers re-raise it, none may be waiting
@@ -222,31 +229,39 @@ class ResultCache:
         key: CacheKey,
         compute: Callable[[], Awaitable[InferResult]],
         policy: CachePolicy,
+        allow_stale: bool,
     ) -> tuple[InferResult, Outcome]:
+        grace_s = policy.stale_if_error_s
         with self._spans.start("cache.lookup", attributes=_REDIS) as span:
             try:
-                value, token = await self._redis.get_or_lock(
-                    key.redis_key, key.digest, self._lock.ttl_s
+                found = await self._redis.get_or_lock(
+                    key.redis_key, key.digest, self._lock.ttl_s, grace_s
                 )
             except StoreUnavailable:
                 self._metrics.cache_errors.labels("get").inc()
-                value, token = None, ""  # compute without the lock
-            stored = self._verified(key, value) if value is not None else None
+                found = Lookup(token="")  # compute without the lock
+            stored = self._verified(key, found.fresh) if found.fresh is not None else None
             span.set_attribute("gateway.cache.outcome", "miss" if stored is None else "hit")
-        if stored is not None and value is not None:
+        if stored is not None:
             self._local.put(key.digest, stored, _cost(stored), policy.ttl_s, key.model, key.version)
             return stored, Outcome.HIT
-        if value is not None:
-            token = ""  # an invalid entry: compute and overwrite it
+        # An invalid entry: compute and overwrite it (no lock was taken).
+        token = "" if found.fresh is not None else found.token
         if token is None:  # another process is computing it: wait for its entry
             with self._spans.start(
                 "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "redis"}
             ):
-                waited = await self._wait_for_entry(key)
+                waited = await self._wait_for_entry(key, grace_s)
             if waited is not None:
                 return waited, Outcome.COALESCED
         try:
             result = await compute()
+        except TritonUnavailable:
+            await self._unlock(key, token)
+            stale = self._verified(key, found.stale) if allow_stale and found.stale else None
+            if stale is None:
+                raise
+            return stale, Outcome.STALE  # RFC 5861 stale-if-error: better than a 503
         except BaseException:
             await self._unlock(key, token)
             raise
@@ -273,7 +288,8 @@ class ResultCache:
         self, key: CacheKey, value: bytes, policy: CachePolicy, token: str | None, span: Span
     ) -> None:
         try:
-            await self._redis.set(key.redis_key, value, policy.ttl_s, key.digest, token)
+            life_s = policy.ttl_s + policy.stale_if_error_s  # stale for the grace's length
+            await self._redis.set(key.redis_key, value, life_s, key.digest, token)
         except StoreUnavailable:
             self._metrics.cache_errors.labels("set").inc()
             span.set_attribute("gateway.cache.stored", False)
@@ -285,12 +301,12 @@ class ResultCache:
             with contextlib.suppress(StoreUnavailable):
                 await self._redis.unlock(key.digest, token)
 
-    async def _wait_for_entry(self, key: CacheKey) -> InferResult | None:
+    async def _wait_for_entry(self, key: CacheKey, grace_s: float) -> InferResult | None:
         deadline = time.monotonic() + self._lock.wait_s
         while time.monotonic() < deadline:
             await asyncio.sleep(self._lock.poll_s)
             try:
-                value = await self._redis.get(key.redis_key)
+                value = await self._redis.get(key.redis_key, grace_s)
             except StoreUnavailable:
                 return None
             if value is not None:

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.data import samples
 from tests.support.keys import AUTH
+from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
@@ -163,3 +165,46 @@ def test_hung_triton_under_load_fails_fast_and_keeps_serving_hits(
     failed_misses = [took for kind, status, took in during if kind == "miss" and status == 503]
     assert len(failed_misses) >= 5
     assert sorted(failed_misses)[len(failed_misses) // 2] < 0.1  # most fail fast: breaker open
+
+
+def test_stale_answers_stand_in_while_triton_cannot_answer(
+    own_triton: EmbeddedTriton, redis_server: EmbeddedRedis
+) -> None:
+    settings = gateway_settings(
+        own_triton,
+        redis_server,
+        triton_timeout_s=TIMEOUT_S,
+        retry_after_s=RETRY_AFTER_S,
+        triton_probe_s=0.25,
+        cache_ttl_s=1,
+        cache_stale_if_error_s=60,
+    )
+    store = redis.Redis.from_url(redis_server.url)
+
+    def features(value: float) -> dict[str, object]:
+        tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
+        return {"inputs": [tensor]}
+
+    seen, unseen = features(7.25), features(9.5)  # inputs no other test sends
+    with running_gateway(settings) as url, httpx.Client(base_url=url, headers=AUTH) as client:
+        assert client.post(PATH, json=seen).headers["x-cache"] == "miss"
+
+        def stale_in_redis() -> bool:  # past its 1 s TTL, within its 60 s grace
+            keys = store.scan_iter(match="gateway:cache:tabular_classifier:1:*")
+            return any(0 < store.pttl(key) <= 60_000 for key in keys)
+
+        eventually(stale_in_redis, what="the entry turns stale")
+        assert own_triton.pid is not None
+        os.kill(own_triton.pid, signal.SIGSTOP)
+        try:
+            stale = client.post(PATH, json=seen)
+            assert stale.status_code == 200 and stale.headers["x-cache"] == "stale"
+            assert "stale-if-error" in stale.headers["cache-status"]
+            refused = client.post(PATH, json=seen, headers={"Cache-Control": "stale-if-error=0"})
+            assert_unavailable(refused)
+            assert_unavailable(client.post(PATH, json=unseen))  # nothing to stand in
+            metrics = client.get("/metrics").text
+            assert value(metrics, "gateway_cache_lookups_total", outcome="stale") >= 1
+        finally:
+            os.kill(own_triton.pid, signal.SIGCONT)
+        eventually(lambda: client.post(PATH, json=seen).headers["x-cache"] == "miss")

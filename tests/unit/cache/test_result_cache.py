@@ -18,6 +18,8 @@ from gateway.cache import (
     ResultCache,
     result_cache,
 )
+from gateway.cache.redis_tier import Lookup
+from gateway.errors import TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.protocol.types import InferResult, Tensor
 
@@ -27,10 +29,11 @@ RESULT = InferResult("m", "1", (Tensor("y", "FP32", (1,), b"\x00\x00\x80?"),))
 
 
 class MemoryRedis:
-    """Stands in for RedisTier: a dict, locks, and an off switch."""
+    """Stands in for RedisTier: entries with a life left, locks, and an off switch."""
 
     def __init__(self) -> None:
         self.values: dict[str, bytes] = {}
+        self.expires: dict[str, float] = {}  # key -> monotonic time its life ends
         self.locks: dict[bytes, str] = {}
         self.down = False
 
@@ -38,26 +41,28 @@ class MemoryRedis:
         if self.down:
             raise StoreUnavailable("down")
 
-    async def get(self, key: str) -> bytes | None:
-        self._check()
-        return self.values.get(key)
+    def _left(self, key: str) -> float:
+        return self.expires.get(key, float("inf")) - time.monotonic()
 
-    async def get_or_lock(
-        self, key: str, digest: bytes, ttl_s: float
-    ) -> tuple[bytes | None, str | None]:
+    async def get(self, key: str, grace_s: float) -> bytes | None:
         self._check()
-        if key in self.values:
-            return self.values[key], None
-        if digest in self.locks:
-            return None, None
-        self.locks[digest] = token = f"token-{len(self.locks)}"
-        return None, token
+        return self.values.get(key) if self._left(key) > grace_s else None
+
+    async def get_or_lock(self, key: str, digest: bytes, ttl_s: float, grace_s: float) -> Lookup:
+        self._check()
+        if key in self.values and self._left(key) > grace_s:
+            return Lookup(fresh=self.values[key])
+        token = None
+        if digest not in self.locks:
+            self.locks[digest] = token = f"token-{len(self.locks)}"
+        return Lookup(token=token, stale=self.values.get(key))
 
     async def set(
         self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
     ) -> None:
         self._check()
         self.values[key] = value
+        self.expires[key] = time.monotonic() + ttl_s
         if token and self.locks.get(digest) == token:
             del self.locks[digest]
 
@@ -248,3 +253,46 @@ def test_invalid_entries_in_redis_are_misses_and_counted(corruption: bytes) -> N
     _, outcome = asyncio.run(fetched(make_cache(redis, metrics), compute))
     assert outcome is Outcome.MISS and compute.calls == 1
     assert metrics.cache_verification_failures.labels("m")._value.get() == 1
+
+
+STALE_POLICY = CachePolicy(True, 60, 10_000, stale_if_error_s=30)
+
+
+async def triton_down() -> InferResult:
+    raise TritonUnavailable("Triton is unavailable: refused")
+
+
+def test_an_expired_entry_answers_when_triton_cannot_within_its_grace() -> None:
+    redis = MemoryRedis()
+    cache = make_cache(redis)
+
+    async def scenario() -> None:
+        await cache.fetch(KEY, Counting(0), STALE_POLICY)
+        await cache.flush(1.0)
+        assert redis._left(KEY.redis_key) > 60  # kept for the TTL plus the grace
+        redis.expires[KEY.redis_key] = time.monotonic() + 10  # past its TTL: stale
+        cache._local.purge()
+        assert await cache.fetch(KEY, triton_down, STALE_POLICY) == (RESULT, Outcome.STALE)
+        with pytest.raises(TritonUnavailable):  # the client said stale-if-error=0
+            await cache.fetch(KEY, triton_down, STALE_POLICY, allow_stale=False)
+        fresh = await cache.fetch(KEY, Counting(0), STALE_POLICY)
+        assert fresh == (RESULT, Outcome.MISS)  # Triton back: a stale entry is a miss
+
+    asyncio.run(scenario())
+
+
+def test_no_stale_answers_for_a_model_without_a_grace() -> None:
+    redis = MemoryRedis()
+    cache = make_cache(redis)
+    strict = CachePolicy(True, 60, 10_000, stale_if_error_s=0)
+
+    async def scenario() -> None:
+        await cache.fetch(KEY, Counting(0), strict)
+        await cache.flush(1.0)
+        redis.expires[KEY.redis_key] = time.monotonic() - 1  # what Redis has deleted
+        del redis.values[KEY.redis_key]
+        cache._local.purge()
+        with pytest.raises(TritonUnavailable):
+            await cache.fetch(KEY, triton_down, strict)
+
+    asyncio.run(scenario())
