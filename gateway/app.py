@@ -33,7 +33,15 @@ from gateway.metrics import Metrics
 from gateway.observability.logs import configure_logging
 from gateway.observability.requests import AccessLog, RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
-from gateway.routes import admin_cache, admin_keys, admin_models, health, metrics, models
+from gateway.routes import (
+    admin_backends,
+    admin_cache,
+    admin_keys,
+    admin_models,
+    health,
+    metrics,
+    models,
+)
 from gateway.services import open_services
 from gateway.settings import Settings
 
@@ -79,6 +87,7 @@ def create_app(
     api.include_router(admin_keys.router)
     api.include_router(admin_cache.router)
     api.include_router(admin_models.router)
+    api.include_router(admin_backends.router)
     api.include_router(metrics.router)
     install_error_handlers(api)
     if provider is not None:

@@ -26,6 +26,7 @@ from gateway.cache import (
 from gateway.capacity import Capacity
 from gateway.catalog import ModelCatalog, config_parameter, repository_path
 from gateway.dataplane import DataPlane
+from gateway.embedded.stack_state import BackendRestarts
 from gateway.errors import GatewayError
 from gateway.lifecycle import ModelLifecycle, TrafficSplits
 from gateway.lifecycle.service import GateThresholds
@@ -76,6 +77,7 @@ async def open_services(
             "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
         )
     spans = Spans(tracer_provider)
+    metrics.registry.register(BackendRestarts(settings.state_dir))  # from `gateway up`
     async with AsyncExitStack() as stack:
         triton = TritonClient(
             settings.triton_url,

@@ -5,7 +5,9 @@ GATEWAY_TRITON_URL point at external ones, then runs the
 gateway in the foreground. It refuses at once, before starting anything, when another
 `gateway up` holds the state folder or the port is taken (`gateway.startup_checks`). It
 writes `<state>/stack.json` with the URL of every running piece and removes it on exit,
-and prints "gateway ready at ..." only once the gateway answers. Ctrl-C or SIGTERM stops
+and prints "gateway ready at ..." only once the gateway answers. While it runs, a
+supervisor restarts an embedded Triton or Redis that exits or hangs
+(`gateway.embedded.supervisor`) and records their state in stack.json. Ctrl-C or SIGTERM stops
 the gateway, then Triton, then Redis.
 """
 
@@ -31,14 +33,14 @@ from uvicorn.config import STARTUP_FAILURE
 from gateway.banner import banner
 from gateway.bootstrap import bootstrap_admin
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.embedded.stack_state import STACK_FILE
+from gateway.embedded.supervisor import Backend, BackendSupervisor
 from gateway.listeners import REUSE_PORT_AVAILABLE, ReusePortListener
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
 from gateway.serving import Supervisor, server_config, stop_deadline_s
 from gateway.settings import Settings
 from gateway.startup_checks import check_port_free, claim_state_dir
-
-STACK_FILE = "stack.json"
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +87,14 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         stack.enter_context(claim_state_dir(state))
         check_port_free(host, port)
         pids = {"gateway": os.getpid()}
+        embedded: list[Backend] = []
         redis_url = settings.redis_url
         if redis_url is None:
             redis = EmbeddedRedis(state)
             stack.callback(redis.stop)
             redis_url = redis.start()
             pids["redis"] = redis.pid or 0
+            embedded.append(redis)
         if settings.triton_url is None:
             triton = EmbeddedTriton(
                 settings.model_repository, state, extra_args=_embedded_triton_tracing(settings)
@@ -98,6 +102,7 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             stack.callback(triton.stop)
             endpoints = triton.start()
             pids["triton"] = triton.pid or 0
+            embedded.append(triton)
             triton_url, grpc_url, metrics_url = (
                 endpoints.http_url,
                 endpoints.grpc_url,
@@ -108,18 +113,24 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         settings = settings.with_services(triton_url=triton_url, redis_url=redis_url)
         gateway_url = f"http://{_display_host(host)}:{port}"
         stack_file = state / STACK_FILE
-        _write_json(
-            stack_file,
-            {
-                "gateway": gateway_url,
-                "triton_http": triton_url,
-                "triton_grpc": grpc_url,
-                "triton_metrics": metrics_url,
-                "redis": redis_url,
-                "pids": pids,
-            },
-        )
+        described: dict[str, object] = {
+            "gateway": gateway_url,
+            "triton_http": triton_url,
+            "triton_grpc": grpc_url,
+            "triton_metrics": metrics_url,
+            "redis": redis_url,
+            "pids": pids,
+        }
+
+        def report(backends: list[dict[str, object]]) -> None:
+            for backend in embedded:  # a restarted backend has a new process id
+                pids[backend.name.lower()] = getattr(backend, "pid", None) or 0
+            _write_json(stack_file, {**described, "backends": backends})
+
         stack.callback(stack_file.unlink, missing_ok=True)
+        supervisor = BackendSupervisor(embedded, report)
+        supervisor.start()  # writes stack.json
+        stack.callback(supervisor.stop)  # first of all: no restarts while stopping
         admin = bootstrap_admin(settings)
         serving = threading.Event()
         stack.callback(serving.set)  # the announcer gives up when serving ends

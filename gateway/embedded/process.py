@@ -118,6 +118,15 @@ class ManagedProcess:
         process.wait()
         logger.info("stopped %s (exit code %s)", self.name, process.returncode)
 
+    def kill(self) -> None:
+        """SIGKILL to the whole process group (a hung server ignores SIGTERM)."""
+        process = self._process
+        if process is None:
+            return
+        self._signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        logger.info("killed %s (exit code %s)", self.name, process.returncode)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

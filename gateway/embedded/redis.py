@@ -81,6 +81,20 @@ class EmbeddedRedis:
         finally:
             client.close()
 
+    name = "Redis"
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    def healthy(self) -> bool:
+        return self.is_ready()
+
+    def restart(self) -> None:
+        """Kill what is left of the server (its whole process group), then start it again."""
+        if self._process is not None:
+            self._process.kill()
+        self.start()
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None

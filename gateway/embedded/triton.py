@@ -148,6 +148,20 @@ class EmbeddedTriton:
             return False
         return response.status_code == 200
 
+    name = "Triton"
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    def healthy(self) -> bool:
+        return self.is_ready()
+
+    def restart(self) -> None:
+        """Kill what is left of the server (its whole process group), then start it again."""
+        if self._process is not None:
+            self._process.kill()
+        self.start()
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None

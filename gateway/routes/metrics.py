@@ -8,6 +8,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from gateway.deps import ServicesDep
+from gateway.embedded.stack_state import BackendRestarts
 from gateway.metrics import multiprocess_mode
 
 router = APIRouter(tags=["metrics"])
@@ -18,6 +19,7 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
     if multiprocess_mode():  # every worker's values, whichever worker answers
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(BackendRestarts(services.settings.state_dir))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     registry = services.metrics.registry
     if "application/openmetrics-text" in request.headers.get("accept", ""):

@@ -153,6 +153,10 @@ class TritonClient:
         self._breaker.record_success()
         return response
 
+    @property
+    def circuit_open(self) -> bool:
+        return self._breaker.is_open
+
     def trip(self, reason: str) -> None:
         """Triton stopped answering (its health probe says so): open the breaker and cut the
         calls in flight short, each failing as past its deadline, so none holds a slot."""

@@ -7,17 +7,21 @@ This module runs its own Redis (with AOF, so the keys are still there after a re
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from auth import ApiKey
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key, infer_tabular
+from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
 
@@ -91,3 +95,46 @@ def test_redis_outage_and_recovery(
     assert infer_tabular(gateway, bearer(used)).status_code == 200
     assert degraded(gateway, "key_store") == 0
     assert any("available again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_redis_delays_no_request_past_its_deadline_and_caching_resumes(
+    gateway: str, own_redis: EmbeddedRedis
+) -> None:
+    """Redis SIGSTOPped (alive, silent): requests still answer, none waiting much past the
+    Redis deadline; after SIGCONT the cache writes to Redis again by itself."""
+    _, key = create_key(gateway, models=["*"])
+    assert infer_tabular(gateway, bearer(key)).status_code == 200  # remembered from now on
+    store = redis.Redis.from_url(own_redis.url)
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        for n in range(20):
+            started = time.monotonic()
+            response = tabular_with(gateway, bearer(key), 100.0 + n)  # new inputs: misses
+            slowest = max(slowest, time.monotonic() - started)
+            assert response.status_code == 200, response.text
+        # Redis calls have a 0.25 s deadline and a breaker; a miss makes a few of them.
+        assert slowest < 2.0, slowest
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+
+    pattern = "gateway:cache:tabular_classifier:*"
+    before = set(store.scan_iter(match=pattern))
+
+    def cached_in_redis() -> bool:
+        value = 500.0 + time.monotonic() % 1000  # a new input each try
+        assert tabular_with(gateway, bearer(key), value).status_code == 200
+        return bool(set(store.scan_iter(match=pattern)) - before)
+
+    eventually(cached_in_redis, timeout_s=20, what="caching in Redis resumes")
+
+
+def tabular_with(gateway: str, headers: dict[str, str], value: float) -> httpx.Response:
+    tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
+    return httpx.post(
+        f"{gateway}/v2/models/tabular_classifier/infer",
+        json={"inputs": [tensor]},
+        headers=headers,
+        timeout=30,
+    )

@@ -242,16 +242,17 @@ def test_forged_or_corrupted_entries_in_redis_are_ignored(
         first, second = keys
         entry = client.get(first)
         assert isinstance(entry, bytes)
+        fresh = 3_600_000  # ms: a life beyond the stale-if-error grace, so these are fresh
         # 1. a flipped byte in the data
         corrupted = bytearray(entry)
         corrupted[60] ^= 0xFF
-        client.set(first, bytes(corrupted), px=60_000)
-        client.set(second, entry, px=60_000)  # 2. another key's entry
+        client.set(first, bytes(corrupted), px=fresh)
+        client.set(second, entry, px=fresh)  # 2. another key's entry
         answers = [infer(url, TABULAR, features(row), version="1") for row in (8, 9)]
         assert [a.cache for a in answers] == ["miss", "miss"]
         assert answers[0].outputs == genuine.outputs and answers[1].outputs == other.outputs
         # 3. a made-up entry
-        client.set(first, b"GWC1" + b"\x00" * 200, px=60_000)
+        client.set(first, b"GWC1" + b"\x00" * 200, px=fresh)
         assert infer(url, TABULAR, features(8), version="1").cache == "miss"
         text = httpx.get(f"{url}/metrics").text
         assert 'gateway_cache_verification_failures_total{model="tabular_classifier"} 3.0' in text

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import redis
 
 from gateway.embedded.ports import free_port
 from tests.support.data import ROOT, samples
+from tests.support.polling import eventually
 from tests.support.processes import alive, wait_gone
 
 KEY_LINE = re.compile(r"export GATEWAY_KEY=(gwk_\S+)")
@@ -219,3 +221,34 @@ def test_killed_parent_leaves_no_orphans(stack: Stack) -> None:
     stack.process.kill()  # SIGKILL: no clean-up code runs in the parent
     stack.process.wait()
     assert wait_gone(children, 30) == []
+
+
+def test_a_killed_triton_is_restarted_with_its_models_and_nothing_left_behind(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.wait_ready()
+    key = stack.printed_key()
+    assert key is not None
+    old_triton = psutil.Process(stack.described["pids"]["triton"])
+    stubs = [child.pid for child in old_triton.children(recursive=True)]
+    assert stubs  # the Python backend's stub processes
+    old_triton.kill()  # SIGKILL: its stubs are orphaned unless someone cleans up
+
+    def restarted() -> bool:
+        described = json.loads((tmp_path / "stack.json").read_text())
+        triton = next(b for b in described["backends"] if b["name"] == "Triton")
+        return bool(triton["restarts"] == 1 and triton["state"] == "up")
+
+    eventually(restarted, timeout_s=180, what="the supervisor restarts Triton")
+    assert wait_gone(stubs, 20) == []
+    eventually(lambda: stack.infer(key).status_code == 200, timeout_s=60)
+    gateway = stack.described["gateway"]
+    headers = {"Authorization": f"Bearer {key}"}
+    backends = httpx.get(f"{gateway}/admin/backends", headers=headers).json()
+    assert {b["name"]: b["restarts"] for b in backends["embedded"]} == {"Redis": 0, "Triton": 1}
+    metrics = httpx.get(f"{gateway}/metrics").text
+    assert 'gateway_backend_restarts_total{backend="Triton"} 1.0' in metrics
+    new_pid = json.loads((tmp_path / "stack.json").read_text())["pids"]["triton"]
+    assert new_pid != old_triton.pid
+    stack.terminate()
+    assert wait_gone([new_pid], 20) == []

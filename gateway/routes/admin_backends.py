@@ -1,0 +1,24 @@
+"""`GET /admin/backends` (admin scope): how the gateway sees Triton, and what `gateway up`'s
+supervisor says of the backends it runs (state, restarts, last reason)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from gateway.deps import AdminGrant, ServicesDep, json_response
+from gateway.embedded.stack_state import embedded_backends
+
+router = APIRouter(prefix="/admin/backends", tags=["admin"])
+
+
+@router.get("")
+async def backends(services: ServicesDep, _: AdminGrant) -> Response:
+    return json_response(
+        {
+            "triton": {
+                "ready": services.triton_health.ready,
+                "circuit": "open" if services.triton.circuit_open else "closed",
+            },
+            "embedded": embedded_backends(services.settings.state_dir),
+        }
+    )
