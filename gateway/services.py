@@ -93,10 +93,11 @@ async def open_services(
                 settings.triton_breaker_failures,
                 settings.triton_breaker_reset_s,
             ),
+            max_in_flight=settings.triton_max_in_flight,
         )
         stack.push_async_callback(triton.close)
         triton_health = TritonHealth(
-            triton, settings.triton_probe_s, min(1.0, settings.triton_control_timeout_s)
+            triton, settings.triton_probe_s, min(0.5, settings.triton_control_timeout_s)
         )
         await triton_health.start()
         stack.push_async_callback(triton_health.close)

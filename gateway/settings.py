@@ -55,13 +55,20 @@ class Settings(BaseSettings):
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"
     )
+    triton_max_in_flight: int = Field(
+        default=48,
+        ge=0,
+        description="Inference calls one worker keeps waiting on Triton; more get 503 at once. "
+        "Below GATEWAY_MAX_IN_FLIGHT, so misses waiting on a slow or sick Triton leave room "
+        "for cache hits (0: no limit)",
+    )
     triton_tracing: bool = Field(
         default=False,
         description="`gateway up`: let the embedded Triton (2.51) send its own spans too; it "
         "can crash under load with tracing on (Triton issue 7795, fixed in 2.57)",
     )
     triton_probe_s: float = Field(
-        default=1.0,
+        default=0.5,
         gt=0,
         description="How often Triton's readiness is probed (readiness "
         "answers from the last probe; two failed probes open Triton's breaker)",

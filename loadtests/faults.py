@@ -3,8 +3,8 @@
     .venv/bin/python -m loadtests.faults [--rate 40] [--output DIR]
 
 Starts `gateway up` (embedded Triton and Redis, under its supervisor) and sends two
-open-loop streams at `--rate` requests/s each: misses (a new input every request) and
-hits (one input, cached). Then, one after the other, with a quiet spell between:
+open-loop streams at `--rate` requests/s each, from two clients (keys): misses (a new input
+every request) and hits (one input, cached). Then, one after the other, with a quiet spell between:
     Triton killed     SIGKILL; the supervisor restarts it (models loaded again)
     Triton hung       SIGSTOP for 15 s, then SIGCONT (no restart)
     Redis hung        SIGSTOP for 10 s, then SIGCONT
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import httpx
 import orjson
 
 from auth import ApiKey
@@ -86,11 +87,20 @@ def body(value: float) -> bytes:
 
 
 async def stream(
-    url: str, key: str, rate: float, seconds: float, fault: Fault, state: Path, first: int
+    url: str,
+    keys: tuple[str, str],
+    rate: float,
+    seconds: float,
+    fault: Fault,
+    state: Path,
+    first: int,
 ) -> tuple[list[Sample], float, float]:
     """Both streams for `seconds`, the fault injected after 10 s; (samples, injected at,
-    restored at)."""
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    restored at). `keys`: the misses' client's and the hits' client's."""
+    headers = {
+        kind: {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        for kind, key in zip(("miss", "hit"), keys, strict=True)
+    }
     samples: list[Sample] = []
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(
@@ -101,7 +111,9 @@ async def stream(
         async def one(kind: str, payload: bytes) -> None:
             sent = time.perf_counter()
             try:
-                async with session.post(url + PATH, data=payload, headers=headers) as response:
+                async with session.post(
+                    url + PATH, data=payload, headers=headers[kind]
+                ) as response:
                     await response.read()
                     status = response.status
             except (TimeoutError, aiohttp.ClientError):
@@ -161,10 +173,17 @@ def main() -> int:
         state = Path(folder)
         stack, url = start_stack(state, key)
         try:
+            created = httpx.post(
+                f"{url}/admin/keys",
+                json={"name": "hits", "models": ["*"]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            created.raise_for_status()
+            keys = (key, str(created.json()["key"]))
             for index, fault in enumerate(FAULTS):
                 first = (index + 1) * 1_000_000  # inputs no other scenario sent
                 samples, injected, restored = asyncio.run(
-                    stream(url, key, args.rate, args.seconds, fault, state, first)
+                    stream(url, keys, args.rate, args.seconds, fault, state, first)
                 )
                 rows.append(row(fault, samples, injected, restored))
                 print(rows[-1], flush=True)
@@ -176,9 +195,9 @@ def main() -> int:
             "",
             f"`.venv/bin/python -m loadtests.faults --rate {args.rate:g}` against `gateway up` "
             "(embedded Triton and Redis under its supervisor), one worker, tabular_classifier: "
-            f"two open-loop streams of {args.rate:g} requests/s each, misses (a new input "
-            f"each) and hits (one cached input), {args.seconds:g} s per fault, the fault "
-            "injected after 10 s. One run on a shared 2-core machine.",
+            f"two open-loop streams of {args.rate:g} requests/s each from two keys, misses "
+            f"(a new input each) and hits (one cached input), {args.seconds:g} s per fault, "
+            "the fault injected after 10 s. One run on a shared 2-core machine.",
             "",
             "| fault | misses failed (from the fault on) | hits failed | miss p99 ms during "
             "| hit p99 ms during | misses failing until |",

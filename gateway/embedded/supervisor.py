@@ -3,8 +3,8 @@
     BackendSupervisor(backends, report)   a thread of `gateway up`'s own process
       every CHECK_S, for each backend:
         exited?                                  -> restart it
-        its health check failed HANG_CHECKS times in a row (alive but not answering,
-        e.g. hung or SIGSTOPped)?                -> kill it (its whole process group: Triton's
+        its health check failed HANG_CHECKS times in a row, 30 s (alive but not
+        answering, e.g. hung or SIGSTOPped)?     -> kill it (its whole process group: Triton's
                                                     backend stubs too) and restart it
       restarts wait 1, 2, 4, ... 30 s (the backoff resets after a healthy minute); more than
       GIVE_UP_AFTER restarts within GIVE_UP_WINDOW_S is a crash loop: the supervisor says so
@@ -35,7 +35,7 @@ from gateway.embedded.process import EmbeddedServiceError
 logger = logging.getLogger(__name__)
 
 CHECK_S = 2.0
-HANG_CHECKS = 5  # 10 s without an answer
+HANG_CHECKS = 15  # 30 s without an answer: a pause shorter than that recovers by itself
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 HEALTHY_RESET_S = 60.0
 GIVE_UP_AFTER = 5

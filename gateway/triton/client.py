@@ -69,10 +69,12 @@ class TritonClient:
         metrics: Metrics | None = None,
         spans: Spans | None = None,
         breaker: CircuitBreaker | None = None,
+        max_in_flight: int = 0,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._breaker = breaker or CircuitBreaker("Triton")
         self._deadlines: set[asyncio.Timeout] = set()  # of the inference calls in flight
+        self._max_in_flight = max_in_flight
         self._spans = spans or Spans()
         address = httpx.URL(url)  # plain http://host[:port][/path], checked by Settings
         self._pool = ConnectionPool(
@@ -131,6 +133,12 @@ class TritonClient:
     async def _post(self, path: str, headers: dict[str, str], body: bytes) -> Response:
         """One inference call through the breaker: only transport failures (refused, reset,
         past the deadline) count against Triton; any answer, even an error, is a success."""
+        if self._max_in_flight and len(self._deadlines) >= self._max_in_flight:
+            raise TritonUnavailable(
+                f"Triton already has {self._max_in_flight} requests of this gateway worker "
+                "waiting; retry shortly",
+                self._retry_after_s,
+            )
         if not self._breaker.allow():
             raise TritonUnavailable(
                 "Triton is failing; the gateway holds requests back for a moment",
