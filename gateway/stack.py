@@ -136,9 +136,11 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         stack.callback(serving.set)  # the announcer gives up when serving ends
 
         def announce() -> str:
+            states = ", ".join(f"{b['name']} {b['state']}" for b in supervisor.states())
             return "\n".join(
                 [
                     banner(gateway_url, triton_url, {"Authorization": "Bearer $GATEWAY_KEY"}),
+                    f"embedded backends (supervised): {states or 'none'}",
                     admin,
                     f"stack: {stack_file}   (Ctrl-C stops everything)",
                 ]

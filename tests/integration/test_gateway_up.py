@@ -143,6 +143,7 @@ def test_up_serves_then_sigterm_stops_every_piece(stack: Stack, tmp_path: Path) 
     stack.terminate()
 
     assert "gateway ready at" in stack.output and "curl" in stack.output
+    assert "embedded backends (supervised): Redis up, Triton up" in stack.output
     assert "digits_classifier" in stack.output
     pids = [described["pids"][name] for name in ("gateway", "triton", "redis")]
     assert wait_gone(pids, 20) == []
