@@ -33,8 +33,9 @@ from uvicorn.config import STARTUP_FAILURE
 from gateway.banner import banner
 from gateway.bootstrap import bootstrap_admin
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from gateway.embedded.process import EmbeddedServer
 from gateway.embedded.stack_state import STACK_FILE
-from gateway.embedded.supervisor import Backend, BackendSupervisor
+from gateway.embedded.supervisor import BackendSupervisor
 from gateway.listeners import REUSE_PORT_AVAILABLE, ReusePortListener
 from gateway.observability.logs import configure_logging
 from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
@@ -87,7 +88,7 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         stack.enter_context(claim_state_dir(state))
         check_port_free(host, port)
         pids = {"gateway": os.getpid()}
-        embedded: list[Backend] = []
+        embedded: list[EmbeddedServer] = []
         redis_url = settings.redis_url
         if redis_url is None:
             redis = EmbeddedRedis(state)
@@ -124,7 +125,7 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
 
         def report(backends: list[dict[str, object]]) -> None:
             for backend in embedded:  # a restarted backend has a new process id
-                pids[backend.name.lower()] = getattr(backend, "pid", None) or 0
+                pids[backend.name.lower()] = backend.pid or 0
             _write_json(stack_file, {**described, "backends": backends})
 
         stack.callback(stack_file.unlink, missing_ok=True)

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -150,3 +151,38 @@ class ManagedProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EmbeddedServer(ABC):
+    """A server the gateway runs as a child process: start, stop, and what the supervisor
+    (`gateway.embedded.supervisor`) needs to restart it."""
+
+    name: str
+    _process: ManagedProcess | None = None
+
+    @abstractmethod
+    def start(self) -> object:
+        """Start the server and wait until it is ready."""
+
+    @abstractmethod
+    def is_ready(self) -> bool: ...
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.running()
+
+    def healthy(self) -> bool:
+        return self.is_ready()
+
+    def restart(self) -> None:
+        """Kill what is left of the server (its whole process group), then start it again."""
+        if self._process is not None:
+            self._process.kill()
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()

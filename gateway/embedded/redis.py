@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from gateway.embedded.ports import free_port
-from gateway.embedded.process import EmbeddedServiceError, ManagedProcess
+from gateway.embedded.process import EmbeddedServer, EmbeddedServiceError, ManagedProcess
 
 INSTALL_HINT = (
     "redis-server was not found; install it (Debian/Ubuntu: sudo apt-get install -y "
@@ -22,8 +22,10 @@ INSTALL_HINT = (
 )
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(EmbeddedServer):
     """A redis-server child process bound to loopback."""
+
+    name = "Redis"
 
     def __init__(
         self,
@@ -80,25 +82,3 @@ class EmbeddedRedis:
             return False
         finally:
             client.close()
-
-    name = "Redis"
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    def healthy(self) -> bool:
-        return self.is_ready()
-
-    def restart(self) -> None:
-        """Kill what is left of the server (its whole process group), then start it again."""
-        if self._process is not None:
-            self._process.kill()
-        self.start()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()

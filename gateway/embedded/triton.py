@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from gateway.embedded.ports import free_port
-from gateway.embedded.process import EmbeddedServiceError, ManagedProcess
+from gateway.embedded.process import EmbeddedServer, EmbeddedServiceError, ManagedProcess
 
 _BACKENDS = Path(__file__).parent / "backends"
 
@@ -77,8 +77,10 @@ def repository_models(repository: Path) -> list[str]:
     )
 
 
-class EmbeddedTriton:
+class EmbeddedTriton(EmbeddedServer):
     """A tritonserver child process serving one model repository on loopback ports."""
+
+    name = "Triton"
 
     def __init__(
         self,
@@ -147,28 +149,6 @@ class EmbeddedTriton:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
-
-    name = "Triton"
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.running()
-
-    def healthy(self) -> bool:
-        return self.is_ready()
-
-    def restart(self) -> None:
-        """Kill what is left of the server (its whole process group), then start it again."""
-        if self._process is not None:
-            self._process.kill()
-        self.start()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
 
     def _assemble_backends(self, distribution: TritonDistribution) -> Path:
         backends = self.state_dir / "triton" / "backends"
