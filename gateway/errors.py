@@ -14,7 +14,8 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
     ├── TooManyRequests          429  the key's rate limit is spent; carries RateLimit-*
     ├── UpstreamError            500  Triton answered with an error of its own
     └── ServiceUnavailable       503  a dependency is down; carries Retry-After
-        └── TritonUnavailable         Triton unreachable or past its deadline
+        ├── TritonUnavailable         Triton unreachable or past its deadline
+        └── TritonBusy                enough of this worker's requests wait on Triton
 
 Third-party exceptions are translated into these once, at the boundary where they occur
 (`gateway.triton.client`), with `raise ... from exc`.
@@ -133,6 +134,11 @@ class ServiceUnavailable(GatewayError):
 
 class TritonUnavailable(ServiceUnavailable):
     """Triton cannot be reached or did not answer within its deadline."""
+
+
+class TritonBusy(ServiceUnavailable):
+    """GATEWAY_TRITON_MAX_IN_FLIGHT calls of this worker already wait on Triton (a slow or
+    saturated Triton, not necessarily a sick one: it does not mark Triton degraded)."""
 
 
 def error_body(message: str) -> bytes:

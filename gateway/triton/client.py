@@ -32,7 +32,7 @@ import orjson
 from opentelemetry import trace
 
 from auth import CircuitBreaker
-from gateway.errors import GatewayError, TritonUnavailable
+from gateway.errors import GatewayError, TritonBusy, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans, traceparent_metadata
 from gateway.protocol.names import check_model_path
@@ -134,7 +134,7 @@ class TritonClient:
         """One inference call through the breaker: only transport failures (refused, reset,
         past the deadline) count against Triton; any answer, even an error, is a success."""
         if self._max_in_flight and len(self._deadlines) >= self._max_in_flight:
-            raise TritonUnavailable(
+            raise TritonBusy(
                 f"Triton already has {self._max_in_flight} requests of this gateway worker "
                 "waiting; retry shortly",
                 self._retry_after_s,
