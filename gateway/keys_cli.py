@@ -13,10 +13,10 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
 import auth
+from gateway.embedded.stack_state import stack_value
 from gateway.redis_client import redis_client
 from gateway.settings import Settings
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.keys_command == "generate":
         print(auth.ApiKey.generate())
         return 0
-    url = settings.key_store_url or _url_from_stack(settings.state_dir)
+    url = settings.key_store_url or stack_value(settings.state_dir, "redis")
     if url is None:
         print(
             "gateway: no key store: set GATEWAY_REDIS_URL, or start `gateway up` first",
@@ -118,15 +118,6 @@ async def _revoke(service: auth.KeyService, key_id: str) -> None:
 async def _rotate(service: auth.KeyService, key_id: str, overlap: float | None) -> None:
     issued, old = await service.rotate(key_id, overlap)
     _print({**issued.record.public(), "key": str(issued.key), "replaces": old.public()})
-
-
-def _url_from_stack(state_dir: Path) -> str | None:
-    try:
-        stack = json.loads((state_dir / "stack.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    url = stack.get("redis")
-    return url if isinstance(url, str) else None
 
 
 def _print(document: dict[str, object]) -> None:

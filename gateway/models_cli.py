@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from gateway.embedded.stack_state import stack_value
 from gateway.settings import Settings
 
 
@@ -56,7 +57,9 @@ COMMANDS = ("list", "publish", "traffic", "promote", "rollback", "unload")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    url = (args.url or _url_from_stack(settings.state_dir) or "http://127.0.0.1:8000").rstrip("/")
+    url = (
+        args.url or stack_value(settings.state_dir, "gateway") or "http://127.0.0.1:8000"
+    ).rstrip("/")
     key = args.key or os.environ.get("GATEWAY_KEY")
     if not key:
         print("gateway: an admin key is needed: --key or GATEWAY_KEY", file=sys.stderr)
@@ -139,11 +142,3 @@ def _weight(item: str) -> tuple[str, int]:
     if not version or not weight.isdigit():
         raise SystemExit(f"gateway: '{item}' is not VERSION=WEIGHT")
     return version, int(weight)
-
-
-def _url_from_stack(state_dir: Path) -> str | None:
-    try:
-        url = json.loads((state_dir / "stack.json").read_text()).get("gateway")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return url if isinstance(url, str) else None

@@ -1,9 +1,13 @@
-"""What a running `gateway up` says of its embedded backends, read from its stack.json.
+"""What a running `gateway up` says of itself, read from its `<state-dir>/stack.json`.
 
-The supervisor (`gateway.embedded.supervisor`) runs in `gateway up`'s process and writes
-the backends' states there; the gateway's workers read them for `/admin/backends` and for
-`gateway_backend_restarts_total`. Without `gateway up` (external Triton and Redis) there is
-no such file and nothing to report.
+    stack_value(state_dir, name)   one URL of the stack ("gateway", "redis", ...), for the
+                                   CLI to find a running stack
+    embedded_backends(state_dir)   the supervised backends' states, which the supervisor
+                                   (`gateway.embedded.supervisor`) writes there; the workers
+                                   read them for `/admin/backends` and
+                                   `gateway_backend_restarts_total`
+
+Without `gateway up` (external Triton and Redis) there is no such file and nothing to read.
 """
 
 from __future__ import annotations
@@ -19,13 +23,24 @@ from prometheus_client.registry import Collector
 STACK_FILE = "stack.json"
 
 
-def embedded_backends(state_dir: Path) -> list[dict[str, Any]]:
-    """The supervised backends' states; [] when no `gateway up` runs in `state_dir`."""
+def _stack(state_dir: Path) -> dict[str, Any]:
+    """The stack file's document; {} when no `gateway up` runs in `state_dir`."""
     try:
         document = json.loads((state_dir / STACK_FILE).read_text())
     except (OSError, ValueError):
-        return []
-    backends = document.get("backends") if isinstance(document, dict) else None
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def stack_value(state_dir: Path, name: str) -> str | None:
+    """A text value of the stack file (e.g. the URL of "gateway" or "redis"), or None."""
+    value = _stack(state_dir).get(name)
+    return value if isinstance(value, str) else None
+
+
+def embedded_backends(state_dir: Path) -> list[dict[str, Any]]:
+    """The supervised backends' states; [] when no `gateway up` runs in `state_dir`."""
+    backends = _stack(state_dir).get("backends")
     return backends if isinstance(backends, list) else []
 
 
