@@ -67,13 +67,13 @@ def resolve_policy(
     max_entry_bytes = defaults.max_entry_bytes
     stale_s = defaults.stale_if_error_s
     if parameter.get("cache_stale_if_error_s"):
-        stale_s = _non_negative(parameter["cache_stale_if_error_s"], stale_s)
+        stale_s = _number(parameter["cache_stale_if_error_s"], stale_s, allow_zero=True)
     if parameter.get("cache_enabled") is not None:
         enabled = str(parameter["cache_enabled"]).strip().lower() in ("1", "true", "yes", "on")
     if parameter.get("cache_ttl_s"):
-        ttl_s = _positive(parameter["cache_ttl_s"], ttl_s)
+        ttl_s = _number(parameter["cache_ttl_s"], ttl_s)
     if parameter.get("cache_max_entry_bytes"):
-        max_entry_bytes = int(_positive(parameter["cache_max_entry_bytes"], max_entry_bytes))
+        max_entry_bytes = int(_number(parameter["cache_max_entry_bytes"], max_entry_bytes))
     if override is not None:
         enabled = override.enabled if override.enabled is not None else enabled
         ttl_s = override.ttl_s or ttl_s
@@ -92,17 +92,11 @@ def allows_stale(cache_control: bytes | None) -> bool:
     return "stale-if-error=0" not in tokens
 
 
-def _non_negative(text: str | None, fallback: float) -> float:
+def _number(text: str | None, fallback: float, allow_zero: bool = False) -> float:
+    """A config parameter's number, or `fallback` when it is not one, or is negative (or
+    zero, unless `allow_zero`)."""
     try:
         value = float(text or "")
     except ValueError:
         return fallback
-    return value if value >= 0 else fallback
-
-
-def _positive(text: str | None, fallback: float) -> float:
-    try:
-        value = float(text or "")
-    except ValueError:
-        return fallback
-    return value if value > 0 else fallback
+    return value if value > 0 or (allow_zero and value == 0) else fallback

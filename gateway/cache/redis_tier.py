@@ -79,6 +79,11 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def _grace_ms(seconds: float) -> int:
+    """A stale-if-error grace in ms; 0 stays 0 (no grace: every entry alive is fresh)."""
+    return _ms(seconds) if seconds else 0
+
+
 def _escaped(text: str) -> str:
     return _GLOB_SPECIALS.sub(r"\\\1", text)
 
@@ -97,7 +102,7 @@ class RedisTier:
     async def get(self, key: str, grace_s: float) -> bytes | None:
         """The entry, if it has more than its stale grace `grace_s` left to live."""
         value = await self._breaker.call(
-            lambda: self._get_fresh(keys=[key], args=[_ms(grace_s) if grace_s else 0])
+            lambda: self._get_fresh(keys=[key], args=[_grace_ms(grace_s)])
         )
         return _bytes(value) if value else None
 
@@ -110,7 +115,7 @@ class RedisTier:
         answer = await self._breaker.call(
             lambda: self._get_or_lock(
                 keys=[key, LOCK_PREFIX + digest.hex()],
-                args=[token, _ms(lock_ttl_s), _ms(grace_s) if grace_s else 0],
+                args=[token, _ms(lock_ttl_s), _grace_ms(grace_s)],
             )
         )
         if answer[0] == 1:
