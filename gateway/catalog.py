@@ -55,6 +55,7 @@ from gateway.cache.policy import CachePolicy
 from gateway.errors import GatewayError
 from gateway.model_changes import ModelChanges
 from gateway.triton import TritonClient
+from gateway.triton.model_deadlines import configured_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class ModelView:
     config: Mapping[str, Any]
     cache_policy: CachePolicy
     default_version: str | None  # what serves a request naming no version: the highest ready
+    # The config's `inference_timeout_s`; None: a deadline fitted to the model's latency.
+    inference_timeout_s: float | None = None
 
 
 def config_parameter(config: Mapping[str, Any], name: str) -> str | None:
@@ -306,7 +309,12 @@ class ModelCatalog:
         for model, versions in fingerprints.items():
             config = self._configs.get(model, {})
             views[model] = ModelView(
-                model, versions, config, self._policy(model, config), _highest(versions)
+                model,
+                versions,
+                config,
+                self._policy(model, config),
+                _highest(versions),
+                configured_deadline(config_parameter(config, "inference_timeout_s")),
             )
         return views
 

@@ -200,7 +200,7 @@ class DataPlane:
 
         async def ask_triton() -> InferResult:
             pinned = request if request.version else replace(request, version=target.version)
-            return await self._triton.infer(pinned)
+            return await self._triton.infer(pinned, target.view.inference_timeout_s)
 
         if directive is Directive.WRITE_ONLY:
             result = await ask_triton()
@@ -219,7 +219,8 @@ class DataPlane:
 
     async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
         try:
-            result = await self._triton.infer(request)
+            timeout_s = view.inference_timeout_s if view is not None else None
+            result = await self._triton.infer(request, timeout_s)
         except TritonUnavailable as exc:
             # Triton answers 503 both when it is down and for a version it unloaded (e.g.
             # dropped by the version policy); the catalog tells the second apart: a 404.

@@ -14,7 +14,8 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
     ├── TooManyRequests          429  the key's rate limit is spent; carries RateLimit-*
     ├── UpstreamError            500  Triton answered with an error of its own
     └── ServiceUnavailable       503  a dependency is down; carries Retry-After
-        ├── TritonUnavailable         Triton unreachable or past its deadline
+        ├── TritonUnavailable         Triton unreachable or not answering
+        │   └── InferenceTimeout 504  the model did not answer within its deadline
         └── TritonBusy                enough of this worker's requests wait on Triton
 
 Third-party exceptions are translated into these once, at the boundary where they occur
@@ -134,6 +135,14 @@ class ServiceUnavailable(GatewayError):
 
 class TritonUnavailable(ServiceUnavailable):
     """Triton cannot be reached or did not answer within its deadline."""
+
+
+class InferenceTimeout(TritonUnavailable):
+    """The model did not answer within its deadline (its `inference_timeout_s`, or one
+    fitted to its latency); Triton itself may be fine. Like any failure to answer, a stale
+    cached answer may stand in (RFC 5861 counts 504 among the errors)."""
+
+    status = 504
 
 
 class TritonBusy(ServiceUnavailable):

@@ -37,6 +37,7 @@ from gateway.redis_client import redis_client
 from gateway.settings import Settings
 from gateway.triton import TritonClient
 from gateway.triton.health import TritonHealth
+from gateway.triton.model_deadlines import ModelDeadlines
 
 logger = logging.getLogger(__name__)
 CACHE_FLUSH_S = 2.0  # at shutdown, how long the cache's background Redis writes may take
@@ -81,7 +82,11 @@ async def open_services(
     async with AsyncExitStack() as stack:
         triton = TritonClient(
             settings.triton_url,
-            infer_timeout_s=settings.triton_timeout_s,
+            deadlines=ModelDeadlines(
+                settings.triton_timeout_s,
+                settings.triton_deadline_min_s,
+                settings.triton_deadline_factor,
+            ),
             control_timeout_s=settings.triton_control_timeout_s,
             retry_after_s=settings.retry_after_s,
             metrics=metrics,

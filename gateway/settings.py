@@ -50,7 +50,19 @@ class Settings(BaseSettings):
         "prefix is kept)",
     )
     triton_timeout_s: float = Field(
-        default=30.0, gt=0, description="Deadline of one inference call to Triton"
+        default=30.0,
+        gt=0,
+        description="The longest an inference call to Triton may take (any model's deadline "
+        "is capped at it; a model's deadline until its latency is known; model loads)",
+    )
+    triton_deadline_factor: float = Field(
+        default=10.0,
+        ge=1,
+        description="A model's inference deadline, unless its config sets "
+        "`inference_timeout_s`: this many times the p99 of its recent calls",
+    )
+    triton_deadline_min_s: float = Field(
+        default=2.0, gt=0, description="The shortest deadline fitted to a model's latency"
     )
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"

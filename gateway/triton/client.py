@@ -32,7 +32,7 @@ import orjson
 from opentelemetry import trace
 
 from auth import CircuitBreaker
-from gateway.errors import GatewayError, TritonBusy, TritonUnavailable
+from gateway.errors import GatewayError, InferenceTimeout, TritonBusy, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans, traceparent_metadata
 from gateway.protocol.names import check_model_path
@@ -44,6 +44,7 @@ from gateway.triton.errors import (
     raise_for_http_status,
     raise_for_status,
 )
+from gateway.triton.model_deadlines import ModelDeadlines
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class TritonClient:
         self,
         url: str,
         *,
-        infer_timeout_s: float,
+        deadlines: ModelDeadlines,
         control_timeout_s: float,
         retry_after_s: int,
         metrics: Metrics | None = None,
@@ -73,7 +74,7 @@ class TritonClient:
     ) -> None:
         self._metrics = metrics or Metrics()
         self._breaker = breaker or CircuitBreaker("Triton")
-        self._deadlines: set[asyncio.Timeout] = set()  # of the inference calls in flight
+        self._in_flight: set[asyncio.Timeout] = set()  # deadlines of the calls in flight
         self._max_in_flight = max_in_flight
         self._spans = spans or Spans()
         address = httpx.URL(url)  # plain http://host[:port][/path], checked by Settings
@@ -82,7 +83,7 @@ class TritonClient:
         )
         self._prefix = address.path.rstrip("/")  # Triton behind a proxy's path, if any
         self._http = httpx.AsyncClient(base_url=url, timeout=control_timeout_s)
-        self._infer_timeout_s = infer_timeout_s
+        self.deadlines = deadlines
         self._retry_after_s = retry_after_s
         self._degraded = False
         self._label: Callable[[str], str] = lambda model: model
@@ -96,14 +97,19 @@ class TritonClient:
         await self._http.aclose()
         self._pool.close()
 
-    async def infer(self, request: InferRequest) -> InferResult:
-        """One inference call, traced as a CLIENT span whose context Triton continues."""
+    async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResult:
+        """One inference call, traced as a CLIENT span whose context Triton continues.
+        Its deadline is `timeout_s` (the model's configured one) or fitted to the model's
+        observed latency (`ModelDeadlines`)."""
         header, payload = _encode_request(request)
+        rows = request.inputs[0].shape[0] if request.inputs[0].shape else 1
+        deadline_s = self.deadlines.deadline_s(request.model, rows, timeout_s)
         attributes: dict[str, str | int] = {
             "gateway.model": request.model,
             "gateway.model_version": request.version,
-            "gateway.batch_size": request.inputs[0].shape[0] if request.inputs[0].shape else 1,
+            "gateway.batch_size": rows,
             "gateway.bytes_in": len(payload),
+            "gateway.deadline_ms": round(deadline_s * 1000),
         }
         with self._spans.start(
             "triton.infer", kind=trace.SpanKind.CLIENT, attributes=attributes
@@ -116,7 +122,9 @@ class TritonClient:
             path = self._prefix + _model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()
             try:
-                response = await self._post(path, headers, header + payload)
+                response = await self._post(
+                    request.model, path, headers, header + payload, deadline_s
+                )
                 raise_for_status(response.status, response.body, self._retry_after_s)
                 length = response.headers.get(b"inference-header-content-length")
                 result = _decode_response(request.model, response.body, length)
@@ -124,16 +132,23 @@ class TritonClient:
                 self._record_failure(request, exc, exc.status)
                 raise
             span.set_attribute("gateway.bytes_out", sum(len(t.data) for t in result.outputs))
+        elapsed = time.perf_counter() - started
         self._metrics.triton_duration.labels(self._label(request.model), result.version).observe(
-            time.perf_counter() - started
+            elapsed
         )
+        self.deadlines.observe(request.model, elapsed, rows)
         self._set_degraded(False)
         return result
 
-    async def _post(self, path: str, headers: dict[str, str], body: bytes) -> Response:
-        """One inference call through the breaker: only transport failures (refused, reset,
-        past the deadline) count against Triton; any answer, even an error, is a success."""
-        if self._max_in_flight and len(self._deadlines) >= self._max_in_flight:
+    async def _post(
+        self, model: str, path: str, headers: dict[str, str], body: bytes, deadline_s: float
+    ) -> Response:
+        """One inference call through the breaker: only transport failures (refused, reset)
+        count against Triton; any answer, even an error, is a success. A call past its
+        model's deadline is that model's failure (504), not Triton's: one slow model must not
+        open the breaker for all (a Triton that stops answering at all is found by its health
+        probe, whose `trip` cuts the calls in flight short)."""
+        if self._max_in_flight and len(self._in_flight) >= self._max_in_flight:
             raise TritonBusy(
                 f"Triton already has {self._max_in_flight} requests of this gateway worker "
                 "waiting; retry shortly",
@@ -145,13 +160,25 @@ class TritonClient:
                 self._retry_after_s,
             )
         try:
-            with infer_errors(self._retry_after_s):
-                async with asyncio.timeout(self._infer_timeout_s) as deadline:
-                    self._deadlines.add(deadline)
-                    try:
+            async with asyncio.timeout(deadline_s) as deadline:
+                self._in_flight.add(deadline)
+                try:
+                    with infer_errors(self._retry_after_s):
                         response = await self._pool.post(path, headers, body)
-                    finally:
-                        self._deadlines.discard(deadline)
+                finally:
+                    self._in_flight.discard(deadline)
+        except TimeoutError as exc:
+            if self._breaker.is_open:  # cut short by `trip`, or a failed half-open trial
+                unavailable = TritonUnavailable(
+                    "Triton did not answer in time", self._retry_after_s
+                )
+                self._breaker.record_failure(unavailable)
+                raise unavailable from exc
+            self._breaker.abandon_trial()
+            raise InferenceTimeout(
+                f"Triton did not answer model '{model}' within its {deadline_s:.3g} s deadline",
+                self._retry_after_s,
+            ) from exc
         except TritonUnavailable as exc:
             self._breaker.record_failure(exc)
             raise
@@ -170,7 +197,7 @@ class TritonClient:
         calls in flight short, each failing as past its deadline, so none holds a slot."""
         self._breaker.trip(reason)
         now = asyncio.get_running_loop().time()
-        for deadline in list(self._deadlines):
+        for deadline in list(self._in_flight):
             deadline.reschedule(now)
 
     def recovered(self) -> None:
@@ -225,7 +252,7 @@ class TritonClient:
 
     async def _json(self, method: str, path: str, body: Any = None, load: bool = False) -> Any:
         # Loading a model can take much longer than a metadata call.
-        timeout = self._infer_timeout_s if load else httpx.USE_CLIENT_DEFAULT
+        timeout = self.deadlines.ceiling_s if load else httpx.USE_CLIENT_DEFAULT
         with http_errors(self._retry_after_s):
             response = await self._http.request(method, path, json=body, timeout=timeout)
         raise_for_http_status(response, self._retry_after_s)
@@ -233,7 +260,7 @@ class TritonClient:
 
     def _record_failure(self, request: InferRequest, error: GatewayError, status: int) -> None:
         self._metrics.triton_errors.labels(self._label(request.model), str(status)).inc()
-        if isinstance(error, TritonUnavailable):
+        if isinstance(error, TritonUnavailable) and not isinstance(error, InferenceTimeout):
             self._set_degraded(True)
 
     def _set_degraded(self, degraded: bool) -> None:

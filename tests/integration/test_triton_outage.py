@@ -1,5 +1,5 @@
 """Triton hung, stopped and started again: 503 with Retry-After in time, readiness at once,
-cache hits throughout, then service again.
+cache hits throughout, then service again. A slow model fails alone, at its own deadline.
 
 This module runs its own Triton, so stopping it does not disturb the other tests.
 """
@@ -7,6 +7,7 @@ This module runs its own Triton, so stopping it does not disturb the other tests
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
@@ -29,14 +30,35 @@ from tests.support.server import running_gateway
 TIMEOUT_S = 1.0
 RETRY_AFTER_S = 3
 PATH = "/v2/models/tabular_classifier/versions/1/infer"
+SLOW_DEADLINE_S = 0.3
+
+
+def add_slow_model(repository: Path) -> None:
+    """`slow_classifier`: tabular_classifier whose batcher holds each request 3 s waiting for
+    others to batch with, and whose config sets a 0.3 s inference deadline."""
+    shutil.copytree(repository / "tabular_classifier", repository / "slow_classifier")
+    config = repository / "slow_classifier" / "config.pbtxt"
+    text = config.read_text().replace('name: "tabular_classifier"', 'name: "slow_classifier"')
+    text = text.replace(
+        "dynamic_batching { max_queue_delay_microseconds: 200 }",
+        "dynamic_batching { preferred_batch_size: [ 64 ] max_queue_delay_microseconds: 3000000 }",
+    )
+    deadline = f'value: {{ string_value: "{SLOW_DEADLINE_S}" }}'
+    text += f'parameters {{ key: "inference_timeout_s" {deadline} }}\n'
+    config.write_text(text)
 
 
 @pytest.fixture(scope="module")
 def own_triton(
     tmp_path_factory: pytest.TempPathFactory, model_repository: Path
 ) -> Iterator[EmbeddedTriton]:
+    repository = tmp_path_factory.mktemp("outage-models")
+    shutil.copytree(model_repository / "tabular_classifier", repository / "tabular_classifier")
+    add_slow_model(repository)
     server = EmbeddedTriton(
-        model_repository, tmp_path_factory.mktemp("own-triton"), models=["tabular_classifier"]
+        repository,
+        tmp_path_factory.mktemp("own-triton"),
+        models=["tabular_classifier", "slow_classifier"],
     )
     server.start()
     yield server
@@ -73,7 +95,8 @@ def request_body() -> dict[str, object]:
 
 
 def assert_unavailable(response: httpx.Response) -> str:
-    assert response.status_code == 503, response.text
+    """503, or 504 for a call past its deadline before the health probe found Triton hung."""
+    assert response.status_code in (503, 504), response.text
     assert response.headers["retry-after"] == str(RETRY_AFTER_S)
     message: str = response.json()["error"]
     assert "Triton" in message
@@ -90,7 +113,8 @@ def test_hung_triton_answers_503_within_the_timeout(
         started = time.monotonic()
         response = http.post(PATH, json=request_body())
         elapsed = time.monotonic() - started
-        assert "in time" in assert_unavailable(response)
+        message = assert_unavailable(response)
+        assert "in time" in message or "deadline" in message
         assert elapsed < TIMEOUT_S + 1.0  # its deadline, or sooner once the probe trips
         eventually(lambda: http.get("/v2/health/ready").status_code == 503)
         assert_unavailable(http.get("/v2/health/ready"))
@@ -208,3 +232,25 @@ def test_stale_answers_stand_in_while_triton_cannot_answer(
         finally:
             os.kill(own_triton.pid, signal.SIGCONT)
         eventually(lambda: client.post(PATH, json=seen).headers["x-cache"] == "miss")
+
+
+def test_a_slow_model_fails_at_its_own_deadline_and_the_others_keep_serving(
+    http: httpx.Client,
+) -> None:
+    slow_path = "/v2/models/slow_classifier/versions/1/infer"
+    for _ in range(3):
+        started = time.monotonic()
+        response = http.post(slow_path, json=request_body())
+        elapsed = time.monotonic() - started
+        assert response.status_code == 504, response.text
+        assert response.json()["error"] == (
+            f"Triton did not answer model 'slow_classifier' within its {SLOW_DEADLINE_S} s deadline"
+        )
+        assert response.headers["retry-after"] == str(RETRY_AFTER_S)
+        assert SLOW_DEADLINE_S <= elapsed < 2.0  # its deadline, not Triton's 3 s batching
+    assert http.post(PATH, json=request_body()).status_code == 200  # the other model serves
+    assert http.get("/v2/health/ready").status_code == 200
+    metrics = http.get("/metrics").text
+    assert value(metrics, "gateway_triton_errors_total", model="slow_classifier", code="504") >= 3
+    assert value(metrics, "gateway_degraded", dependency="triton_circuit") == 0  # still closed
+    assert value(metrics, "gateway_degraded", dependency="triton") == 0

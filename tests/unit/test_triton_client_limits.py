@@ -6,11 +6,14 @@ import asyncio
 
 import pytest
 
-from gateway.errors import TritonBusy
+from auth import CircuitBreaker
+from gateway.errors import InferenceTimeout, TritonBusy, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.protocol import decode_infer_request
+from gateway.protocol.types import InferRequest
 from gateway.triton import TritonClient
 from gateway.triton.connections import Response
+from gateway.triton.model_deadlines import ModelDeadlines
 
 
 class SlowPool:
@@ -27,12 +30,21 @@ class SlowPool:
         pass
 
 
+def one_row() -> InferRequest:
+    return decode_infer_request(
+        "m",
+        "1",
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}',
+        None,
+    )
+
+
 def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
     async def scenario() -> None:
         metrics = Metrics()
         client = TritonClient(
             "http://127.0.0.1:1",
-            infer_timeout_s=30,
+            deadlines=ModelDeadlines(30, 2, 10),
             control_timeout_s=1,
             retry_after_s=1,
             metrics=metrics,
@@ -40,12 +52,7 @@ def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
         )
         pool = SlowPool()
         client._pool = pool  # type: ignore[assignment]
-        request = decode_infer_request(
-            "m",
-            "1",
-            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}',
-            None,
-        )
+        request = one_row()
         waiting = [asyncio.create_task(client.infer(request)) for _ in range(2)]
         await asyncio.sleep(0.01)
         with pytest.raises(TritonBusy, match="2 requests"):
@@ -54,6 +61,38 @@ def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
         assert metrics.degraded.labels("triton")._value.get() == 0  # not marked degraded
         pool.release.set()
         await asyncio.gather(*waiting, return_exceptions=True)
+        await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_model_past_its_deadline_is_a_504_that_leaves_the_breaker_closed() -> None:
+    async def scenario() -> None:
+        metrics = Metrics()
+        breaker = CircuitBreaker("Triton", failure_threshold=1)
+        client = TritonClient(
+            "http://127.0.0.1:1",
+            deadlines=ModelDeadlines(30, 2, 10),
+            control_timeout_s=1,
+            retry_after_s=1,
+            metrics=metrics,
+            breaker=breaker,
+        )
+        pool = SlowPool()
+        client._pool = pool  # type: ignore[assignment]
+        for _ in range(3):
+            with pytest.raises(InferenceTimeout, match=r"model 'm' within its 0.05 s deadline"):
+                await client.infer(one_row(), timeout_s=0.05)
+        assert not client.circuit_open  # one slow model does not fail the others
+        assert metrics.degraded.labels("triton")._value.get() == 0
+        assert metrics.triton_errors.labels("m", "504")._value.get() == 3
+        # A call cut short because Triton stopped answering is Triton's failure.
+        waiting = asyncio.create_task(client.infer(one_row(), timeout_s=10))
+        await asyncio.sleep(0.01)
+        client.trip("no answer to its health probe")
+        with pytest.raises(TritonUnavailable) as raised:
+            await waiting
+        assert not isinstance(raised.value, InferenceTimeout) and raised.value.status == 503
         await client.close()
 
     asyncio.run(scenario())
