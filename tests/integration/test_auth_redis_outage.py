@@ -103,9 +103,9 @@ def test_a_hung_redis_delays_no_request_past_its_deadline_and_caching_resumes(
     """Redis SIGSTOPped (alive, silent): requests still answer, none waiting much past the
     Redis deadline; after SIGCONT the cache writes to Redis again by itself."""
     _, key = create_key(gateway, models=["*"])
-    # Remembered from now on. (Right after the restart of the test before, a pooled
-    # connection from before it can fail once: wait for a verified answer.)
-    eventually(lambda: infer_tabular(gateway, bearer(key)).status_code == 200)
+    # Remembered from now on (right after the restart in the test before: the gateway's
+    # pooled Redis connections from before it reconnect at once).
+    assert infer_tabular(gateway, bearer(key)).status_code == 200
     store = redis.Redis.from_url(own_redis.url)
     assert own_redis.pid is not None
     os.kill(own_redis.pid, signal.SIGSTOP)
