@@ -1,9 +1,10 @@
 """The ASGI application.
 
     RequestObserver             access line and request metrics, for every request
-      InferEndpoint             POST .../infer, plain ASGI (the hot path)
-        FastAPI                 everything else (health, metadata, admin, /metrics),
-                                traced by OpenTelemetry's FastAPI instrumentation
+      ClosingConnections        after SIGTERM, while draining: Connection: close
+        InferEndpoint           POST .../infer, plain ASGI (the hot path)
+          FastAPI                 everything else (health, metadata, admin, /metrics),
+                                  traced by OpenTelemetry's FastAPI instrumentation
 
     create_app(settings)    -> the app, for uvicorn or a test client
     app_from_environment()  -> the same, settings read from GATEWAY_* (uvicorn factory)
@@ -27,6 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp
 
 from gateway import __version__
+from gateway.draining import ClosingConnections, Drain
 from gateway.error_handlers import install_error_handlers
 from gateway.infer_endpoint import InferEndpoint
 from gateway.metrics import Metrics
@@ -55,6 +57,7 @@ def create_app(
 ) -> ASGIApp:
     app_metrics = Metrics()
     provider = tracer_provider or tracer_provider_from_environment(app_metrics)
+    drain = Drain(settings.drain_delay_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -63,9 +66,10 @@ def create_app(
                 services = await stack.enter_async_context(
                     open_services(settings, app_metrics, provider)
                 )
+                drain.install()  # SIGTERM: drain, then uvicorn's stop
                 try:
                     # Lifespan state: copied into every request's scope["state"].
-                    yield {"services": services}
+                    yield {"services": services, "drain": drain}
                 finally:
                     await _close_within(stack, settings.shutdown_grace_s)
         finally:
@@ -98,7 +102,7 @@ def create_app(
             exclude_spans=["receive", "send"],
         )
     access_log = AccessLog(access_stream) if settings.access_log else None
-    return RequestObserver(InferEndpoint(api), access_log)
+    return RequestObserver(ClosingConnections(InferEndpoint(api), drain), access_log)
 
 
 async def _close_within(stack: AsyncExitStack, timeout_s: float) -> None:

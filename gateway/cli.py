@@ -6,6 +6,8 @@ gateway serve [--host H] [--port 8000] [--workers N]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
+gateway models seed SOURCE DEST [--gpu]
+    copy into a shared repository what it lacks (deployments; see gateway/repository_seed.py)
 gateway models list | publish | traffic | promote | rollback | unload
     the model lifecycle, through a running gateway's admin API (see gateway/models_cli.py)
 gateway keys generate | create | list | revoke | rotate
@@ -46,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     build = model_commands.add_parser("build", help="build the repository's model files")
     build.add_argument("--repository", type=Path, help="default: GATEWAY_MODEL_REPOSITORY")
     build.add_argument("--force", action="store_true", help="rebuild versions that exist")
+    seed = model_commands.add_parser("seed", help="fill a shared repository from a built one")
+    seed.add_argument("source", type=Path)
+    seed.add_argument("destination", type=Path)
+    seed.add_argument("--gpu", action="store_true", help="KIND_GPU and TensorRT FP16 configs")
     models_cli.add_commands(model_commands)
 
     keys_cli.add_commands(commands)
@@ -73,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             serve(settings, args.host, args.port, args.workers)
         elif args.command == "models" and args.models_command == "build":
             return _build_models(args.repository or settings.model_repository, args.force)
+        elif args.command == "models" and args.models_command == "seed":
+            return _seed_models(args.source, args.destination, args.gpu)
         elif args.command == "models":
             return models_cli.run(args, settings)
         elif args.command == "keys":
@@ -82,6 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+def _seed_models(source: Path, destination: Path, gpu: bool) -> int:
+    from gateway.repository_seed import seed
+
+    if not source.is_dir():
+        print(f"gateway: no model repository at {source}", file=sys.stderr)
+        return 2
+    copied = seed(source, destination, gpu)
+    print(f"seeded {destination}: {len(copied)} files copied, the others were there")
     return 0
 
 

@@ -61,6 +61,8 @@ def server_config(
         proxy_headers=trusted is not None,
         forwarded_allow_ips=trusted or None,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
 
 

@@ -9,6 +9,7 @@ load while an unsafe default is left in place.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -162,11 +163,25 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(
         default=5.0, gt=0, description="How long an idle kept-alive connection stays open"
     )
+    drain_delay_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="On SIGTERM, how long the gateway keeps serving while it says it is not "
+        "ready and closes each connection after its response, so that a load balancer takes "
+        "it out of rotation before it stops (gateway.draining); 0: stop at once",
+    )
     shutdown_grace_s: float = Field(
         default=10.0,
         gt=0,
         description="On SIGTERM, how long requests in progress may finish before they are "
         "cancelled (closing the clients gets as long again; then a worker is killed)",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="Serve HTTPS with this PEM certificate (chain) file; with GATEWAY_TLS_KEY_FILE",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="The PEM private key of GATEWAY_TLS_CERT_FILE"
     )
     forwarded_allow_ips: str | None = Field(
         default=None,
@@ -281,6 +296,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE go together")
+        for name in ("tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"GATEWAY_{name.upper()}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment != "production":
             return self
@@ -343,9 +368,14 @@ class InvalidSettings(Exception):
 
 
 def load_settings(**values: Any) -> Settings:
-    """Settings from the environment (and `values`); InvalidSettings names what is wrong."""
+    """Settings from the environment (and `values`), and from one file per secret in
+    GATEWAY_SECRETS_DIR when set (e.g. /run/secrets: a file `gateway_key_pepper` holds
+    GATEWAY_KEY_PEPPER); InvalidSettings names what is wrong."""
+    secrets_dir = os.environ.get("GATEWAY_SECRETS_DIR")
+    if secrets_dir and not Path(secrets_dir).is_dir():
+        raise InvalidSettings([f"GATEWAY_SECRETS_DIR: no such directory: {secrets_dir}"])
     try:
-        return Settings(**values)
+        return Settings(_secrets_dir=secrets_dir or None, **values)
     except SettingsError as exc:  # a complex value (JSON) that does not parse
         field = re.search(r'field "([^"]+)"', str(exc))
         name = f"GATEWAY_{field.group(1).upper()}" if field else "a GATEWAY_* variable"

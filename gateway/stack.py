@@ -112,7 +112,8 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
         else:
             triton_url, grpc_url, metrics_url = settings.triton_url, None, None
         settings = settings.with_services(triton_url=triton_url, redis_url=redis_url)
-        gateway_url = f"http://{_display_host(host)}:{port}"
+        scheme = "https" if settings.tls_cert_file else "http"
+        gateway_url = f"{scheme}://{_display_host(host)}:{port}"
         stack_file = state / STACK_FILE
         described: dict[str, object] = {
             "gateway": gateway_url,
@@ -160,7 +161,9 @@ def _announce_when_answering(url: str, text: Callable[[], str], stopped: threadi
     """Print `text()` once the gateway at `url` answers; nothing if it never does."""
     while not stopped.wait(0.1):
         try:
-            if httpx.get(f"{url}/v2/health/live", timeout=1.0).status_code == 200:
+            # Its own process: no certificate to check (it may be self-signed).
+            live = httpx.get(f"{url}/v2/health/live", timeout=1.0, verify=False)  # noqa: S501
+            if live.status_code == 200:
                 print(text(), flush=True)
                 return
         except httpx.TransportError:

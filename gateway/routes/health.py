@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from gateway import __version__
 from gateway.deps import AnyGrant, ServicesDep, json_response
@@ -29,9 +29,11 @@ async def live() -> Response:
 
 
 @router.get("/v2/health/ready")
-async def ready(services: ServicesDep) -> Response:
+async def ready(request: Request, services: ServicesDep) -> Response:
     """200 when this worker can take inference requests and Triton was ready at the last
-    probe (`gateway.triton.health`); else 503."""
+    probe (`gateway.triton.health`); else 503. 503 as soon as SIGTERM starts a drain."""
+    if request.state.drain.draining:
+        raise ServiceUnavailable("this gateway is shutting down", services.settings.retry_after_s)
     if services.capacity.full:
         raise ServiceUnavailable(
             "this gateway worker is at capacity", services.settings.retry_after_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +156,34 @@ def test_docs_are_served_in_development_only_unless_configured() -> None:
     assert not Settings(**production).serves_docs
     assert Settings(**production, docs_enabled=True).serves_docs
     assert not Settings(docs_enabled=False).serves_docs
+
+
+def test_secrets_are_read_from_files_in_the_secrets_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "gateway_key_pepper").write_text(PEPPER + "\n")  # as `openssl rand` writes
+    (tmp_path / "gateway_cache_secret").write_text("c" * 40)
+    monkeypatch.setenv("GATEWAY_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("GATEWAY_ENVIRONMENT", "production")
+    monkeypatch.setenv("GATEWAY_TRITON_URL", SERVICES["triton_url"])
+    monkeypatch.setenv("GATEWAY_REDIS_URL", SERVICES["redis_url"])
+    settings = load_settings()
+    assert settings.key_pepper.get_secret_value() == PEPPER
+    assert settings.cache_secret.get_secret_value() == "c" * 40
+    monkeypatch.setenv("GATEWAY_SECRETS_DIR", str(tmp_path / "absent"))
+    with pytest.raises(InvalidSettings) as missing:
+        load_settings()
+    assert missing.value.problems == [
+        f"GATEWAY_SECRETS_DIR: no such directory: {tmp_path / 'absent'}"
+    ]
+
+
+def test_tls_needs_a_certificate_and_its_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("-")
+    with pytest.raises(ValidationError, match="go together"):
+        Settings(tls_cert_file=cert)
+    with pytest.raises(ValidationError, match="no such file"):
+        Settings(tls_cert_file=cert, tls_key_file=key)
+    key.write_text("-")
+    assert Settings(tls_cert_file=cert, tls_key_file=key).tls_key_file == key
