@@ -10,7 +10,7 @@ EXTRAS := embedded,models,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps bench-deps models run test lint format loadtest bench soak clean
+.PHONY: install system-deps bench-deps test-deps models run test lint format loadtest bench soak clean
 
 install: system-deps $(STAMP)
 
@@ -53,6 +53,27 @@ bench-deps:
 	  fi; \
 	fi
 
+# What only the tests need: Prometheus and promtool (the alert-rule tests) from the
+# system's packages, and checkov (the manifests' policy scan) in a virtual environment of
+# its own, since it pins many packages of its own.
+CHECKOV_VENV := .venv-checkov
+test-deps: $(CHECKOV_VENV)/.installed
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing prometheus with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "missing system package: prometheus (sudo apt-get install -y --no-install-recommends prometheus)"; exit 1; \
+	  fi; \
+	fi
+
+$(CHECKOV_VENV)/.installed:
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov>=3.2'
+	@touch $@
+
 models: install
 	$(BIN)/gateway models build
 
@@ -64,7 +85,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: models lint
+test: models lint test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 loadtest: models
@@ -82,5 +103,5 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .gateway .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .gateway .pytest_cache .mypy_cache .ruff_cache
 	find model_repository -mindepth 2 -maxdepth 2 -type d -regex '.*/[0-9]+' -exec rm -rf {} +

@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1.7
+# The gateway: `gateway serve` on port 8000, as a non-root user, nothing but the
+# virtual environment in the final stage.
+#   docker build -f deploy/docker/gateway.Dockerfile -t inference-gateway/gateway:0.1.0 .
+FROM python:3.11.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/gateway
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY auth ./auth
+COPY gateway ./gateway
+RUN /opt/gateway/bin/pip install . \
+ && /opt/gateway/bin/pip uninstall --yes pip setuptools wheel
+
+FROM python:3.11.11-slim-bookworm
+RUN groupadd --system --gid 10001 gateway \
+ && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin gateway
+COPY --from=build /opt/gateway /opt/gateway
+ENV PATH=/opt/gateway/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    GATEWAY_STATE_DIR=/tmp/gateway
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
+ENTRYPOINT ["gateway"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

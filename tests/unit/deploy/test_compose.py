@@ -1,0 +1,101 @@
+"""deploy/compose/compose.yaml: valid against the Compose specification's schema, every file
+it names exists, and the gateway's command and environment are the shared ones."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import yaml
+
+from tests.support.deploy import COMPOSE_FILE, DEPLOY, GATEWAY_ENV, compose, gateway_command
+
+COMPOSE_DIR = COMPOSE_FILE.parent
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+         str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_compose_file_that_breaks_the_specification_is_refused() -> None:
+    broken = COMPOSE_DIR / ".broken-compose.yaml"  # beside it: same relative paths
+    text = COMPOSE_FILE.read_text().replace("    stop_grace_period: 60s", "    stop_grace: 60s")
+    broken.write_text(text)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+             str(broken)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        broken.unlink()
+    assert result.returncode == 1 and "stop_grace" in result.stdout
+
+
+def test_every_file_the_stack_names_exists() -> None:
+    document = compose()
+    for config in document["configs"].values():
+        assert (COMPOSE_DIR / config["file"]).is_file(), config
+    for service in document["services"].values():
+        for env_file in service.get("env_file", []):
+            assert (COMPOSE_DIR / env_file["path"]).resolve() == GATEWAY_ENV
+        build = service.get("build")
+        if build:
+            assert (COMPOSE_DIR / build["context"] / build["dockerfile"]).is_file(), build
+    # The secrets are made by make-secrets.sh, under the names the stack reads.
+    secrets = {name: spec["file"] for name, spec in document["secrets"].items()}
+    script = (COMPOSE_DIR / "make-secrets.sh").read_text()
+    for name, path in secrets.items():
+        assert path == f"./secrets/{name}" and f'"$dir/{name}"' in script
+    assert (COMPOSE_DIR / "secrets" / ".gitignore").read_text().splitlines()[1:] == [
+        "*",
+        "!.gitignore",
+    ]
+
+
+def test_the_gateway_runs_the_shared_command_with_its_secrets_as_files() -> None:
+    gateway = compose()["services"]["gateway"]
+    assert gateway["command"] == gateway_command()
+    assert gateway["command"][0] == "serve"
+    assert set(gateway["secrets"]) == set(compose()["secrets"])
+    assert gateway["read_only"] is True and gateway["deploy"]["replicas"] == 2
+    env = GATEWAY_ENV.read_text()
+    assert "GATEWAY_SECRETS_DIR=/run/secrets" in env
+    assert not re.search(r"PEPPER|CACHE_SECRET|ADMIN_KEY", env)  # never in the environment
+    # The image's defaults are the same command.
+    dockerfile = (DEPLOY / "docker" / "gateway.Dockerfile").read_text()
+    assert f"CMD {json.dumps(gateway_command())}" in dockerfile
+
+
+def test_profiles_choose_the_cpu_or_the_gpu_triton_behind_one_name() -> None:
+    services = compose()["services"]
+    cpu, gpu = services["triton-cpu"], services["triton-gpu"]
+    assert cpu["profiles"] == ["cpu"] and gpu["profiles"] == ["gpu"]
+    assert (
+        cpu["networks"]["default"]["aliases"] == gpu["networks"]["default"]["aliases"] == ["triton"]
+    )
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert "--model-control-mode=explicit" in cpu["command"]
+    assert services["models-gpu"]["command"] == ["--gpu"]
+    for triton, seeder in ((cpu, "models-cpu"), (gpu, "models-gpu")):
+        assert triton["depends_on"][seeder]["condition"] == "service_completed_successfully"
+
+
+def test_the_collector_keeps_errors_and_slow_traces() -> None:
+    collector = yaml.safe_load((COMPOSE_DIR / "otel-collector.yaml").read_text())
+    policies = {p["type"]: p for p in collector["processors"]["tail_sampling"]["policies"]}
+    assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
+    assert policies["latency"]["latency"]["threshold_ms"] <= 1000
+    assert "tail_sampling" in collector["service"]["pipelines"]["traces"]["processors"]
