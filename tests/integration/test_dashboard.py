@@ -9,22 +9,10 @@ import httpx
 
 from gateway.embedded import EmbeddedTriton
 from tests.support.data import ROOT
-from tests.support.metrics import samples
+from tests.support.metrics import exported_names
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "gateway-dashboard.json"
 METRIC = re.compile(r"\b((?:gateway|nv)_[a-z_]+)\b")
-
-
-SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
-
-
-def exported_names(text: str) -> set[str]:
-    """Every series name the exposition declares (labelled ones export no sample until used)."""
-    names = {name for name, _ in samples(text)}
-    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
-        base = name.removesuffix("_total")
-        names |= {name} | {base + suffix for suffix in SUFFIXES.get(kind, ("",))}
-    return names
 
 
 def test_every_dashboard_query_uses_exported_metrics(

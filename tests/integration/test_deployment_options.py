@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+import ssl
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
+import trustme
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
+from tests.support.keys import AUTH
+from tests.support.serve import gateway_serve
 from tests.support.server import running_gateway
 
 FORWARDED = {"X-Forwarded-For": "203.0.113.7, 10.0.0.2"}
@@ -54,3 +59,36 @@ def test_api_docs_are_off_in_production_unless_asked_for(
                     assert status == (200 if served else 404), (options, path, status)
     finally:
         own_redis.stop()
+
+
+def test_gateway_serve_speaks_tls_with_the_configured_certificate(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
+    certificate.private_key_pem.write_to_path(str(key_file))
+    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
+    authority.cert_pem.write_to_path(str(ca_file))
+    with gateway_serve(
+        triton,
+        redis_server,
+        tmp_path / "state",
+        workers=1,
+        tls_ca=ca_file,
+        GATEWAY_TLS_CERT_FILE=str(cert_file),
+        GATEWAY_TLS_KEY_FILE=str(key_file),
+    ) as served:
+        assert served.url.startswith("https://")
+        trusted = ssl.create_default_context(cafile=str(ca_file))
+        with httpx.Client(base_url=served.url, verify=trusted, headers=AUTH) as client:
+            response = client.post(
+                "/v2/models/tabular_classifier/infer",
+                json={"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32",
+                                  "data": [1.0] * 30}]},
+            )  # fmt: skip
+            assert response.status_code == 200, response.text
+        with pytest.raises(httpx.ConnectError):  # a certificate nobody vouches for
+            httpx.get(f"{served.url}/v2/health/live")
+        with pytest.raises(httpx.TransportError):  # no plain HTTP on the TLS port
+            httpx.get(f"http://127.0.0.1:{served.port}/v2/health/live")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,11 +36,17 @@ def gateway_serve(
     redis_server: EmbeddedRedis,
     state_dir: Path,
     workers: int = 2,
+    command: Sequence[str] | None = None,
+    port: int | None = None,
+    tls_ca: Path | None = None,
+    stop_s: float = STOP_S,
     **environment: str,
 ) -> Iterator[Served]:
-    """`gateway serve --workers N` on a free port; SIGTERM afterwards, which must stop it
-    (and its workers) within STOP_S, or the test fails and everything is killed."""
-    port = free_port()
+    """`gateway serve --workers N` (or `gateway <command>`, its --host and --port replaced)
+    on a free port (or `port`); HTTPS when `tls_ca` is given (the CA to verify with).
+    SIGTERM afterwards, which must stop it (and its workers) within `stop_s`, or the test
+    fails and everything is killed."""
+    port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))},
         "GATEWAY_TRITON_URL": triton.endpoints.http_url,
@@ -49,42 +56,53 @@ def gateway_serve(
         "GATEWAY_ACCESS_LOG": "false",
         **environment,
     }
-    argv = ["gateway", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    args = list(command or ["serve", "--workers", str(workers)])
+    args = _with_option(_with_option(args, "--host", "127.0.0.1"), "--port", str(port))
     process = subprocess.Popen(
-        [sys.executable, "-m", *argv, "--workers", str(workers)],
+        [sys.executable, "-m", "gateway", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
     try:
-        eventually(lambda: _ready(url, process), timeout_s=90, what="gateway serve is ready")
+        eventually(
+            lambda: _ready(url, process, verify), timeout_s=90, what="gateway serve is ready"
+        )
         yield Served(url, port, process)
     finally:
-        _stop(process)
+        _stop(process, stop_s)
 
 
-def _ready(url: str, process: subprocess.Popen[bytes]) -> bool:
+def _with_option(args: list[str], option: str, value: str) -> list[str]:
+    if option in args:
+        index = args.index(option)
+        return [*args[: index + 1], value, *args[index + 2 :]]
+    return [*args, option, value]
+
+
+def _ready(url: str, process: subprocess.Popen[bytes], verify: ssl.SSLContext | bool) -> bool:
     assert process.poll() is None, f"gateway serve exited with {process.returncode}"
     try:
-        return httpx.get(f"{url}/v2/health/ready").status_code == 200
+        return httpx.get(f"{url}/v2/health/ready", verify=verify).status_code == 200
     except httpx.TransportError:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], stop_s: float = STOP_S) -> None:
     if process.poll() is not None:
         return
     with contextlib.suppress(psutil.NoSuchProcess):
         children = psutil.Process(process.pid).children(recursive=True)
     process.terminate()
     try:
-        process.wait(STOP_S)
+        process.wait(stop_s)
     except subprocess.TimeoutExpired:
         for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
         process.kill()
         process.wait()
-        raise AssertionError(f"gateway serve did not stop within {STOP_S} s of SIGTERM") from None
+        raise AssertionError(f"gateway serve did not stop within {stop_s} s of SIGTERM") from None
