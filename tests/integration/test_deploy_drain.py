@@ -175,7 +175,7 @@ def test_a_rolling_restart_fails_no_request(
                 command=gateway_command(),
                 port=port,
                 stop_s=STOP_BOUND_S,
-                **environment,
+                env=environment,
             )
         )
 
@@ -208,7 +208,11 @@ def test_a_rolling_restart_fails_no_request(
             assert time.monotonic() - stopping >= DRAIN_S  # it drained first
             assert old.returncode == 0, old.returncode
             served[port] = start(stack, port, generation)
-            eventually(lambda p=port, b=before: sum(s.served_by[p] for s in streams) > b + 20)
+
+            def serving_again(p: int = port, b: int = before) -> bool:
+                return sum(s.served_by[p] for s in streams) > b + 20
+
+            eventually(serving_again, what="the replacement takes traffic")
 
         for stream in streams:
             stream.stop.set()

@@ -7,7 +7,7 @@ import os
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +40,13 @@ def gateway_serve(
     port: int | None = None,
     tls_ca: Path | None = None,
     stop_s: float = STOP_S,
+    env: Mapping[str, str] | None = None,
     **environment: str,
 ) -> Iterator[Served]:
     """`gateway serve --workers N` (or `gateway <command>`, its --host and --port replaced)
     on a free port (or `port`); HTTPS when `tls_ca` is given (the CA to verify with).
     SIGTERM afterwards, which must stop it (and its workers) within `stop_s`, or the test
-    fails and everything is killed."""
+    fails and everything is killed. `env` and `environment`: GATEWAY_* values of the test."""
     port = port or free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "PROMETHEUS_"))},
@@ -54,6 +55,7 @@ def gateway_serve(
         "GATEWAY_ADMIN_KEY": ADMIN_KEY,
         "GATEWAY_STATE_DIR": str(state_dir),
         "GATEWAY_ACCESS_LOG": "false",
+        **(env or {}),
         **environment,
     }
     args = list(command or ["serve", "--workers", str(workers)])
