@@ -55,6 +55,13 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._opened_at is not None
 
+    @property
+    def available(self) -> bool:
+        """Whether `allow()` would let a call through now (it claims nothing)."""
+        if self._opened_at is None:
+            return True
+        return not self._trial_running and self._clock() - self._opened_at >= self.reset_after_s
+
     def allow(self) -> bool:
         """Whether a call may go ahead now (in half-open state: the one trial)."""
         if self._opened_at is None:

@@ -99,6 +99,19 @@ class Metrics:
                 registry=r,
             )
         )
+        self.triton_retries = Counter(
+            "gateway_triton_retries",
+            "Inference calls tried again on another Triton after one failed without answering",
+            registry=r,
+        )
+        self.triton_endpoint_calls = Family(
+            Counter(
+                "gateway_triton_endpoint_calls",
+                "Inference calls answered, per Triton endpoint",
+                ["endpoint"],
+                registry=r,
+            )
+        )
         self.triton_errors = Family(
             Counter(
                 "gateway_triton_errors",

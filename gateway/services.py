@@ -68,9 +68,9 @@ async def open_services(
     metrics: Metrics,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> AsyncIterator[Services]:
-    if settings.triton_url is None:
+    if not settings.triton_sources:
         raise RuntimeError(
-            "no Triton configured: set GATEWAY_TRITON_URL "
+            "no Triton configured: set GATEWAY_TRITON_URL or GATEWAY_TRITON_URLS "
             "(or use `gateway up`, which starts an embedded Triton)"
         )
     if settings.redis_url is None or settings.key_store_url is None:
@@ -81,7 +81,7 @@ async def open_services(
     metrics.registry.register(BackendRestarts(settings.state_dir))  # from `gateway up`
     async with AsyncExitStack() as stack:
         triton = TritonClient(
-            settings.triton_url,
+            settings.triton_sources,
             deadlines=ModelDeadlines(
                 settings.triton_timeout_s,
                 settings.triton_deadline_min_s,
@@ -91,18 +91,17 @@ async def open_services(
             retry_after_s=settings.retry_after_s,
             metrics=metrics,
             spans=spans,
-            breaker=_gauged_breaker(
-                "Triton",
-                "triton_circuit",
-                metrics,
-                settings.triton_breaker_failures,
-                settings.triton_breaker_reset_s,
-            ),
+            breaker_failures=settings.triton_breaker_failures,
+            breaker_reset_s=settings.triton_breaker_reset_s,
             max_in_flight=settings.triton_max_in_flight,
+            metrics_port=settings.triton_metrics_port,
         )
         stack.push_async_callback(triton.close)
         triton_health = TritonHealth(
-            triton, settings.triton_probe_s, min(0.5, settings.triton_control_timeout_s)
+            triton,
+            settings.triton_probe_s,
+            min(0.5, settings.triton_control_timeout_s),
+            settings.triton_resolve_s,
         )
         await triton_health.start()
         stack.push_async_callback(triton_health.close)

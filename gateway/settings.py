@@ -31,6 +31,7 @@ from gateway.cache.policy import ModelCacheSettings
 
 Environment = Literal["development", "production"]
 
+_TRITON_URL = re.compile(r"^http://(\[[0-9a-fA-F:]+\]|[^/:\[\]#]+)(:\d+)?(/[^#]*)?$")
 # Refused outside development: anyone reading the source knows them.
 DEVELOPMENT_PEPPER = "development-pepper-not-for-production"
 DEVELOPMENT_CACHE_SECRET = "development-cache-secret-not-for-production"  # noqa: S105
@@ -49,6 +50,22 @@ class Settings(BaseSettings):
         default=None,
         description="Triton's HTTP endpoint, e.g. http://triton:8000 (plain HTTP; a path "
         "prefix is kept)",
+    )
+    triton_urls: str | None = Field(
+        default=None,
+        description="Several Tritons, comma-separated: http://host:port[/path] each, or "
+        "dns+http://name:port for one Triton per address a DNS name resolves to (a headless "
+        "Service); `#metrics=PORT` after one names its metrics port (gateway.triton.discovery)",
+    )
+    triton_metrics_port: int = Field(
+        default=8002,
+        ge=0,
+        le=65535,
+        description="Triton's metrics port, read for its queue per model when balancing "
+        "over several Tritons (0: not read)",
+    )
+    triton_resolve_s: float = Field(
+        default=10.0, gt=0, description="How often DNS sources in GATEWAY_TRITON_URLS resolve"
     )
     triton_timeout_s: float = Field(
         default=30.0,
@@ -255,16 +272,24 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
 
-    @field_validator("triton_url")
+    @field_validator("triton_url", "triton_urls")
     @classmethod
-    def _triton_url_is_plain_http(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(
-            r"^http://(\[[0-9a-fA-F:]+\]|[^/:\[\]]+)(:\d+)?(/.*)?$", value
-        ):
-            raise ValueError(
-                "GATEWAY_TRITON_URL must be http://host[:port][/path]: the gateway speaks "
-                "plain HTTP/1.1 to Triton"
-            )
+    def _triton_urls_are_plain_http(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        several = info.field_name == "triton_urls"
+        for source in value.split(",") if several else [value]:
+            url, _, fragment = source.strip().partition("#")
+            if several and url.startswith("dns+"):
+                url = url.removeprefix("dns+")
+            if fragment and not (several and re.fullmatch(r"metrics=\d{1,5}", fragment)):
+                raise ValueError(f"{source.strip()!r}: after '#' only metrics=PORT")
+            if not _TRITON_URL.match(url):
+                raise ValueError(
+                    f"{url!r} is not http://host[:port][/path]"
+                    + (" (or dns+http://name:port)" if several else "")
+                    + ": the gateway speaks plain HTTP/1.1 to Triton"
+                )
         return value
 
     @field_validator("redis_url", "auth_redis_url")
@@ -312,7 +337,7 @@ class Settings(BaseSettings):
         missing = [
             f"GATEWAY_{name.upper()}"
             for name in ("triton_url", "redis_url")
-            if getattr(self, name) is None
+            if not (self.triton_sources if name == "triton_url" else getattr(self, name))
         ]
         if missing:
             raise ValueError("production needs external services; set " + ", ".join(missing))
@@ -333,6 +358,13 @@ class Settings(BaseSettings):
         if self.docs_enabled is not None:
             return self.docs_enabled
         return self.environment == "development"
+
+    @property
+    def triton_sources(self) -> list[str]:
+        """GATEWAY_TRITON_URLS, else GATEWAY_TRITON_URL (empty: neither is set)."""
+        if self.triton_urls:
+            return [source.strip() for source in self.triton_urls.split(",") if source.strip()]
+        return [self.triton_url] if self.triton_url else []
 
     @property
     def key_store_url(self) -> str | None:

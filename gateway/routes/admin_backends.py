@@ -1,5 +1,6 @@
-"""`GET /admin/backends` (admin scope): how the gateway sees Triton, and what `gateway up`'s
-supervisor says of the backends it runs (state, restarts, last reason)."""
+"""`GET /admin/backends` (admin scope): how this gateway worker sees each Triton (probe,
+breaker, ejection, calls in flight, queue), and what `gateway up`'s supervisor says of the
+backends it runs (state, restarts, last reason)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ async def backends(services: ServicesDep, _: AdminGrant) -> Response:
             "triton": {
                 "ready": services.triton_health.ready,
                 "circuit": "open" if services.triton.circuit_open else "closed",
+                "endpoints": services.triton.describe_endpoints(),
             },
             "embedded": embedded_backends(services.settings.state_dir),
         }

@@ -18,6 +18,10 @@ Rules:
 
 Failures raise `OSError` (refused, reset, closed early), `TimeoutError` (past the caller's
 deadline) or `httptools.HttpParserError` (not HTTP): `gateway.triton.errors` translates them.
+Two of them say how far the call got, for a retry on another Triton to rely on:
+`RequestNotSent` (no connection, or it was closed before the request was written: Triton
+never saw the call) and `NoAnswer` (written, then the connection closed before a byte of
+the answer came back).
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+
+
+class RequestNotSent(ConnectionError):
+    """The call failed before its request was written: Triton cannot have run it."""
+
+
+class NoAnswer(ConnectionResetError):
+    """The request was written, and the connection closed before any answer came."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[Response] | None = None
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
+        self._received = False  # a byte of the current call's answer
         self.closed = False
         self.idle_since = time.monotonic()
 
@@ -57,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # TCP: always a Transport
 
     def data_received(self, data: bytes) -> None:
+        self._received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -65,7 +79,11 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(exc or ConnectionResetError("Triton closed the connection"))
+        if not self._received:
+            reason = f": {exc}" if exc else ""
+            self._fail(NoAnswer(f"Triton closed the connection without answering{reason}"))
+        else:
+            self._fail(exc or ConnectionResetError("Triton closed the connection"))
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -83,9 +101,9 @@ class _Connection(asyncio.Protocol):
 
     async def call(self, request: bytes) -> Response:
         if self._transport is None or self.closed:
-            raise ConnectionResetError("the connection to Triton is closed")
+            raise RequestNotSent("the connection to Triton is closed")
         self._answer = asyncio.get_running_loop().create_future()
-        self._headers, self._body = {}, []
+        self._headers, self._body, self._received = {}, [], False
         self._transport.write(request)
         return await self._answer
 
@@ -144,5 +162,8 @@ class ConnectionPool:
                 return connection
             connection.close()
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        try:
+            _, connection = await loop.create_connection(_Connection, self._host, self._port)
+        except OSError as exc:  # refused, unreachable, no route: nothing was sent
+            raise RequestNotSent(str(exc) or type(exc).__name__) from exc
         return connection

@@ -29,8 +29,18 @@ def test_reads_gateway_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize("url", ["https://triton:8000", "triton:8000", "http://"])
 def test_triton_url_must_be_plain_http(url: str) -> None:
-    with pytest.raises(ValidationError, match="GATEWAY_TRITON_URL must be http://"):
+    with pytest.raises(ValidationError, match="is not http://host"):
         Settings(triton_url=url)
+    with pytest.raises(ValidationError, match="is not http://host"):
+        Settings(triton_urls=f"http://other:8000,{url}")
+
+
+def test_several_tritons_and_dns_names_are_accepted() -> None:
+    settings = Settings(triton_urls="http://a:8000, dns+http://tritons:8000#metrics=8002")
+    assert settings.triton_sources == ["http://a:8000", "dns+http://tritons:8000#metrics=8002"]
+    assert Settings(triton_url="http://a:8000").triton_sources == ["http://a:8000"]
+    with pytest.raises(ValidationError, match="only metrics=PORT"):
+        Settings(triton_urls="http://a:8000#grpc=8001")
 
 
 def test_triton_url_may_carry_a_port_and_a_path_prefix() -> None:

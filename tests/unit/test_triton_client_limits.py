@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from auth import CircuitBreaker
 from gateway.errors import InferenceTimeout, TritonBusy, TritonUnavailable
 from gateway.metrics import Metrics
 from gateway.protocol import decode_infer_request
@@ -51,7 +50,7 @@ def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
             max_in_flight=2,
         )
         pool = SlowPool()
-        client._pool = pool  # type: ignore[assignment]
+        client.endpoints[0].pool = pool  # type: ignore[assignment]
         request = one_row()
         waiting = [asyncio.create_task(client.infer(request)) for _ in range(2)]
         await asyncio.sleep(0.01)
@@ -69,17 +68,16 @@ def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
 def test_a_model_past_its_deadline_is_a_504_that_leaves_the_breaker_closed() -> None:
     async def scenario() -> None:
         metrics = Metrics()
-        breaker = CircuitBreaker("Triton", failure_threshold=1)
         client = TritonClient(
             "http://127.0.0.1:1",
             deadlines=ModelDeadlines(30, 2, 10),
             control_timeout_s=1,
             retry_after_s=1,
             metrics=metrics,
-            breaker=breaker,
+            breaker_failures=1,
         )
         pool = SlowPool()
-        client._pool = pool  # type: ignore[assignment]
+        client.endpoints[0].pool = pool  # type: ignore[assignment]
         for _ in range(3):
             with pytest.raises(InferenceTimeout, match=r"model 'm' within its 0.05 s deadline"):
                 await client.infer(one_row(), timeout_s=0.05)
@@ -89,7 +87,7 @@ def test_a_model_past_its_deadline_is_a_504_that_leaves_the_breaker_closed() -> 
         # A call cut short because Triton stopped answering is Triton's failure.
         waiting = asyncio.create_task(client.infer(one_row(), timeout_s=10))
         await asyncio.sleep(0.01)
-        client.trip("no answer to its health probe")
+        client.trip(client.endpoints[0], "no answer to its health probe")
         with pytest.raises(TritonUnavailable) as raised:
             await waiting
         assert not isinstance(raised.value, InferenceTimeout) and raised.value.status == 503

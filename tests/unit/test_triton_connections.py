@@ -11,7 +11,7 @@ import httptools
 import pytest
 
 from gateway.embedded.ports import free_port
-from gateway.triton.connections import ConnectionPool
+from gateway.triton.connections import ConnectionPool, NoAnswer, RequestNotSent
 
 
 class ScriptedServer:
@@ -122,7 +122,7 @@ def test_an_answer_that_closes_is_not_reused() -> None:
 
 def test_failures_raise_and_leave_the_pool_usable() -> None:
     async def scenario(script: ScriptedServer, pool: ConnectionPool) -> None:
-        with pytest.raises(ConnectionResetError):
+        with pytest.raises(NoAnswer):  # written, then closed with no answer
             await pool.post("/hangup", {}, b"")
         with pytest.raises(httptools.HttpParserError):
             await pool.post("/garbage", {}, b"")
@@ -132,11 +132,13 @@ def test_failures_raise_and_leave_the_pool_usable() -> None:
     run(scenario)
 
 
-def test_a_refused_connection_is_an_os_error() -> None:
+def test_a_refused_connection_is_an_os_error_that_says_nothing_was_sent() -> None:
     async def main() -> None:
         pool = ConnectionPool("127.0.0.1", free_port(), max_connections=1)
-        with pytest.raises(ConnectionRefusedError):
+        with pytest.raises(RequestNotSent) as refused:
             await pool.post("/ok", {}, b"")
+        assert isinstance(refused.value, OSError)
+        assert isinstance(refused.value.__cause__, ConnectionRefusedError)
 
     asyncio.run(main())
 
