@@ -106,6 +106,8 @@ class Authenticator:
                     self.forget(key_id)
             except REDIS_FAILURES as exc:
                 logger.debug("key change subscription lost (%s); resubscribing", type(exc).__name__)
+            except Exception:  # whatever it was, a subscription must not end for good
+                logger.exception("key change subscription failed; resubscribing")
             await asyncio.sleep(1.0)
 
     def forget(self, key_id: str) -> None:

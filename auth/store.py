@@ -7,6 +7,10 @@ with `maxmemory-policy volatile-lru`, which only evicts entries that have a TTL)
     gateway:auth:keys       set of every key id (for listing)
     gateway:auth:changes    pub/sub channel: the id of every key whose record changed
 
+Every script and transaction touches one key, so all of it works on a Redis Cluster (the
+record and the index may live on different nodes: a record is written before its id is
+added to the index, so a listing never names a record that does not exist).
+
 Fields are updated one at a time (`HSET`), so recording `last_used_at` can never undo a
 concurrent revocation. A change that matters to authentication (revocation, expiry; not
 `last_used_at`) is announced on the channel in the same script, so every gateway process
@@ -29,11 +33,12 @@ T = TypeVar("T")
 RECORD_PREFIX = "gateway:auth:key:"
 INDEX = "gateway:auth:keys"
 CHANGES = "gateway:auth:changes"
-# Set fields of an existing record; announce the change when ARGV[1] is "1".
+# Set fields of an existing record; announce the change on channel ARGV[2] (the key id in
+# ARGV[3]) when ARGV[1] is "1".
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if ARGV[1] == '1' then redis.call('PUBLISH', KEYS[2], ARGV[2]) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+if ARGV[1] == '1' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 1
 """
 
@@ -79,10 +84,8 @@ class RedisKeyStore:
 
     async def put(self, record: KeyRecord) -> None:
         async def write() -> Any:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(RECORD_PREFIX + record.id, mapping=_encode(record))  # type: ignore[arg-type]
-                pipe.sadd(INDEX, record.id)
-                return await pipe.execute()
+            await self._redis.hset(RECORD_PREFIX + record.id, mapping=_encode(record))  # type: ignore[arg-type]
+            return await self._redis.sadd(INDEX, record.id)
 
         await self._call(write)
 
@@ -102,12 +105,13 @@ class RedisKeyStore:
         anything but `last_used_at` is announced to every process."""
         encoded = {name: orjson.dumps(value).decode() for name, value in fields.items()}
         announce = "1" if set(fields) - {"last_used_at"} else "0"
-        arguments = [announce, key_id, *(item for pair in encoded.items() for item in pair)]
-        keys = [RECORD_PREFIX + key_id, CHANGES]
+        arguments = [announce, CHANGES, key_id, *(i for pair in encoded.items() for i in pair)]
+        keys = [RECORD_PREFIX + key_id]
         await self._call(lambda: self._update(keys=keys, args=arguments))
 
     async def changed_keys(self) -> AsyncIterator[str]:
         """Ids of keys changed by any process, as announced; ends when Redis fails."""
+        await self._redis.initialize()  # a cluster client learns its slots before it subscribes
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(CHANGES)

@@ -61,10 +61,10 @@ class ModelChanges:
         async def read() -> tuple[dict[bytes, bytes], list[bytes | None]]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(GENERATIONS)
-                if names:
-                    pipe.mget([LOCK_PREFIX + name for name in names])
+                for name in names:  # one GET each: the locks may live on different nodes
+                    pipe.get(LOCK_PREFIX + name)
                 results = await pipe.execute()
-            return results[0], results[1] if names else []
+            return results[0], results[1:]
 
         generations, locks = await self._breaker.call(read)
         return SharedModelState(

@@ -13,9 +13,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import redis.connection
 from pydantic import (
     Field,
     SecretStr,
@@ -28,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from auth import ApiKey, MalformedKey
 from gateway.cache.policy import ModelCacheSettings
+from gateway.redis_client import check_redis_url
 
 Environment = Literal["development", "production"]
 
@@ -298,14 +297,13 @@ class Settings(BaseSettings):
         if value is not None:
             variable = f"GATEWAY_{(info.field_name or '').upper()}"
             try:
-                redis.connection.parse_url(value)  # type: ignore[no-untyped-call]
+                check_redis_url(value)
             except ValueError as exc:
                 raise ValueError(
                     f"{variable} must be redis://[user:password@]host[:port][/db], "
-                    f"rediss://... or unix:///path ({exc})"
+                    "rediss://..., unix:///path, redis+cluster://host:port[,host:port...] or "
+                    f"redis+sentinel://host:port[,host:port...]/service[/db] ({exc})"
                 ) from None
-            if not urlsplit(value).hostname and not value.startswith("unix://"):
-                raise ValueError(f"{variable} names no host: redis://host[:port][/db]")
         return value
 
     @field_validator("admin_key")

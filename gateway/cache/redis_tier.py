@@ -3,10 +3,14 @@
 Layout (every cache key carries a TTL, so `volatile-lru` may evict it; key records, which
 carry none, are never evicted):
 
-    gateway:cache:<model>:<version>:<hex digest>   entry (see entry.py), PX = model TTL
+    gateway:cache:<model>:<version>:{<hex digest>} entry (see entry.py), PX = model TTL
                                                     + its stale-if-error grace (an entry
                                                     whose PTTL is within the grace is stale)
-    gateway:cache-lock:<hex digest>                 single-flight lock, PX = lock TTL
+    gateway:cache-lock:{<hex digest>}               single-flight lock, PX = lock TTL
+
+The digest in braces is a Redis Cluster hash tag: an entry and its lock live in the same
+slot, so the scripts that touch both run on one node. A `{` in a model name is written
+`%7B` (and `%` as `%25`), so the digest's braces are always the first.
     gateway:cache-purge                             pub/sub channel of purge events
 
 Every call goes through the circuit breaker and raises `StoreUnavailable` on failure: the
@@ -24,7 +28,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from auth import CircuitBreaker
-from gateway.redis_client import RELEASE_IF_OWNED
+from gateway.redis_client import RELEASE_IF_OWNED, subscribed
 
 ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
@@ -72,7 +76,15 @@ def _bytes(value: bytes | str) -> bytes:
 
 
 def entry_key(model: str, version: str, digest: bytes) -> str:
-    return f"{ENTRY_PREFIX}{model}:{version}:{digest.hex()}"
+    return f"{ENTRY_PREFIX}{_tag_safe(model)}:{version}:{{{digest.hex()}}}"
+
+
+def lock_key(digest: bytes) -> str:
+    return f"{LOCK_PREFIX}{{{digest.hex()}}}"
+
+
+def _tag_safe(text: str) -> str:
+    return text.replace("%", "%25").replace("{", "%7B")
 
 
 def _ms(seconds: float) -> int:
@@ -114,7 +126,7 @@ class RedisTier:
         token = secrets.token_hex(8)
         answer = await self._breaker.call(
             lambda: self._get_or_lock(
-                keys=[key, LOCK_PREFIX + digest.hex()],
+                keys=[key, lock_key(digest)],
                 args=[token, _ms(lock_ttl_s), _grace_ms(grace_s)],
             )
         )
@@ -129,21 +141,19 @@ class RedisTier:
         """Store an entry and release the lock `token` (if given and still ours)."""
         await self._breaker.call(
             lambda: self._set_and_release(
-                keys=[key, LOCK_PREFIX + digest.hex()], args=[value, _ms(ttl_s), token or ""]
+                keys=[key, lock_key(digest)], args=[value, _ms(ttl_s), token or ""]
             )
         )
 
     async def unlock(self, digest: bytes, token: str) -> None:
-        await self._breaker.call(
-            lambda: self._release(keys=[LOCK_PREFIX + digest.hex()], args=[token])
-        )
+        await self._breaker.call(lambda: self._release(keys=[lock_key(digest)], args=[token]))
 
     async def purge(self, model: str | None, version: str | None) -> int:
         """Delete matching entries (SCAN + UNLINK) and tell every process to drop its copies."""
         pattern = ENTRY_PREFIX + (
             "*"
             if model is None
-            else f"{_escaped(model)}:{'*' if version is None else _escaped(version)}:*"
+            else f"{_escaped(_tag_safe(model))}:{'*' if version is None else _escaped(version)}:*"
         )
 
         async def scan_and_unlink() -> int:
@@ -166,9 +176,8 @@ class RedisTier:
 
     async def purge_events(self) -> AsyncIterator[tuple[str | None, str | None]]:
         """Purges announced by any process, as (model, version); ends when Redis fails."""
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = await subscribed(self._redis, PURGE_CHANNEL)
         try:
-            await pubsub.subscribe(PURGE_CHANNEL)
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue

@@ -218,6 +218,8 @@ class ResultCache:
                     self._drop_local(model, version)
             except REDIS_FAILURES as exc:
                 logger.debug("purge subscription lost (%s); resubscribing", type(exc).__name__)
+            except Exception:  # whatever it was, a subscription must not end for good
+                logger.exception("purge subscription failed; resubscribing")
             await asyncio.sleep(1.0)
 
     def _drop_local(self, model: str | None, version: str | None) -> None:

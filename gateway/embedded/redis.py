@@ -9,6 +9,7 @@ with a TTL (cache entries), never the TTL-less key records.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -35,12 +36,15 @@ class EmbeddedRedis(EmbeddedServer):
         maxmemory: str = "512mb",
         host: str = "127.0.0.1",
         ready_timeout_s: float = 15.0,
+        extra_args: Sequence[str] = (),
+        port: int | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        self.extra_args = list(extra_args)
         self.persistent = persistent
         self.maxmemory = maxmemory
         self.host = host
-        self.port = free_port(host)
+        self.port = port or free_port(host)
         self.url = f"redis://{host}:{self.port}/0"
         self.ready_timeout_s = ready_timeout_s
         self._process: ManagedProcess | None = None
@@ -68,6 +72,7 @@ class EmbeddedRedis(EmbeddedServer):
             "--appendonly", "yes" if self.persistent else "no",
             "--maxmemory", self.maxmemory,
             "--maxmemory-policy", "volatile-lru",
+            *self.extra_args,
         ]  # fmt: skip
         self._process = ManagedProcess("redis-server", argv, self.log_path)
         self._process.start()

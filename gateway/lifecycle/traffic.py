@@ -107,7 +107,9 @@ class TrafficSplits:
         current = self._splits.get(model)
 
         async def write() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            # Not a transaction: the history and the split may live on different Redis
+            # Cluster nodes (changes to one model are serialized by its lifecycle lock).
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.lpush(HISTORY + model, current.to_json() if current else b"null")
                 pipe.ltrim(HISTORY + model, 0, HISTORY_LENGTH - 1)
                 if split is None:

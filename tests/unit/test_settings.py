@@ -135,9 +135,20 @@ def test_redis_urls_are_checked_when_settings_load() -> None:
     for url in ("garbage", "http://redis:6379", "redis://redis:port"):
         with pytest.raises(ValidationError, match="GATEWAY_REDIS_URL must be redis://"):
             Settings(redis_url=url)
-    with pytest.raises(ValidationError, match="GATEWAY_AUTH_REDIS_URL names no host"):
+    with pytest.raises(ValidationError, match=r"GATEWAY_AUTH_REDIS_URL .* names no host"):
         Settings(auth_redis_url="redis://")
     assert Settings(redis_url="unix:///run/redis.sock").redis_url == "unix:///run/redis.sock"
+    cluster = "redis+cluster://a:7000,b:7001"
+    assert Settings(redis_url=cluster).redis_url == cluster
+    sentinel = "redis+sentinel://:pw@s1:26379,s2:26379/primary/2"
+    assert Settings(redis_url=sentinel).redis_url == sentinel
+    for bad, reason in (
+        ("redis+cluster://a", "is not host:port"),
+        ("redis+cluster://a:7000/3", "only database 0"),
+        ("redis+sentinel://s1:26379", "names the primary"),
+    ):
+        with pytest.raises(ValidationError, match=reason):
+            Settings(redis_url=bad)
 
 
 def test_load_settings_names_the_variable_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
