@@ -1,7 +1,8 @@
 """The `gateway` command.
 
-gateway up [--host H] [--port 8000] [--state-dir DIR] [--workers N]
-    the whole stack on this machine (embedded Redis and Triton unless configured)
+gateway up [--host H] [--port 8000] [--state-dir DIR] [--workers N] [--tritons N]
+    the whole stack on this machine (embedded Redis and Triton unless configured; N Tritons
+    on the one model repository, balanced over)
 gateway serve [--host H] [--port 8000] [--workers N]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000)
     up.add_argument("--state-dir", type=Path, help="logs and data (default: GATEWAY_STATE_DIR)")
     up.add_argument("--workers", type=int, default=1)
+    up.add_argument(
+        "--tritons", type=int, default=1, help="embedded Triton processes to balance over"
+    )
 
     serve = commands.add_parser("serve", help="run the gateway alone (production)")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server's default in a container
@@ -72,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.state_dir is not None:
                 settings = settings.model_copy(update={"state_dir": args.state_dir})
-            up(settings, args.host, args.port, args.workers)
+            up(settings, args.host, args.port, args.workers, args.tritons)
         elif args.command == "serve":
             from gateway.stack import serve
 

@@ -384,9 +384,14 @@ class Settings(BaseSettings):
             environment[f"GATEWAY_{name.upper()}"] = text
         return environment
 
-    def with_services(self, *, triton_url: str, redis_url: str) -> Settings:
+    def with_services(
+        self, *, triton_url: str, redis_url: str, triton_urls: str | None = None
+    ) -> Settings:
         """A copy pointing at the given services (what `gateway up` does after embedding)."""
-        return self.model_copy(update={"triton_url": triton_url, "redis_url": redis_url})
+        update = {"triton_url": triton_url, "redis_url": redis_url}
+        if triton_urls:
+            update["triton_urls"] = triton_urls
+        return self.model_copy(update=update)
 
 
 class InvalidSettings(Exception):

@@ -79,7 +79,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     listener.close()
 
 
-def up(settings: Settings, host: str, port: int, workers: int) -> None:
+def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1) -> None:
     configure_logging(settings.log_level)
     _exit_on_sigterm()
     state = settings.state_dir.resolve()
@@ -96,28 +96,43 @@ def up(settings: Settings, host: str, port: int, workers: int) -> None:
             redis_url = redis.start()
             pids["redis"] = redis.pid or 0
             embedded.append(redis)
-        if settings.triton_url is None:
-            triton = EmbeddedTriton(
-                settings.model_repository, state, extra_args=_embedded_triton_tracing(settings)
-            )
-            stack.callback(triton.stop)
-            endpoints = triton.start()
-            pids["triton"] = triton.pid or 0
-            embedded.append(triton)
+        triton_urls = None
+        if not settings.triton_sources:
+            # Several Tritons share the model repository, as replicas share a volume.
+            started = []
+            for n in range(tritons):
+                triton = EmbeddedTriton(
+                    settings.model_repository,
+                    state if n == 0 else state / f"triton-{n + 1}",
+                    extra_args=_embedded_triton_tracing(settings),
+                )
+                if tritons > 1:
+                    triton.name = f"Triton {n + 1}"
+                stack.callback(triton.stop)
+                started.append(triton.start())
+                pids[triton.name.lower()] = triton.pid or 0
+                embedded.append(triton)
             triton_url, grpc_url, metrics_url = (
-                endpoints.http_url,
-                endpoints.grpc_url,
-                endpoints.metrics_url,
+                started[0].http_url,
+                started[0].grpc_url,
+                started[0].metrics_url,
             )
+            if tritons > 1:
+                triton_urls = ",".join(
+                    f"{e.http_url}#metrics={httpx.URL(e.metrics_url).port}" for e in started
+                )
         else:
-            triton_url, grpc_url, metrics_url = settings.triton_url, None, None
-        settings = settings.with_services(triton_url=triton_url, redis_url=redis_url)
+            triton_url, grpc_url, metrics_url = settings.triton_sources[0], None, None
+        settings = settings.with_services(
+            triton_url=triton_url, redis_url=redis_url, triton_urls=triton_urls
+        )
         scheme = "https" if settings.tls_cert_file else "http"
         gateway_url = f"{scheme}://{_display_host(host)}:{port}"
         stack_file = state / STACK_FILE
         described: dict[str, object] = {
             "gateway": gateway_url,
             "triton_http": triton_url,
+            "tritons": settings.triton_sources,
             "triton_grpc": grpc_url,
             "triton_metrics": metrics_url,
             "redis": redis_url,

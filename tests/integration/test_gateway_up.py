@@ -30,10 +30,10 @@ KEY_LINE = re.compile(r"export GATEWAY_KEY=(gwk_\S+)")
 class Stack:
     """A `gateway up` child process, its printed output and its stack.json."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *options: str) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         self.state_dir = state_dir
-        argv = [sys.executable, "-m", "gateway", "up", "--port", str(free_port())]
+        argv = [sys.executable, "-m", "gateway", "up", "--port", str(free_port()), *options]
         self.process = subprocess.Popen(
             [*argv, "--state-dir", str(state_dir)],
             cwd=ROOT,
@@ -83,8 +83,8 @@ class Stack:
         match = KEY_LINE.search(self.output)
         return match.group(1) if match else None
 
-    def infer(self, key: str) -> httpx.Response:
-        x = samples("digits_classifier", rows=1)
+    def infer(self, key: str, offset: int = 0) -> httpx.Response:
+        x = samples("digits_classifier", rows=1, offset=offset)
         tensor = {
             "name": "image",
             "shape": [1, 8, 8],
@@ -253,3 +253,31 @@ def test_a_killed_triton_is_restarted_with_its_models_and_nothing_left_behind(
     assert new_pid != old_triton.pid
     stack.terminate()
     assert wait_gone([new_pid], 20) == []
+
+
+def test_up_with_two_tritons_balances_over_both_and_stops_them(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, "--tritons", "2")
+    try:
+        stack.wait_ready()
+        key = stack.printed_key()
+        assert key is not None
+        assert len(stack.described["tritons"]) == 2
+        assert {"triton 1", "triton 2"} <= set(stack.described["pids"])
+        for offset in range(40):  # new inputs: every one reaches a Triton
+            assert stack.infer(key, offset).status_code == 200
+        gateway = stack.described["gateway"]
+        headers = {"Authorization": f"Bearer {key}"}
+        backends = httpx.get(f"{gateway}/admin/backends", headers=headers).json()
+        assert {b["name"] for b in backends["embedded"]} == {"Redis", "Triton 1", "Triton 2"}
+        metrics = httpx.get(f"{gateway}/metrics").text
+        calls = [
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("gateway_triton_endpoint_calls_total{")
+        ]
+        assert len(calls) == 2 and min(calls) >= 5, calls
+        pids = [pid for pid in stack.described["pids"].values() if pid]
+        stack.terminate()
+        assert wait_gone(pids, 30) == []
+    finally:
+        stack.close()
