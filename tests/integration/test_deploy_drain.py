@@ -64,7 +64,7 @@ def deployed_environment(
 ) -> dict[str, str]:
     """gateway.env, with this machine's addresses and paths in place of the cluster's."""
     local = {
-        "GATEWAY_TRITON_URL": triton.endpoints.http_url,
+        "GATEWAY_TRITON_URLS": triton.endpoints.http_url,
         "GATEWAY_REDIS_URL": redis.url,
         "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
         "GATEWAY_STATE_DIR": str(state),

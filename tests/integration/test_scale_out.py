@@ -1,13 +1,15 @@
 """Two Tritons behind one gateway: the load spreads, a version one Triton lacks is served by
-the other, and a Triton killed under load fails no request and rejoins once restarted.
+the other, a Triton killed under load fails no request and rejoins once restarted, and a
+published version is loaded on both before the publish answers.
 
-This module runs its own two Tritons (on a shared model repository), so killing one does
-not disturb the other tests.
+This module runs its own two Tritons (on one model repository of its own, as replicas share
+a volume), so killing one or publishing does not disturb the other tests.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 from collections import Counter
@@ -28,11 +30,18 @@ MODEL = "tabular_classifier"
 
 
 @pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
+    root = tmp_path_factory.mktemp("scale-models")
+    shutil.copytree(model_repository / MODEL, root / MODEL)
+    return root
+
+
+@pytest.fixture(scope="module")
 def tritons(
-    tmp_path_factory: pytest.TempPathFactory, model_repository: Path
+    tmp_path_factory: pytest.TempPathFactory, repository: Path
 ) -> Iterator[list[EmbeddedTriton]]:
     servers = [
-        EmbeddedTriton(model_repository, tmp_path_factory.mktemp(f"triton-{n}"), models=[MODEL])
+        EmbeddedTriton(repository, tmp_path_factory.mktemp(f"triton-{n}"), models=[MODEL])
         for n in range(2)
     ]
     try:
@@ -49,12 +58,15 @@ def source(triton: EmbeddedTriton) -> str:
 
 
 @pytest.fixture(scope="module")
-def gateway(tritons: list[EmbeddedTriton], redis_server: EmbeddedRedis) -> Iterator[str]:
+def gateway(
+    tritons: list[EmbeddedTriton], redis_server: EmbeddedRedis, repository: Path
+) -> Iterator[str]:
     settings = gateway_settings(
         tritons[0],
         redis_server,
         triton_urls=",".join(source(t) for t in tritons),
         triton_probe_s=0.25,
+        model_repository=repository,
     )
     with running_gateway(settings) as url:
         yield url
@@ -171,3 +183,20 @@ def test_a_triton_killed_under_load_fails_no_request_and_rejoins(
     assert sum(statuses.values()) > 500
     retried = value(httpx.get(f"{gateway}/metrics").text, "gateway_triton_retries_total")
     assert retried >= 1  # calls the dead Triton refused went to the other one
+
+
+def test_a_published_version_is_ready_on_every_triton_when_publish_answers(
+    gateway: str, tritons: list[EmbeddedTriton], repository: Path
+) -> None:
+    onnx = (repository / MODEL / "2" / "model.onnx").read_bytes()
+    published = httpx.post(
+        f"{gateway}/admin/models/{MODEL}/versions",
+        content=onnx,
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+        timeout=120,
+    )
+    assert published.status_code == 201, published.text
+    version = published.json()["version"]
+    for triton in tritons:
+        ready = httpx.get(f"{triton.endpoints.http_url}/v2/models/{MODEL}/versions/{version}/ready")
+        assert ready.status_code == 200, triton.endpoints.http_url

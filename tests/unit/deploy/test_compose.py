@@ -82,9 +82,8 @@ def test_profiles_choose_the_cpu_or_the_gpu_triton_behind_one_name() -> None:
     services = compose()["services"]
     cpu, gpu = services["triton-cpu"], services["triton-gpu"]
     assert cpu["profiles"] == ["cpu"] and gpu["profiles"] == ["gpu"]
-    assert (
-        cpu["networks"]["default"]["aliases"] == gpu["networks"]["default"]["aliases"] == ["triton"]
-    )
+    for triton in (cpu, gpu):
+        assert triton["networks"]["default"]["aliases"] == ["triton", "triton-endpoints"]
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert "--model-control-mode=explicit" in cpu["command"]
