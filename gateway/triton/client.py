@@ -347,7 +347,7 @@ class TritonClient:
                     for entry in orjson.loads(response.content)
                     if entry.get("state") == "READY" and "version" in entry
                 )
-            if endpoint.address.metrics_url:
+            if endpoint.address.metrics_url and len(self.endpoints) > 1:  # only to choose
                 metrics = await endpoint.http.get(endpoint.address.metrics_url, timeout=timeout_s)
                 endpoint.pending = pending_requests(metrics.text)
         except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError):
@@ -371,7 +371,7 @@ class TritonClient:
     async def repository_index(self) -> list[dict[str, Any]]:
         """Every model version any Triton knows of, with its state: READY where one has it
         READY, else the first Triton's state (UNAVAILABLE, ...)."""
-        indexes = await self._on_every("POST", "/v2/repository/index", {})
+        indexes = await self._from_each("POST", "/v2/repository/index", {})
         return merge_indexes(indexes)
 
     async def model_statistics(self, model: str = "", version: str = "") -> list[dict[str, Any]]:
@@ -379,18 +379,18 @@ class TritonClient:
         inference and execution counts, which restart on a reload, and queue and compute
         times."""
         path = _model_path(model, version) + "/stats" if model else "/v2/models/stats"
-        documents = await self._on_every("GET", path)
+        documents = await self._from_each("GET", path)
         return merge_statistics([d.get("model_stats", []) for d in documents])
 
     async def load_model(self, model: str) -> None:
         """(Re)load a model on every Triton (explicit model control; each rereads changed
         files from the shared repository); fails if any of them fails."""
         path = f"/v2/repository/models/{_segment(model)}/load"
-        await self._on_every("POST", path, {}, load=True, answering_only=False)
+        await self._on_every("POST", path, {})
 
     async def unload_model(self, model: str) -> None:
         path = f"/v2/repository/models/{_segment(model)}/unload"
-        await self._on_every("POST", path, {}, load=True, answering_only=False)
+        await self._on_every("POST", path, {})
 
     def _control(self, model: str = "", version: str = "") -> Endpoint:
         """The Triton a control call goes to: a ready one with the model, else any."""
@@ -406,21 +406,25 @@ class TritonClient:
         document: dict[str, Any] = await self._json(self._control(model, version), "GET", path)
         return document
 
-    async def _on_every(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        load: bool = False,
-        answering_only: bool = True,
-    ) -> list[Any]:
-        """The same call to every Triton (those whose breaker is closed, unless
-        `answering_only` is false); the first failure is raised."""
-        targets = [e for e in self.endpoints if not (answering_only and e.breaker.is_open)]
-        targets = targets or [self._control()]
-        return list(
-            await asyncio.gather(*(self._json(e, method, path, body, load) for e in targets))
+    async def _on_every(self, method: str, path: str, body: Any) -> list[Any]:
+        """A model load or unload on every Triton; any failure is raised (the lifecycle then
+        rolls the change back)."""
+        targets = self.endpoints or [self._control()]
+        calls = (self._json(e, method, path, body, load=True) for e in targets)
+        return list(await asyncio.gather(*calls))
+
+    async def _from_each(self, method: str, path: str, body: Any = None) -> list[Any]:
+        """The same question to each Triton whose breaker is closed: the answers of those
+        that gave one (a Triton down or without the model leaves the others' answers); the
+        first failure when none answered."""
+        targets = [e for e in self.endpoints if not e.breaker.is_open] or [self._control()]
+        results = await asyncio.gather(
+            *(self._json(e, method, path, body) for e in targets), return_exceptions=True
         )
+        answers = [r for r in results if not isinstance(r, BaseException)]
+        if answers:
+            return answers
+        raise next(r for r in results if isinstance(r, BaseException))  # every one failed
 
     async def _json(
         self, endpoint: Endpoint, method: str, path: str, body: Any = None, load: bool = False

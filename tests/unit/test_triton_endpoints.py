@@ -9,11 +9,12 @@ import random
 from collections import Counter
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from auth import CircuitBreaker
-from gateway.errors import TritonUnavailable, UpstreamError
+from gateway.errors import BadRequest, NotFound, TritonUnavailable, UpstreamError
 from gateway.metrics import Metrics
 from gateway.protocol import decode_infer_request
 from gateway.protocol.types import InferRequest
@@ -232,3 +233,33 @@ def test_sources_give_addresses_and_dns_names_resolve_to_one_each() -> None:
     assert Address("http://127.0.0.1:8000") in resolved
     unresolvable = Discovery(["dns+http://no-such-host.invalid:8000"], metrics_port=0)
     assert run(unresolvable.resolve()) == []  # nothing known yet, nothing invented
+
+
+def test_questions_take_the_answers_there_are_and_loads_need_every_triton() -> None:
+    async def scenario() -> None:
+        client, _ = client_with("ok", "ok")
+
+        def triton(has_model: bool) -> httpx.MockTransport:
+            def handle(request: httpx.Request) -> httpx.Response:
+                if request.url.path.endswith("/load"):
+                    return httpx.Response(200 if has_model else 400, json={"error": "failed"})
+                if not has_model:
+                    return httpx.Response(404, json={"error": "unknown model: 'm'"})
+                stats = [{"name": "m", "version": "1", "inference_count": 4}]
+                return httpx.Response(200, json={"model_stats": stats})
+
+            return httpx.MockTransport(handle)
+
+        for endpoint, has_model in zip(client.endpoints, (False, True), strict=True):
+            endpoint.http = httpx.AsyncClient(base_url=endpoint.url, transport=triton(has_model))
+        assert await client.model_statistics("m") == [
+            {"name": "m", "version": "1", "inference_count": 4}
+        ]
+        with pytest.raises(BadRequest):  # one Triton could not load it: the change fails
+            await client.load_model("m")
+        client.endpoints[1].http = client.endpoints[0].http
+        with pytest.raises(NotFound):  # no Triton answered: the first failure
+            await client.model_statistics("m")
+        await client.close()
+
+    run(scenario())
