@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from gateway import __version__
 from gateway.draining import ClosingConnections, Drain
 from gateway.error_handlers import install_error_handlers
+from gateway.grpc_api.server import start_grpc_server
 from gateway.infer_endpoint import InferEndpoint
 from gateway.metrics import Metrics
 from gateway.observability.logs import configure_logging
@@ -58,6 +59,7 @@ def create_app(
     app_metrics = Metrics()
     provider = tracer_provider or tracer_provider_from_environment(app_metrics)
     drain = Drain(settings.drain_delay_s)
+    access_log = AccessLog(access_stream) if settings.access_log else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -67,6 +69,11 @@ def create_app(
                     open_services(settings, app_metrics, provider)
                 )
                 drain.install()  # SIGTERM: drain, then uvicorn's stop
+                if settings.grpc_port:
+                    grpc_server = await start_grpc_server(
+                        services, drain, access_log, settings.grpc_host, settings.grpc_port
+                    )
+                    stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_s)
                 try:
                     # Lifespan state: copied into every request's scope["state"].
                     yield {"services": services, "drain": drain}
@@ -101,7 +108,6 @@ def create_app(
             server_request_hook=_note_trace_ids,
             exclude_spans=["receive", "send"],
         )
-    access_log = AccessLog(access_stream) if settings.access_log else None
     return RequestObserver(ClosingConnections(InferEndpoint(api), drain), access_log)
 
 

@@ -44,9 +44,17 @@ def example_request(triton_http_url: str, model: str) -> dict[str, Any] | None:
     return {"inputs": inputs}
 
 
-def banner(gateway_url: str, triton_http_url: str, extra_headers: dict[str, str]) -> str:
+def banner(
+    gateway_url: str,
+    triton_http_url: str,
+    extra_headers: dict[str, str],
+    grpc_address: str | None = None,
+) -> str:
     index = describe_models(triton_http_url)
-    lines = [f"gateway ready at {gateway_url}", "models:"]
+    lines = [f"gateway ready at {gateway_url}"]
+    if grpc_address:
+        lines.append(f"gRPC (KServe v2, tritonclient.grpc) at {grpc_address}")
+    lines.append("models:")
     for entry in index:
         lines.append(
             f"  {entry.get('name')} version {entry.get('version', '-')}: "
@@ -63,4 +71,21 @@ def banner(gateway_url: str, triton_http_url: str, extra_headers: dict[str, str]
             + (header_args + " " if header_args else "")
             + f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(example))}",
         ]
+        if grpc_address:
+            lines += ["  " + _grpc_example(grpc_address, ready[0], example)]
     return "\n".join(lines)
+
+
+def _grpc_example(address: str, model: str, example: dict[str, Any]) -> str:
+    """A one-line tritonclient.grpc call (metadata keys are lower-case in gRPC)."""
+    tensor = example["inputs"][0]
+    code = (
+        "import os, numpy as np, tritonclient.grpc as g; "
+        f"c = g.InferenceServerClient({address!r}); "
+        f"x = g.InferInput({tensor['name']!r}, {tensor['shape']!r}, {tensor['datatype']!r}); "
+        f"x.set_data_from_numpy(np.array({tensor['data']!r}, dtype=np.float32)"
+        f".reshape({tensor['shape']!r})); "
+        f"print(c.infer({model!r}, [x], headers={{'authorization': "
+        "'Bearer ' + os.environ['GATEWAY_KEY']}).get_response())"
+    )
+    return f"python -c {shlex.quote(code)}"

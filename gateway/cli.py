@@ -1,9 +1,10 @@
 """The `gateway` command.
 
 gateway up [--host H] [--port 8000] [--state-dir DIR] [--workers N] [--tritons N]
+           [--grpc-port PORT (default: --port + 1)]
     the whole stack on this machine (embedded Redis and Triton unless configured; N Tritons
     on the one model repository, balanced over)
-gateway serve [--host H] [--port 8000] [--workers N]
+gateway serve [--host H] [--port 8000] [--workers N] [--grpc-port 8001]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
@@ -41,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--tritons", type=int, default=1, help="embedded Triton processes to balance over"
     )
+    up.add_argument("--grpc-port", type=int, help="v2 gRPC port (default: --port + 1; 0: off)")
 
     serve = commands.add_parser("serve", help="run the gateway alone (production)")
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server's default in a container
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--grpc-port", type=int, default=8001, help="v2 gRPC port (0: off)")
 
     models = commands.add_parser("models", help="the model repository")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -76,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             if args.state_dir is not None:
                 settings = settings.model_copy(update={"state_dir": args.state_dir})
-            up(settings, args.host, args.port, args.workers, args.tritons)
+            up(settings, args.host, args.port, args.workers, args.tritons, args.grpc_port)
         elif args.command == "serve":
             from gateway.stack import serve
 
-            serve(settings, args.host, args.port, args.workers)
+            serve(settings, args.host, args.port, args.workers, args.grpc_port or None)
         elif args.command == "models" and args.models_command == "build":
             return _build_models(args.repository or settings.model_repository, args.force)
         elif args.command == "models" and args.models_command == "seed":

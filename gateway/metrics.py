@@ -76,8 +76,9 @@ class Metrics:
         self.inference_requests = Family(
             Counter(
                 "gateway_inference_requests",
-                "Inference requests by model, version, status and cache outcome",
-                ["model", "version", "status", "cache"],
+                "Inference requests by model, version, status (HTTP's, for gRPC too), cache "
+                "outcome and protocol (http, grpc)",
+                ["model", "version", "status", "cache", "protocol"],
                 registry=r,
             )
         )
@@ -96,6 +97,14 @@ class Metrics:
                 "Latency of inference calls to Triton by model and version",
                 ["model", "version"],
                 buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.grpc_requests = Family(
+            Counter(
+                "gateway_grpc_requests",
+                "gRPC calls by method and status code",
+                ["method", "code"],
                 registry=r,
             )
         )

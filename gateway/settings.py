@@ -192,6 +192,17 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long requests in progress may finish before they are "
         "cancelled (closing the clients gets as long again; then a worker is killed)",
     )
+    grpc_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve the KServe v2 gRPC protocol on this port too (`gateway serve` "
+        "and `gateway up` set it: --grpc-port)",
+    )
+    grpc_host: str = Field(default="127.0.0.1", description="The gRPC server's address")
+    grpc_keepalive_s: float = Field(
+        default=30.0, gt=0, description="How often the gRPC server pings an idle client"
+    )
     tls_cert_file: Path | None = Field(
         default=None,
         description="Serve HTTPS with this PEM certificate (chain) file; with GATEWAY_TLS_KEY_FILE",

@@ -46,14 +46,22 @@ from gateway.startup_checks import check_port_free, claim_state_dir
 logger = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def serve(
+    settings: Settings, host: str, port: int, workers: int, grpc_port: int | None = None
+) -> None:
     """Run the gateway in the foreground until Ctrl-C or SIGTERM.
 
     Workers are separate processes, so they read their settings from the environment.
     Several workers share their Prometheus metrics through files in a fresh folder
     (PROMETHEUS_MULTIPROC_DIR, unless the operator set one), and each listens on a socket
-    of its own (`gateway.listeners`) unless GATEWAY_REUSE_PORT is false.
+    of its own (`gateway.listeners`) unless GATEWAY_REUSE_PORT is false. With `grpc_port`,
+    every worker also serves the v2 gRPC protocol there (`gateway.grpc_api`).
     """
+    if grpc_port:
+        # The workers bind it with SO_REUSEPORT, which would let them share it with
+        # another server unnoticed: refuse at once if anything has it.
+        check_port_free(host, grpc_port, "--grpc-port")
+        settings = settings.model_copy(update={"grpc_port": grpc_port, "grpc_host": host})
     os.environ.update(settings.as_environment())
     if workers > 1:
         folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
@@ -79,7 +87,14 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     listener.close()
 
 
-def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1) -> None:
+def up(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    tritons: int = 1,
+    grpc_port: int | None = None,
+) -> None:
     configure_logging(settings.log_level)
     _exit_on_sigterm()
     state = settings.state_dir.resolve()
@@ -87,6 +102,9 @@ def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1)
     with contextlib.ExitStack() as stack:
         stack.enter_context(claim_state_dir(state))
         check_port_free(host, port)
+        grpc_port = port + 1 if grpc_port is None else grpc_port
+        if grpc_port:
+            check_port_free(host, grpc_port, "--grpc-port")
         pids = {"gateway": os.getpid()}
         embedded: list[EmbeddedServer] = []
         redis_url = settings.redis_url
@@ -127,10 +145,12 @@ def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1)
             triton_url=triton_url, redis_url=redis_url, triton_urls=triton_urls
         )
         scheme = "https" if settings.tls_cert_file else "http"
+        grpc_address = f"{_display_host(host)}:{grpc_port}" if grpc_port else None
         gateway_url = f"{scheme}://{_display_host(host)}:{port}"
         stack_file = state / STACK_FILE
         described: dict[str, object] = {
             "gateway": gateway_url,
+            "gateway_grpc": grpc_address,
             "triton_http": triton_url,
             "tritons": settings.triton_sources,
             "triton_grpc": grpc_url,
@@ -156,7 +176,12 @@ def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1)
             states = ", ".join(f"{b['name']} {b['state']}" for b in supervisor.states())
             return "\n".join(
                 [
-                    banner(gateway_url, triton_url, {"Authorization": "Bearer $GATEWAY_KEY"}),
+                    banner(
+                        gateway_url,
+                        triton_url,
+                        {"Authorization": "Bearer $GATEWAY_KEY"},
+                        grpc_address,
+                    ),
                     f"embedded backends (supervised): {states or 'none'}",
                     admin,
                     f"stack: {stack_file}   (Ctrl-C stops everything)",
@@ -169,7 +194,7 @@ def up(settings: Settings, host: str, port: int, workers: int, tritons: int = 1)
             name="announce",
             daemon=True,
         ).start()
-        serve(settings, host, port, workers)
+        serve(settings, host, port, workers, grpc_port)
 
 
 def _announce_when_answering(url: str, text: Callable[[], str], stopped: threading.Event) -> None:

@@ -45,7 +45,7 @@ def claim_state_dir(state: Path) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
@@ -54,5 +54,5 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise StartupRefused(
                 f"port {port} on {host} is not available ({exc.strerror}); "
-                "stop what uses it, or pass another --port"
+                f"stop what uses it, or pass another {option}"
             ) from None

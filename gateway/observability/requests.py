@@ -115,7 +115,7 @@ class RequestObserver:
             version = info.version or ""
             cache = info.cache or "none"
             exemplar = metrics.exemplar(info.trace_id)
-            metrics.inference_requests.labels(info.model, version, str(status), cache).inc(
+            metrics.inference_requests.labels(info.model, version, str(status), cache, "http").inc(
                 exemplar=exemplar
             )
             metrics.inference_duration.labels(info.model, version, cache).observe(
