@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# The gateway: `gateway serve` on port 8000, as a non-root user, nothing but the
+# The gateway: `gateway serve` on port 8000 (REST) and 8001 (gRPC), as a non-root user, nothing but the
 # virtual environment in the final stage.
 #   docker build -f deploy/docker/gateway.Dockerfile -t inference-gateway/gateway:0.1.0 .
 FROM python:3.11.11-slim-bookworm AS build
@@ -22,8 +22,8 @@ ENV PATH=/opt/gateway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GATEWAY_STATE_DIR=/tmp/gateway
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/v2/health/live', timeout=2).status != 200)"]
 ENTRYPOINT ["gateway"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000", "--grpc-port", "8001", "--workers", "2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import httpx
 import psutil
 import pytest
 import redis
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as aio_grpcclient
 
 from gateway.embedded.ports import free_port
 from tests.support.data import ROOT, samples
@@ -34,6 +37,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         self.state_dir = state_dir
         argv = [sys.executable, "-m", "gateway", "up", "--port", str(free_port()), *options]
+        argv += ["--grpc-port", str(free_port())]
         self.process = subprocess.Popen(
             [*argv, "--state-dir", str(state_dir)],
             cwd=ROOT,
@@ -137,18 +141,48 @@ def test_up_serves_then_sigterm_stops_every_piece(stack: Stack, tmp_path: Path) 
     assert key is not None, stack.output
     assert stack.infer(key).status_code == 200
     assert stack.infer("gwk_not_a_key").status_code == 401
+    assert_grpc_serves(described["gateway_grpc"], key)
     assert redis.Redis.from_url(described["redis"]).ping()
     assert httpx.get(described["triton_metrics"]).status_code == 200
 
     stack.terminate()
 
     assert "gateway ready at" in stack.output and "curl" in stack.output
+    assert f"gRPC (KServe v2, tritonclient.grpc) at {described['gateway_grpc']}" in stack.output
+    assert "tritonclient.grpc as g" in stack.output
     assert "embedded backends (supervised): Redis up, Triton up" in stack.output
     assert "digits_classifier" in stack.output
     pids = [described["pids"][name] for name in ("gateway", "triton", "redis")]
     assert wait_gone(pids, 20) == []
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "triton.log").stat().st_size > 0
+
+
+def assert_grpc_serves(address: str, key: str) -> None:
+    """Stock tritonclient.grpc, sync and asyncio, through `gateway up`'s gRPC port."""
+    x = samples("digits_classifier", rows=1)
+    metadata = {"authorization": f"Bearer {key}"}
+    client = grpcclient.InferenceServerClient(address)
+    try:
+        tensor = grpcclient.InferInput("image", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        result = client.infer("digits_classifier", [tensor], headers=metadata)
+        assert result.as_numpy("label") is not None
+    finally:
+        client.close()
+
+    async def asynchronously() -> None:
+        aio_client = aio_grpcclient.InferenceServerClient(address)
+        try:
+            assert await aio_client.is_server_ready()
+            tensor = aio_grpcclient.InferInput("image", list(x.shape), "FP32")
+            tensor.set_data_from_numpy(x)
+            answer = await aio_client.infer("digits_classifier", [tensor], headers=metadata)
+            assert answer.as_numpy("label") is not None
+        finally:
+            await aio_client.close()
+
+    asyncio.run(asynchronously())
 
 
 def gateway_up(state_dir: Path, port: int) -> subprocess.CompletedProcess[str]:

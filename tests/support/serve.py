@@ -60,6 +60,7 @@ def gateway_serve(
     }
     args = list(command or ["serve", "--workers", str(workers)])
     args = _with_option(_with_option(args, "--host", "127.0.0.1"), "--port", str(port))
+    args = _with_option(args, "--grpc-port", str(free_port()))  # never the shared default
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", *args],
         cwd=ROOT,
