@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from tritonclient.grpc import service_pb2
@@ -22,8 +23,14 @@ def grpc_frame(request: service_pb2.ModelInferRequest) -> bytes:
 
 
 def run_grpc(
-    address: str, request: service_pb2.ModelInferRequest, *, connections: int, duration_s: float
+    address: str,
+    request: service_pb2.ModelInferRequest,
+    *,
+    connections: int,
+    duration_s: float,
+    metadata: Sequence[str] = (),
 ) -> WrkResult:
+    """h2load against `address`; `metadata`: extra "name: value" headers (gRPC metadata)."""
     binary = shutil.which("h2load")
     if binary is None:
         raise SystemExit(INSTALL_HINT)
@@ -33,6 +40,7 @@ def run_grpc(
         command = [
             binary, "-D", str(max(1, round(duration_s))), "-c", str(connections), "-m", "1",
             "-d", str(body), "-H", "content-type: application/grpc", "-H", "te: trailers",
+            *(item for header in metadata for item in ("-H", header)),
             f"http://{address}/inference.GRPCInferenceService/ModelInfer",
         ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -65,8 +65,10 @@ def start_gateway(
     services: tuple[EmbeddedTriton, str],
     key: str,
     extra_env: dict[str, str],
+    grpc_port: int | None = None,
 ) -> tuple[str, ManagedProcess]:
-    """`gateway serve` with `workers` on a free port, in front of `services`; its URL."""
+    """`gateway serve` with `workers` on a free port, in front of `services`; its URL. Its
+    gRPC port is `grpc_port`, or a free one."""
     triton, redis_url = services
     port = free_port()
     env = {
@@ -80,6 +82,7 @@ def start_gateway(
     }
     argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers)]
+    argv += ["--grpc-port", str(grpc_port or free_port())]
     url = f"http://127.0.0.1:{port}"
     return url, start(name, argv, state, env, f"{url}/v2/health/ready")
 
