@@ -35,7 +35,7 @@ class EmbeddedRedisCluster:
         self.nodes = [
             EmbeddedRedis(
                 state_dir / f"node-{n}",
-                persistent=False,
+                persistent=True,  # a restarted primary keeps its keys (key records among them)
                 host=host,
                 extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
                 port=free_port_pair(host),  # and its cluster bus, port + 10000

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 
@@ -125,12 +126,11 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         started = time.perf_counter()
         fields: dict[str, object] = {"model": services.catalog.metric_label(model)}
         status = 500
-        carrier = {key: value for key, value in context.invocation_metadata() or ()}
         with services.spans.start(
             "ModelInfer",
             attributes={"rpc.system": "grpc", "rpc.method": "ModelInfer", "gateway.model": model},
             kind=trace.SpanKind.SERVER,
-            context=propagate.extract(carrier) if services.spans.enabled else None,
+            context=_caller_context(context) if services.spans.enabled else None,
         ) as span:
             try:
                 check_model_path(model, version)
@@ -255,6 +255,11 @@ def _headers(context: Context) -> Headers:
         if not key.endswith("-bin") and isinstance(value, str):
             pairs.append((key.lower().encode("latin-1"), value.encode("latin-1")))
     return pairs
+
+
+def _caller_context(context: Context) -> otel_context.Context:
+    """The trace the caller's `traceparent` metadata continues."""
+    return propagate.extract({key: value for key, value in context.invocation_metadata() or ()})
 
 
 def _rate_limit_metadata(grant: Grant) -> list[tuple[str, str]]:

@@ -14,6 +14,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpcclient
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
@@ -230,3 +233,29 @@ def test_a_rest_miss_is_a_grpc_hit_on_the_same_tensors(gateway: tuple[str, str])
     metrics = httpx.get(f"{gateway[0]}/metrics").text
     assert value(metrics, "gateway_inference_requests_total", protocol="grpc", cache="hit") >= 1
     assert value(metrics, "gateway_grpc_requests_total", method="ModelInfer", code="OK") >= 1
+
+
+def test_a_callers_traceparent_is_continued(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    port = free_port()
+    with running_gateway(gateway_settings(triton, redis_server, grpc_port=port), provider):
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+            headers = {**metadata(), "traceparent": f"00-{trace_id}-{parent}-01"}
+            client.infer("tabular_classifier", infer_inputs("tabular_classifier", 1, 40),
+                         headers=headers)  # fmt: skip
+        finally:
+            client.close()
+    (server,) = [s for s in exporter.get_finished_spans() if s.name == "ModelInfer"]
+    assert server.context is not None and format(server.context.trace_id, "032x") == trace_id
+    assert server.parent is not None and format(server.parent.span_id, "016x") == parent
+    children = [
+        s for s in exporter.get_finished_spans() if s.context.trace_id == server.context.trace_id
+    ]
+    assert {"cache.lookup", "triton.infer"} <= {s.name for s in children}
+    provider.shutdown()
