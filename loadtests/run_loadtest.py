@@ -37,6 +37,7 @@ def start_stack(state: Path, key: str) -> tuple[ManagedProcess, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({"GATEWAY_ADMIN_KEY": key, "GATEWAY_ACCESS_LOG": "false"})
     argv = [sys.executable, "-m", "gateway", "up", "--port", str(port), "--state-dir", str(state)]
+    argv += ["--grpc-port", str(free_port())]  # not --port + 1, which may be taken
     url = f"http://127.0.0.1:{port}"
     stack = start(
         "gateway-up",

@@ -42,7 +42,7 @@ def start_stack(state: Path, key: str, tritons: int) -> tuple[ManagedProcess, st
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({"GATEWAY_ADMIN_KEY": key, "GATEWAY_ACCESS_LOG": "false"})
     argv = [sys.executable, "-m", "gateway", "up", "--port", str(port), "--state-dir",
-            str(state), "--tritons", str(tritons)]  # fmt: skip
+            str(state), "--tritons", str(tritons), "--grpc-port", str(free_port())]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     probe = f"{url}/v2/health/ready"
     stack = start("gateway-up", argv, state, env, probe, ready_timeout_s=300, stop_timeout_s=60)
