@@ -5,6 +5,7 @@ gateway up [--host H] [--port 8000] [--state-dir DIR] [--workers N] [--tritons N
     the whole stack on this machine (embedded Redis and Triton unless configured; N Tritons
     on the one model repository, balanced over)
 gateway serve [--host H] [--port 8000] [--workers N] [--grpc-port 8001]
+              [--tls-cert-file PEM --tls-key-file PEM]
     the gateway alone, against the Triton and Redis of GATEWAY_* (production)
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--grpc-port", type=int, default=8001, help="v2 gRPC port (0: off)")
+    serve.add_argument("--tls-cert-file", type=Path, help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls-key-file", type=Path, help="PEM key of --tls-cert-file")
 
     models = commands.add_parser("models", help="the model repository")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -68,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(**_setting_options(args))
     except InvalidSettings as exc:
         for problem in exc.problems:
             print(f"gateway: {problem}", file=sys.stderr)
@@ -98,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _setting_options(args: argparse.Namespace) -> dict[str, Path]:
+    """Command-line options that are settings (checked as their GATEWAY_* variables)."""
+    names = ("tls_cert_file", "tls_key_file")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None)}
 
 
 def _seed_models(source: Path, destination: Path, gpu: bool) -> int:

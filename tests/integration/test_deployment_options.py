@@ -74,10 +74,8 @@ def test_gateway_serve_speaks_tls_with_the_configured_certificate(
         triton,
         redis_server,
         tmp_path / "state",
-        workers=1,
+        command=["serve", "--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file)],
         tls_ca=ca_file,
-        GATEWAY_TLS_CERT_FILE=str(cert_file),
-        GATEWAY_TLS_KEY_FILE=str(key_file),
     ) as served:
         assert served.url.startswith("https://")
         trusted = ssl.create_default_context(cafile=str(ca_file))
