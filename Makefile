@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := embedded,models,dev
+EXTRAS := embedded,models,mlflow,dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 

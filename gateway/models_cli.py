@@ -1,7 +1,8 @@
 """`gateway models ...`: the model lifecycle from the command line, through the admin API.
 
     gateway models list [--json]
-    gateway models publish MODEL FILE.onnx
+    gateway models publish MODEL FILE.onnx | --from models:/<name>/<version>|@<alias>
+    gateway models sync MODEL REGISTERED_MODEL       (registry aliases -> versions, traffic)
     gateway models traffic MODEL 1=90 2=10 [--sticky]
     gateway models promote MODEL VERSION [--force]
     gateway models rollback MODEL
@@ -35,9 +36,13 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     listing = command("list", "models, versions, states and traffic splits")
     listing.add_argument("--json", action="store_true", help="the admin API's JSON, for scripts")
-    publish = command("publish", "publish an ONNX file as the next version")
+    publish = command("publish", "publish an ONNX file or a registry version as the next version")
     publish.add_argument("model")
-    publish.add_argument("file", type=Path)
+    publish.add_argument("file", type=Path, nargs="?")
+    publish.add_argument("--from", dest="source", help="models:/<name>/<version> or @<alias>")
+    sync = command("sync", "MLflow registry aliases drive versions and traffic")
+    sync.add_argument("model")
+    sync.add_argument("registered_model")
     traffic = command("traffic", "split unversioned requests among versions")
     traffic.add_argument("model")
     traffic.add_argument("weights", nargs="+", help="VERSION=WEIGHT ...")
@@ -53,13 +58,18 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unload.add_argument("version")
 
 
-COMMANDS = ("list", "publish", "traffic", "promote", "rollback", "unload")
+COMMANDS = ("list", "publish", "sync", "traffic", "promote", "rollback", "unload")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     url = (
         args.url or stack_value(settings.state_dir, "gateway") or "http://127.0.0.1:8000"
     ).rstrip("/")
+    if args.models_command == "publish" and (args.file is None) == (args.source is None):
+        print(
+            "gateway: publish takes FILE.onnx or --from models:/..., one of them", file=sys.stderr
+        )
+        return 2
     key = args.key or os.environ.get("GATEWAY_KEY")
     if not key:
         print("gateway: an admin key is needed: --key or GATEWAY_KEY", file=sys.stderr)
@@ -115,6 +125,12 @@ def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
     command = args.models_command
     if command == "list":
         return client.get("/admin/models")
+    if command == "publish" and args.source:
+        return client.post(f"/admin/models/{args.model}/versions", json={"from": args.source})
+    if command == "sync":
+        return client.post(
+            f"/admin/models/{args.model}/sync", json={"registered_model": args.registered_model}
+        )
     if command == "publish":
         content = args.file.read_bytes()
         return client.post(

@@ -34,6 +34,9 @@ from gateway.metrics import Metrics
 from gateway.model_changes import ModelChanges
 from gateway.observability.tracing import Spans
 from gateway.redis_client import redis_client
+from gateway.registry.follower import RegistryFollower
+from gateway.registry.provenance import Provenance
+from gateway.registry.sync import RegistrySync
 from gateway.settings import Settings
 from gateway.triton import TritonClient
 from gateway.triton.health import TritonHealth
@@ -60,6 +63,8 @@ class Services:
     lifecycle: ModelLifecycle
     capacity: Capacity
     triton_health: TritonHealth
+    provenance: Provenance
+    registry: RegistrySync | None  # with GATEWAY_MLFLOW_TRACKING_URI
 
 
 @asynccontextmanager
@@ -171,6 +176,7 @@ async def open_services(
             await traffic.refresh()
         traffic.start()
         stack.push_async_callback(traffic.close)
+        provenance = Provenance(cache_redis, _breaker("registry", settings, metrics))
         lifecycle = ModelLifecycle(
             settings.model_repository.resolve(),
             triton,
@@ -180,6 +186,13 @@ async def open_services(
             GateThresholds(settings.quality_gate_min_agreement, settings.quality_gate_min_cosine),
             settings.retry_after_s,
         )
+        registry = _registry_sync(settings, provenance, lifecycle, traffic)
+        if registry is not None and settings.mlflow_sync:
+            follower = RegistryFollower(
+                registry, cache_redis, settings.mlflow_sync, settings.mlflow_sync_s
+            )
+            follower.start()
+            stack.push_async_callback(follower.close)
         yield Services(
             settings=settings,
             triton=triton,
@@ -198,7 +211,27 @@ async def open_services(
                 settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
             ),
             triton_health=triton_health,
+            provenance=provenance,
+            registry=registry,
         )
+
+
+def _registry_sync(
+    settings: Settings, provenance: Provenance, lifecycle: ModelLifecycle, traffic: TrafficSplits
+) -> RegistrySync | None:
+    if settings.mlflow_tracking_uri is None:
+        return None
+    from gateway.registry.mlflow_source import MlflowRegistry  # the `mlflow` extra
+
+    return RegistrySync(
+        MlflowRegistry(settings.mlflow_tracking_uri),
+        provenance,
+        lifecycle,
+        traffic,
+        champion=settings.mlflow_champion_alias,
+        challenger=settings.mlflow_challenger_alias,
+        canary_percent=settings.mlflow_canary_percent,
+    )
 
 
 def _policy_resolver(settings: Settings) -> Any:

@@ -272,6 +272,29 @@ class Settings(BaseSettings):
         default=2 * 1024**3, gt=0, description="Largest model file accepted by publish"
     )
 
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="An MLflow tracking/registry URI (http://..., sqlite:///mlflow.db): model "
+        "versions can be published from its registry, and aliases drive traffic (the "
+        "`mlflow` extra)",
+    )
+    mlflow_champion_alias: str = Field(
+        default="champion", description="The registry alias that gets the default traffic"
+    )
+    mlflow_challenger_alias: str = Field(
+        default="challenger", description="The registry alias that gets the canary share"
+    )
+    mlflow_canary_percent: int = Field(
+        default=10, ge=1, le=50, description="The challenger's share of the traffic, in %"
+    )
+    mlflow_sync: dict[str, str] = Field(
+        default_factory=dict,
+        description="Models whose traffic follows registry aliases by themselves (JSON: "
+        '{"<Triton model>": "<registered model>"}), in one replica at a time',
+    )
+    mlflow_sync_s: float = Field(
+        default=30.0, gt=0, description="How often GATEWAY_MLFLOW_SYNC models are synced"
+    )
     model_repository: Path = Field(
         default=Path("model_repository"),
         description="Triton model repository served by the embedded Triton",

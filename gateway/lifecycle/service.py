@@ -108,7 +108,7 @@ class ModelLifecycle:
         return sorted(models.values(), key=lambda m: m["name"])
 
     async def publish(self, model: str, data: bytes) -> int:
-        model_dir = self._model_dir(model)
+        model_dir = self.model_dir(model)
         async with self._exclusive(model):
             original = config_text(model_dir)
             config = read_config(model_dir)
@@ -200,7 +200,7 @@ class ModelLifecycle:
                 raise self._unavailable() from exc
 
     async def unload(self, model: str, version: str) -> None:
-        model_dir = self._model_dir(model)
+        model_dir = self.model_dir(model)
         async with self._exclusive(model):
             split = self._traffic.get(model)
             if split is not None and split.weights.get(version, 0) > 0:
@@ -225,7 +225,7 @@ class ModelLifecycle:
 
     # -- helpers
 
-    def _model_dir(self, model: str) -> Path:
+    def model_dir(self, model: str) -> Path:
         model_dir = self._repository / model
         if "/" in model or model.startswith(".") or not (model_dir / "config.pbtxt").is_file():
             raise NotFound(f"no model '{model}' in the repository")
@@ -246,7 +246,7 @@ class ModelLifecycle:
             raise self._unavailable() from exc
 
     async def _gate(self, model: str, candidate: str, current: str) -> GateResult:
-        model_dir = self._model_dir(model)
+        model_dir = self.model_dir(model)
         config = read_config(model_dir)
         min_agreement = _number(
             config_parameter_from(config, "quality_gate_min_agreement"),

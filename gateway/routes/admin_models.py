@@ -3,7 +3,11 @@
 GET    /admin/models                              models, versions, states, splits
 POST   /admin/models/{model}/versions             publish: the ONNX file as the body
                                                   (application/octet-stream), or JSON
-                                                  {"path": "<file on the gateway host>"}
+                                                  {"path": "<file on the gateway host>"} or
+                                                  {"from": "models:/<name>/<v>|@<alias>"}
+                                                  (an MLflow registry version)
+POST   /admin/models/{model}/sync                 {"registered_model": "<name>"}: registry
+                                                  aliases -> versions and traffic
 DELETE /admin/models/{model}/versions/{version}   unload
 PUT    /admin/models/{model}/traffic              {"weights": {"1": 90, "2": 10}, "sticky": false}
 POST   /admin/models/{model}/promote              {"version": "2", "force": false}
@@ -12,15 +16,19 @@ POST   /admin/models/{model}/rollback             the split before the last chan
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from auth import StoreUnavailable
 from gateway.deps import AdminGrant, ServicesDep, json_response
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.lifecycle import TrafficSplit
+from gateway.registry.sync import RegistrySync
+from gateway.services import Services
 
 router = APIRouter(prefix="/admin/models", tags=["admin"])
 
@@ -49,7 +57,35 @@ def _split(split: TrafficSplit | None) -> dict[str, object] | None:
 
 @router.get("")
 async def list_models(services: ServicesDep, _: AdminGrant) -> Response:
-    return json_response({"models": await services.lifecycle.describe()})
+    models = await services.lifecycle.describe()
+    for model in models:  # where each version came from, if from a registry
+        with contextlib.suppress(StoreUnavailable):
+            sources = await services.provenance.of_model(model["name"])
+            for version in model["versions"]:
+                source = sources.get(version["version"])
+                if source is not None:
+                    version["registry"] = source.as_dict()
+    return json_response({"models": models})
+
+
+class Sync(BaseModel):
+    """Body of `POST /admin/models/{model}/sync`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    registered_model: str = Field(description="the registered model whose aliases to follow")
+
+
+@router.post("/{model}/sync")
+async def sync(model: str, body: Sync, services: ServicesDep, _: AdminGrant) -> Response:
+    report = await _registry(services).sync(model, body.registered_model)
+    return json_response(report.as_dict())
+
+
+def _registry(services: Services) -> RegistrySync:
+    if services.registry is None:
+        raise BadRequest("no model registry configured: set GATEWAY_MLFLOW_TRACKING_URI")
+    return services.registry
 
 
 @router.post("/{model}/versions", status_code=201)
@@ -57,6 +93,10 @@ async def publish(model: str, request: Request, services: ServicesDep, _: AdminG
     limit = services.settings.max_upload_bytes
     if request.headers.get("content-type", "").startswith("application/json"):
         document = orjson.loads(await request.body())
+        if "from" in document:
+            published, source = await _registry(services).publish(model, str(document["from"]))
+            answer = {"model": model, "version": published, "state": "READY"}
+            return json_response({**answer, "registry": source.as_dict()}, 201)
         path = Path(str(document.get("path", "")))
         if not path.is_file():
             raise BadRequest(f"no model file at '{path}' on the gateway host")

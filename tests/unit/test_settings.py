@@ -95,6 +95,7 @@ def test_limits_must_be_positive() -> None:
 # survive the hand-over to worker processes (Settings.as_environment, then loading again).
 COMPLEX_VALUES: dict[str, Any] = {
     "cache_models": {"tabular_classifier": {"enabled": False, "ttl_s": 60}, "m": {}},
+    "mlflow_sync": {"tabular_classifier": "breast-cancer"},
 }
 
 

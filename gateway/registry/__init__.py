@@ -1,0 +1,1 @@
+"""Model registries as a source of model versions (MLflow's Model Registry)."""
