@@ -24,6 +24,7 @@ from gateway.embedded.redis_cluster import EmbeddedRedisCluster, EmbeddedSentine
 from tests.support.keys import AUTH
 from tests.support.polling import eventually
 from tests.support.serve import gateway_serve
+from tests.support.tritons import running_tritons, triton_urls
 
 MODEL = "tabular_classifier"
 PATH = f"/v2/models/{MODEL}/infer"
@@ -33,17 +34,8 @@ PATH = f"/v2/models/{MODEL}/infer"
 def tritons(
     tmp_path_factory: pytest.TempPathFactory, model_repository: Path
 ) -> Iterator[list[EmbeddedTriton]]:
-    servers = [
-        EmbeddedTriton(model_repository, tmp_path_factory.mktemp(f"rtriton-{n}"), models=[MODEL])
-        for n in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
+    with running_tritons(model_repository, tmp_path_factory, "rtriton", [MODEL]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +50,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedisC
 
 def environment(tritons: list[EmbeddedTriton], redis_url: str) -> dict[str, str]:
     return {
-        "GATEWAY_TRITON_URLS": ",".join(
-            f"{t.endpoints.http_url}#metrics={t.metrics_port}" for t in tritons
-        ),
+        "GATEWAY_TRITON_URLS": triton_urls(tritons),
         "GATEWAY_REDIS_URL": redis_url,
         "GATEWAY_TRITON_PROBE_S": "0.25",
         "GATEWAY_CACHE_LOCAL_TTL_S": "30",

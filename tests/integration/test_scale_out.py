@@ -25,6 +25,7 @@ from tests.support.keys import AUTH
 from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
+from tests.support.tritons import running_tritons, triton_urls
 
 MODEL = "tabular_classifier"
 
@@ -40,21 +41,8 @@ def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path)
 def tritons(
     tmp_path_factory: pytest.TempPathFactory, repository: Path
 ) -> Iterator[list[EmbeddedTriton]]:
-    servers = [
-        EmbeddedTriton(repository, tmp_path_factory.mktemp(f"triton-{n}"), models=[MODEL])
-        for n in range(2)
-    ]
-    try:
-        for server in servers:
-            server.start()
+    with running_tritons(repository, tmp_path_factory, "triton", [MODEL]) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def source(triton: EmbeddedTriton) -> str:
-    return f"{triton.endpoints.http_url}#metrics={triton.metrics_port}"
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,7 @@ def gateway(
     settings = gateway_settings(
         tritons[0],
         redis_server,
-        triton_urls=",".join(source(t) for t in tritons),
+        triton_urls=triton_urls(tritons),
         triton_probe_s=0.25,
         model_repository=repository,
     )

@@ -29,6 +29,21 @@ class SlowPool:
         pass
 
 
+def slow_client(metrics: Metrics, **options: int) -> tuple[TritonClient, SlowPool]:
+    """A client of one Triton whose connections are a `SlowPool`."""
+    client = TritonClient(
+        "http://127.0.0.1:1",
+        deadlines=ModelDeadlines(30, 2, 10),
+        control_timeout_s=1,
+        retry_after_s=1,
+        metrics=metrics,
+        **options,  # type: ignore[arg-type]
+    )
+    pool = SlowPool()
+    client.endpoints[0].pool = pool  # type: ignore[assignment]
+    return client, pool
+
+
 def one_row() -> InferRequest:
     return decode_infer_request(
         "m",
@@ -41,16 +56,7 @@ def one_row() -> InferRequest:
 def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
     async def scenario() -> None:
         metrics = Metrics()
-        client = TritonClient(
-            "http://127.0.0.1:1",
-            deadlines=ModelDeadlines(30, 2, 10),
-            control_timeout_s=1,
-            retry_after_s=1,
-            metrics=metrics,
-            max_in_flight=2,
-        )
-        pool = SlowPool()
-        client.endpoints[0].pool = pool  # type: ignore[assignment]
+        client, pool = slow_client(metrics, max_in_flight=2)
         request = one_row()
         waiting = [asyncio.create_task(client.infer(request)) for _ in range(2)]
         await asyncio.sleep(0.01)
@@ -68,16 +74,7 @@ def test_calls_beyond_the_in_flight_limit_are_busy_not_an_outage() -> None:
 def test_a_model_past_its_deadline_is_a_504_that_leaves_the_breaker_closed() -> None:
     async def scenario() -> None:
         metrics = Metrics()
-        client = TritonClient(
-            "http://127.0.0.1:1",
-            deadlines=ModelDeadlines(30, 2, 10),
-            control_timeout_s=1,
-            retry_after_s=1,
-            metrics=metrics,
-            breaker_failures=1,
-        )
-        pool = SlowPool()
-        client.endpoints[0].pool = pool  # type: ignore[assignment]
+        client, _ = slow_client(metrics, breaker_failures=1)
         for _ in range(3):
             with pytest.raises(InferenceTimeout, match=r"model 'm' within its 0.05 s deadline"):
                 await client.infer(one_row(), timeout_s=0.05)
