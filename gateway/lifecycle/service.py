@@ -49,7 +49,7 @@ from gateway.lifecycle.config_file import (
     write_config_text,
 )
 from gateway.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
-from gateway.lifecycle.quality import GateResult, compare, probe_request
+from gateway.lifecycle.quality import GateResult, compare, probe_requests
 from gateway.lifecycle.traffic import TrafficSplit, TrafficSplits
 from gateway.lifecycle.validation import validate_onnx
 from gateway.model_changes import ModelChanges
@@ -259,7 +259,8 @@ class ModelLifecycle:
 
     async def _warm_up(self, model_dir: Path, version: str) -> None:
         """A few real requests to the new version; it must answer them all."""
-        request = probe_request(model_dir, version) or _zeros_request(model_dir, version)
+        probes = probe_requests(model_dir, version)
+        request = probes[0] if probes else _zeros_request(model_dir, version)
         for _ in range(3):
             result = await self._triton.infer(request)
             if result.version != version:
