@@ -13,6 +13,7 @@
         process's entry, or Triton (then stored)              X-Cache: coalesced | hit | miss
         Triton unavailable: an entry within its stale-if-error grace  X-Cache: stale
       encode the response the way the request asked (and keep it for replays)
+      the split names a shadow version? maybe a Mirror for after the response (shadow.py)
 
 The model's view is resolved once per request, so the memo, the cache key and the Triton
 call all name the same version and fingerprint. Pinning the version means the answer
@@ -36,6 +37,7 @@ from gateway.cache import (
 )
 from gateway.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.errors import BadRequest, NotFound, TritonUnavailable
+from gateway.lifecycle.shadow import Mirror
 from gateway.lifecycle.traffic import TrafficSplits
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
@@ -57,6 +59,7 @@ class Answer:
     response: EncodedResponse
     outcome: Outcome
     version: str  # the model version that answered
+    mirror: Mirror | None = None  # to submit to ShadowTraffic once the response is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,9 @@ class DataPlane:
             entry = CacheKey(b"", model, target.version)
             replay = Replay(response, _output_bytes(result))
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
-        return Answer(response, outcome, result.version)
+        return Answer(
+            response, outcome, result.version, self._mirror(view, request, result, outcome)
+        )
 
     async def _decoded(
         self,
@@ -174,6 +179,20 @@ class DataPlane:
         if split is None:
             return ""
         return split.choose(view.name, view.fingerprints, key.id) or ""
+
+    def _mirror(
+        self, view: ModelView | None, request: InferRequest, result: InferResult, outcome: Outcome
+    ) -> Mirror | None:
+        """A copy for the split's shadow version, if this request is one to mirror."""
+        split = self._traffic.get(view.name) if view is not None else None
+        if view is None or split is None or split.shadow is None or outcome is Outcome.STALE:
+            return None
+        shadow = split.shadow.version
+        if result.version == shadow or shadow not in view.fingerprints or is_stateful(request):
+            return None
+        if not split.mirrors():
+            return None
+        return Mirror(replace(request, version=shadow), result, view.inference_timeout_s)
 
     def _target(self, view: ModelView | None, version: str) -> Target | None:
         if view is None or not view.cache_policy.enabled:

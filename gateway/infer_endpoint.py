@@ -17,6 +17,7 @@ The request path, top to bottom, inside one SERVER span (continuing the caller's
     -> send it, with X-Cache (and Cache-Status on a stale answer) and the key's
        RateLimit-* headers (compressed if
        Accept-Encoding asks for gzip or deflate, as Triton does)
+    -> then, if the model's split names a shadow version, a copy to it (lifecycle/shadow.py)
 """
 
 from __future__ import annotations
@@ -203,6 +204,7 @@ class InferEndpoint:
             payload = compress(payload, encoding)
             response_headers.append((b"content-encoding", encoding.encode()))
         await send_response(send, 200, payload, response_headers)
+        services.shadows.submit(answer.mirror)  # only now: it must not delay the answer
         return 200
 
 

@@ -23,6 +23,11 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
+# Cosines of a shadow version's answers: the tail near 1.0 is where versions differ.
+SHADOW_COSINE_BUCKETS = (
+    0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.985, 0.99, 0.995, 0.998, 0.999, 0.9999, 1.0,
+)  # fmt: skip
+
 
 class Family(Generic[M]):
     """A labelled metric whose child for each label set is looked up once.
@@ -185,6 +190,31 @@ class Metrics:
                 "gateway_cache_bytes_saved",
                 "Output bytes answered from the cache instead of Triton",
                 ["model"],
+                registry=r,
+            )
+        )
+        self.shadow_requests = Family(
+            Counter(
+                "gateway_shadow_requests",
+                "Requests mirrored to a shadow version, by outcome (compared, shed, failed)",
+                ["model", "version", "outcome"],
+                registry=r,
+            )
+        )
+        self.shadow_cosine = Family(
+            Histogram(
+                "gateway_shadow_cosine",
+                "Per row, the cosine of a shadow version's answer to the answer served",
+                ["model", "version"],
+                buckets=SHADOW_COSINE_BUCKETS,
+                registry=r,
+            )
+        )
+        self.shadow_label_rows = Family(
+            Counter(
+                "gateway_shadow_label_rows",
+                "Rows of a shadow version's labels that agreed or differed with those served",
+                ["model", "version", "result"],
                 registry=r,
             )
         )

@@ -3,7 +3,7 @@
     gateway models list [--json]
     gateway models publish MODEL FILE.onnx | --from models:/<name>/<version>|@<alias>
     gateway models sync MODEL REGISTERED_MODEL       (registry aliases -> versions, traffic)
-    gateway models traffic MODEL 1=90 2=10 [--sticky]
+    gateway models traffic MODEL 1=90 2=10 [--sticky] [--shadow VERSION=PERCENT]
     gateway models promote MODEL VERSION [--force]
     gateway models rollback MODEL
     gateway models unload MODEL VERSION
@@ -47,6 +47,11 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     traffic.add_argument("model")
     traffic.add_argument("weights", nargs="+", help="VERSION=WEIGHT ...")
     traffic.add_argument("--sticky", action="store_true", help="a key keeps its version")
+    traffic.add_argument(
+        "--shadow",
+        metavar="VERSION=PERCENT",
+        help="mirror PERCENT %% of the model's requests to VERSION, compared, never served",
+    )
     promote = command("promote", "quality gate, then all traffic to a version")
     promote.add_argument("model")
     promote.add_argument("version")
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def models_table(models: list[dict[str, Any]]) -> str:
     """One row per model version: state, share of unversioned traffic, Triton's reason."""
-    rows = [f"{'model':<24} {'version':>7}  {'state':<12} {'traffic':>7}  reason"]
+    rows = [f"{'model':<24} {'version':>7}  {'state':<12} {'traffic':>11}  reason"]
     for model in models:
         split = model.get("traffic") or {}
         weights: dict[str, int] = split.get("weights", {})
@@ -112,9 +117,12 @@ def models_table(models: list[dict[str, Any]]) -> str:
             traffic = f"{100 * share / total:.0f}%" if total else "-"
             if split.get("sticky") and share:
                 traffic += "*"
+            shadow = split.get("shadow") or {}
+            if shadow.get("version") == version["version"]:
+                traffic = f"shadow {shadow['percent']:g}%"
             rows.append(
                 f"{model['name'][:24]:<24} {version['version']:>7}  "
-                f"{version.get('state', '?'):<12} {traffic:>7}  {version.get('reason', '')}"
+                f"{version.get('state', '?'):<12} {traffic:>11}  {version.get('reason', '')}"
             )
     if any((model.get("traffic") or {}).get("sticky") for model in models):
         rows.append("* sticky: each key keeps its version")
@@ -140,9 +148,11 @@ def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
         )
     if command == "traffic":
         weights = dict(_weight(item) for item in args.weights)
-        return client.put(
-            f"/admin/models/{args.model}/traffic", json={"weights": weights, "sticky": args.sticky}
-        )
+        body: dict[str, Any] = {"weights": weights, "sticky": args.sticky}
+        if args.shadow:
+            version, percent = _weight(args.shadow)
+            body["shadow"] = {"version": version, "percent": percent}
+        return client.put(f"/admin/models/{args.model}/traffic", json=body)
     if command == "promote":
         return client.post(
             f"/admin/models/{args.model}/promote",

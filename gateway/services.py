@@ -30,6 +30,8 @@ from gateway.embedded.stack_state import BackendRestarts
 from gateway.errors import GatewayError
 from gateway.lifecycle import ModelLifecycle, TrafficSplits
 from gateway.lifecycle.service import GateThresholds
+from gateway.lifecycle.shadow import ShadowTraffic
+from gateway.lifecycle.shadow_agreement import ShadowAgreement
 from gateway.metrics import Metrics
 from gateway.model_changes import ModelChanges
 from gateway.observability.tracing import Spans
@@ -65,6 +67,8 @@ class Services:
     triton_health: TritonHealth
     provenance: Provenance
     registry: RegistrySync | None  # with GATEWAY_MLFLOW_TRACKING_URI
+    shadows: ShadowTraffic
+    shadow_agreement: ShadowAgreement
 
 
 @asynccontextmanager
@@ -177,14 +181,27 @@ async def open_services(
         traffic.start()
         stack.push_async_callback(traffic.close)
         provenance = Provenance(cache_redis, _breaker("registry", settings, metrics))
+        agreement = ShadowAgreement(cache_redis, _breaker("shadow", settings, metrics))
+        agreement.start()
+        stack.push_async_callback(agreement.close)
+        capacity = Capacity(
+            settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
+        )
+        shadows = ShadowTraffic(triton, agreement, metrics, capacity, settings.shadow_max_in_flight)
+        stack.push_async_callback(shadows.close)  # before the agreement's last flush
         lifecycle = ModelLifecycle(
             settings.model_repository.resolve(),
             triton,
             catalog,
             traffic,
             changes,
-            GateThresholds(settings.quality_gate_min_agreement, settings.quality_gate_min_cosine),
+            GateThresholds(
+                settings.quality_gate_min_agreement,
+                settings.quality_gate_min_cosine,
+                settings.quality_gate_min_shadow_requests,
+            ),
             settings.retry_after_s,
+            agreement,
         )
         registry = _registry_sync(settings, provenance, lifecycle, traffic)
         if registry is not None and settings.mlflow_sync:
@@ -207,12 +224,12 @@ async def open_services(
             ),
             spans=spans,
             lifecycle=lifecycle,
-            capacity=Capacity(
-                settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
-            ),
+            capacity=capacity,
             triton_health=triton_health,
             provenance=provenance,
             registry=registry,
+            shadows=shadows,
+            shadow_agreement=agreement,
         )
 
 

@@ -268,6 +268,18 @@ class Settings(BaseSettings):
     quality_gate_min_cosine: float = Field(
         default=0.98, ge=-1, le=1, description="Promotion gate for float outputs: worst cosine"
     )
+    quality_gate_min_shadow_requests: int = Field(
+        default=0,
+        ge=0,
+        description="Promotion gate: mirrored requests a candidate must have answered against "
+        "the version it replaces, judged with the same thresholds (0: shadow evidence not "
+        "required; config parameter quality_gate_min_shadow_requests per model)",
+    )
+    shadow_max_in_flight: int = Field(
+        default=4,
+        ge=1,
+        description="Requests one worker mirrors to shadow versions at once; more are dropped",
+    )
     max_upload_bytes: int = Field(
         default=2 * 1024**3, gt=0, description="Largest model file accepted by publish"
     )

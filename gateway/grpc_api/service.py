@@ -185,6 +185,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         context.set_trailing_metadata(
             [("x-cache", answer.outcome.value), *_rate_limit_metadata(grant)]
         )
+        # A task of its own: it runs while grpc sends this response, never before it.
+        services.shadows.submit(answer.mirror)
         return infer_response(answer.response)
 
     async def _for_model(self, headers: Headers, model: str, version: str) -> Grant:

@@ -10,7 +10,12 @@ stale cached answer.
                            Any failure puts config, folders and split back as they were.
     split(model, weights)  share unversioned requests among ready versions (sticky per
                            key if asked); kept in Redis, so it survives restarts
-    promote(model, v)      the quality gate (unless forced), then 100 % to v
+    split(..., shadow)     also mirror a share of the model's requests to a version that
+                           takes no traffic (shadow.py), for live evidence
+    promote(model, v)      the quality gate (unless forced): the probe set, and the
+                           shadow figures of v against the version it replaces (required
+                           above quality_gate_min_shadow_requests, judged when present),
+                           then 100 % to v
     rollback(model)        the split before the last change
     unload(model, v)       drop v from the policy and reload; refused while traffic is
                            routed to it or when it is the last version
@@ -50,7 +55,8 @@ from gateway.lifecycle.config_file import (
 )
 from gateway.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
 from gateway.lifecycle.quality import GateResult, compare, probe_requests
-from gateway.lifecycle.traffic import TrafficSplit, TrafficSplits
+from gateway.lifecycle.shadow_agreement import COSINE, LiveAgreement, ShadowAgreement
+from gateway.lifecycle.traffic import Shadow, TrafficSplit, TrafficSplits
 from gateway.lifecycle.validation import validate_onnx
 from gateway.model_changes import ModelChanges
 from gateway.protocol.datatypes import NUMPY_DTYPES
@@ -66,6 +72,7 @@ LOCK_TTL_MS = 300_000
 class GateThresholds:
     min_agreement: float
     min_cosine: float
+    min_shadow_requests: int = 0
 
 
 class ModelLifecycle:
@@ -80,6 +87,7 @@ class ModelLifecycle:
         changes: ModelChanges,
         thresholds: GateThresholds,
         retry_after_s: int,
+        agreement: ShadowAgreement | None = None,
     ) -> None:
         self._repository = repository
         self._triton = triton
@@ -88,6 +96,7 @@ class ModelLifecycle:
         self._changes = changes
         self._thresholds = thresholds
         self._retry_after_s = retry_after_s
+        self._agreement = agreement
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def describe(self) -> list[dict[str, Any]]:
@@ -101,9 +110,9 @@ class ModelLifecycle:
                 )
         for name, model in models.items():
             split = self._traffic.get(name)
-            model["traffic"] = (
-                None if split is None else {"weights": split.weights, "sticky": split.sticky}
-            )
+            model["traffic"] = None if split is None else split.describe()
+            if split is not None and split.shadow is not None:
+                model["traffic"]["shadow"]["live"] = await self._live(name, split.shadow.version)
             model["versions"].sort(key=lambda v: int(v["version"]) if v["version"].isdigit() else 0)
         return sorted(models.values(), key=lambda m: m["name"])
 
@@ -147,16 +156,28 @@ class ModelLifecycle:
             logger.info("published model %s version %d", model, version)
             return version
 
-    async def split(self, model: str, weights: dict[str, int], sticky: bool) -> TrafficSplit:
+    async def split(
+        self, model: str, weights: dict[str, int], sticky: bool, shadow: Shadow | None = None
+    ) -> TrafficSplit:
         async with self._exclusive(model):
             await self._catalog.refresh()
             ready = self._ready(model)
             unknown = sorted(v for v, w in weights.items() if w > 0 and v not in ready)
+            if shadow is not None and shadow.version not in ready:
+                unknown.append(shadow.version)
             if unknown:
                 raise LifecycleError(f"model '{model}' has no ready version {', '.join(unknown)}")
             if not any(w > 0 for w in weights.values()) or any(w < 0 for w in weights.values()):
                 raise LifecycleError("weights must be non-negative with at least one above 0")
-            split = TrafficSplit({v: w for v, w in weights.items() if w > 0}, sticky)
+            if shadow is not None:
+                if weights.get(shadow.version, 0) > 0:
+                    raise LifecycleError(
+                        f"version {shadow.version} takes traffic in this split; a shadow "
+                        "version takes none (give it weight 0 or mirror another version)"
+                    )
+                if not 0 < shadow.percent <= 100:
+                    raise LifecycleError("the shadow's percent must be above 0 and at most 100")
+            split = TrafficSplit({v: w for v, w in weights.items() if w > 0}, sticky, shadow)
             await self._store(model, split)
             return split
 
@@ -169,22 +190,27 @@ class ModelLifecycle:
             current_split = self._traffic.get(model)
             current = (current_split.primary() if current_split else None) or self._default(model)
             gate: GateResult | None = None
+            live: LiveAgreement | None = None
             if current is not None and current != version and not force:
                 gate = await self._gate(model, candidate=version, current=current)
                 if not gate.passed:
                     raise QualityGateFailed(
                         f"version {version} of '{model}' fails the quality gate against version "
-                        f"{current}: {gate.measure} {gate.value:.4f} < {gate.threshold} "
-                        "(promote with force to override)"
+                        f"{current} on its probe set: {gate.measure} {gate.value:.4f} < "
+                        f"{gate.threshold} (promote with force to override)"
                     )
+                live = await self._live_gate(model, candidate=version, current=current)
             sticky = current_split.sticky if current_split else False
-            split = TrafficSplit({version: 100}, sticky)
+            shadow = current_split.shadow if current_split else None
+            kept = shadow if shadow is not None and shadow.version != version else None
+            split = TrafficSplit({version: 100}, sticky, kept)
             await self._store(model, split)
             return {
                 "model": model,
                 "version": version,
                 "replaced": current,
                 "quality_gate": gate.describe() if gate else None,
+                "shadow": live.describe() if live else None,
                 "forced": force,
             }
 
@@ -256,6 +282,69 @@ class ModelLifecycle:
             config_parameter_from(config, "quality_gate_min_cosine"), self._thresholds.min_cosine
         )
         return await compare(self._triton, model_dir, candidate, current, min_agreement, min_cosine)
+
+    async def _live_gate(self, model: str, candidate: str, current: str) -> LiveAgreement | None:
+        """The candidate's shadow figures against `current`: at least the required number
+        of mirrored requests, and (whenever there are any) within the model's thresholds."""
+        config = read_config(self.model_dir(model))
+        required = int(
+            _number(
+                config_parameter_from(config, "quality_gate_min_shadow_requests"),
+                self._thresholds.min_shadow_requests,
+            )
+        )
+        try:
+            if self._agreement is None:
+                raise StoreUnavailable("no shadow agreement store")
+            await self._agreement.flush()
+            live = await self._agreement.read(model, candidate, current)
+        except StoreUnavailable as exc:
+            if required:
+                raise self._unavailable() from exc
+            return None
+        count = live.requests if live else 0
+        if count < required:
+            raise QualityGateFailed(
+                f"version {candidate} of '{model}' has answered {count} mirrored requests "
+                f"against version {current}; the quality gate needs {required} (mirror traffic "
+                "to it with a shadow in the traffic split, or promote with force)"
+            )
+        if live is None:
+            return None
+        if live.measure == COSINE:
+            measure, value = "worst cosine", live.worst if live.worst is not None else 1.0
+            threshold = _number(
+                config_parameter_from(config, "quality_gate_min_cosine"),
+                self._thresholds.min_cosine,
+            )
+        else:
+            measure, value = "label agreement", live.mean
+            threshold = _number(
+                config_parameter_from(config, "quality_gate_min_agreement"),
+                self._thresholds.min_agreement,
+            )
+        if value < threshold:
+            raise QualityGateFailed(
+                f"version {candidate} of '{model}' fails the quality gate against version "
+                f"{current} on live traffic: {measure} {value:.4f} < {threshold} over "
+                f"{live.requests} mirrored requests ({live.rows} rows); promote with force to "
+                "override"
+            )
+        return live
+
+    async def _live(self, model: str, candidate: str) -> dict[str, Any] | None:
+        """The shadow figures of `candidate` against each version it was compared with."""
+        if self._agreement is None:
+            return None
+        try:
+            figures = {}
+            for reference in await self._agreement.references(model, candidate):
+                live = await self._agreement.read(model, candidate, reference)
+                if live is not None:
+                    figures[reference] = live.describe()
+        except StoreUnavailable:
+            return None
+        return figures
 
     async def _warm_up(self, model_dir: Path, version: str) -> None:
         """A few real requests to the new version; it must answer them all."""

@@ -2,7 +2,9 @@
 
 A split is weights per version (e.g. {"1": 90, "3": 10}), optionally sticky: a key then
 always gets the same version (a stable hash of key id and model picks it), so a client
-sees consistent answers during a canary. Splits live in Redis without a TTL, so they
+sees consistent answers during a canary. It may also name a shadow version and the share
+of requests mirrored to it (`gateway.lifecycle.shadow`): evidence for a promotion, no
+traffic. Splits live in Redis without a TTL, so they
 survive restarts and are shared by every gateway process:
 
     gateway:traffic:<model>          the current split (JSON); absent: Triton's default
@@ -36,11 +38,34 @@ HISTORY_LENGTH = 20
 
 
 @dataclass(frozen=True)
+class Shadow:
+    """A version that gets a copy of `percent` % of the model's requests, answered by
+    another version; its answers are compared, never returned or cached."""
+
+    version: str
+    percent: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {"version": self.version, "percent": self.percent}
+
+
+@dataclass(frozen=True)
 class TrafficSplit:
-    """Weights per version for unversioned requests."""
+    """Weights per version for unversioned requests, and an optional shadow."""
 
     weights: dict[str, int] = field(default_factory=dict)
     sticky: bool = False
+    shadow: Shadow | None = None
+
+    def mirrors(self) -> bool:
+        """Whether this request is one to mirror (drawn with the shadow's share)."""
+        return self.shadow is not None and random.random() * 100 < self.shadow.percent  # noqa: S311
+
+    def describe(self) -> dict[str, object]:
+        described: dict[str, object] = {"weights": self.weights, "sticky": self.sticky}
+        if self.shadow is not None:
+            described["shadow"] = self.shadow.as_dict()
+        return described
 
     def choose(self, model: str, ready: Collection[str], key_id: str) -> str | None:
         """The version for one request; None when no weighted version is ready."""
@@ -65,13 +90,18 @@ class TrafficSplit:
         return max(weighted)[2] if weighted else None
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"weights": self.weights, "sticky": self.sticky})
+        return orjson.dumps(self.describe())
 
     @classmethod
     def from_json(cls, data: bytes | str) -> TrafficSplit:
         document = orjson.loads(data)
         weights = {str(v): int(w) for v, w in document.get("weights", {}).items()}
-        return cls(weights, bool(document.get("sticky", False)))
+        shadow = document.get("shadow")
+        return cls(
+            weights,
+            bool(document.get("sticky", False)),
+            Shadow(str(shadow["version"]), float(shadow["percent"])) if shadow else None,
+        )
 
 
 class TrafficSplits:

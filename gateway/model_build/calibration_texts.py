@@ -20,10 +20,11 @@ from gateway.model_build.embedding import TEXTS, weights
 from gateway.model_build.sentences import SENTENCES
 
 MODULES = (
-    "json os pathlib collections functools itertools logging argparse subprocess threading "
-    "asyncio email http.client urllib.request statistics decimal fractions random string "
-    "textwrap csv sqlite3 zipfile tarfile shutil"
-).split()
+    *("json", "os", "pathlib", "collections", "functools", "itertools", "logging", "argparse"),
+    *("subprocess", "threading", "asyncio", "email", "http.client", "urllib.request"),
+    *("statistics", "decimal", "fractions", "random", "string", "textwrap", "csv", "sqlite3"),
+    *("zipfile", "tarfile", "shutil"),
+)
 
 
 def _rank(text: str) -> bytes:

@@ -9,7 +9,9 @@ POST   /admin/models/{model}/versions             publish: the ONNX file as the 
 POST   /admin/models/{model}/sync                 {"registered_model": "<name>"}: registry
                                                   aliases -> versions and traffic
 DELETE /admin/models/{model}/versions/{version}   unload
-PUT    /admin/models/{model}/traffic              {"weights": {"1": 90, "2": 10}, "sticky": false}
+PUT    /admin/models/{model}/traffic              {"weights": {"1": 90, "2": 10}, "sticky": false,
+                                                   "shadow": {"version": "3", "percent": 10}}
+                                                  (shadow optional: mirrored, never served)
 POST   /admin/models/{model}/promote              {"version": "2", "force": false}
 POST   /admin/models/{model}/rollback             the split before the last change
 """
@@ -27,6 +29,7 @@ from auth import StoreUnavailable
 from gateway.deps import AdminGrant, ServicesDep, json_response
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.lifecycle import TrafficSplit
+from gateway.lifecycle.traffic import Shadow
 from gateway.registry.sync import RegistrySync
 from gateway.services import Services
 
@@ -40,6 +43,16 @@ class Traffic(BaseModel):
 
     weights: dict[str, int] = Field(description="version -> weight, e.g. {'1': 90, '2': 10}")
     sticky: bool = Field(default=False, description="each key always gets the same version")
+    shadow: ShadowBody | None = Field(default=None, description="mirror requests to a version")
+
+
+class ShadowBody(BaseModel):
+    """The shadow of a traffic split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(description="the version that gets copies of requests")
+    percent: float = Field(gt=0, le=100, description="share of the model's requests mirrored")
 
 
 class Promotion(BaseModel):
@@ -52,7 +65,7 @@ class Promotion(BaseModel):
 
 
 def _split(split: TrafficSplit | None) -> dict[str, object] | None:
-    return None if split is None else {"weights": split.weights, "sticky": split.sticky}
+    return None if split is None else split.describe()
 
 
 @router.get("")
@@ -124,7 +137,8 @@ async def unload(model: str, version: str, services: ServicesDep, _: AdminGrant)
 
 @router.put("/{model}/traffic")
 async def traffic(model: str, body: Traffic, services: ServicesDep, _: AdminGrant) -> Response:
-    split = await services.lifecycle.split(model, body.weights, body.sticky)
+    shadow = Shadow(body.shadow.version, body.shadow.percent) if body.shadow else None
+    split = await services.lifecycle.split(model, body.weights, body.sticky, shadow)
     return json_response({"model": model, "traffic": _split(split)})
 
 
