@@ -1,5 +1,6 @@
-"""A fixed set of sentences: the parity check of the text encoder, its int8 comparison, the
-latency measurements, and the quality-gate probe set of `text_encoder`."""
+"""A fixed set of sentences: the parity check of the text encoder, the build's int8
+comparison and the latency measurements. The quality gate's probe set and the held-out set
+are elsewhere (`texts/`), so no gate or measurement reuses what the build checked."""
 
 SENTENCES = (
     "A man is eating food.",
