@@ -86,7 +86,7 @@ async def open_services(
         raise RuntimeError(
             "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
         )
-    spans = Spans(tracer_provider)
+    spans = Spans(tracer_provider, detailed=settings.trace_spans == "detailed")
     metrics.registry.register(BackendRestarts(settings.state_dir))  # from `gateway up`
     async with AsyncExitStack() as stack:
         triton = TritonClient(

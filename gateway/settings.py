@@ -314,6 +314,12 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         default=Path(".gateway"), description="Logs and data of embedded services"
     )
+    trace_spans: Literal["request", "detailed"] = Field(
+        default="request",
+        description="Spans per traced request: `request` (one SERVER span, plus a CLIENT span "
+        "per Triton call; stages as attributes) or `detailed` (a span per stage: auth, cache "
+        "lookups and stores, single-flight waits)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
 

@@ -223,6 +223,7 @@ def _start_systems(
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "GATEWAY_TRACE_SPANS": "detailed",  # a span per stage: where a miss's time goes
     }
     gateways: tuple[tuple[str, int, dict[str, str]], ...] = (
         ("gateway", 1, {}),

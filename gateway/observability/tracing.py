@@ -3,9 +3,15 @@
 - `OTEL_TRACES_EXPORTER`: `otlp` (the default when `OTEL_EXPORTER_OTLP_ENDPOINT` or
   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set), `console` (development), or `none`.
   Without an endpoint and without `console`, tracing is off and costs next to nothing.
-- The OTLP/HTTP exporter reads its endpoint, headers and timeout from `OTEL_EXPORTER_OTLP_*`;
-  the sampler comes from `OTEL_TRACES_SAMPLER` / `_ARG` (default: parent-based, always on);
+- `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`: `http/json` (the default here: `otlp_json.py`,
+  a sixth of the SDK encoder's cost per span) or `http/protobuf` (the SDK's exporter).
+  Endpoint, headers, timeout and compression come from `OTEL_EXPORTER_OTLP_*`;
   `OTEL_SERVICE_NAME` names the service (default `gateway`).
+- The sampler comes from `OTEL_TRACES_SAMPLER` / `_ARG` (default: parent-based, always on).
+  With `parentbased_traceidratio` (the production setting in deploy/), a request that
+  carries no `traceparent` is drawn before any span is built: one not drawn costs nothing
+  (the SDK would build a non-recording span and context for it); a caller's sampled or
+  unsampled `traceparent` is followed as the parent-based sampler does.
 
 A dead or slow collector never slows requests: finished spans go into a bounded queue
 (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048) that a background thread exports in batches. When the
@@ -21,14 +27,16 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -37,6 +45,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from gateway.metrics import Metrics
+from gateway.observability.otlp_json import OtlpJsonSpanExporter, traces_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -93,28 +102,65 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
+class HeadSampledTracerProvider(TracerProvider):
+    """A provider whose root spans are drawn by `Spans` with `root_ratio` before the SDK
+    is called; the SDK's own sampler then follows the parent (always on for a root)."""
+
+    def __init__(self, root_ratio: float, **options: Any) -> None:
+        super().__init__(sampler=sampling.ParentBased(sampling.ALWAYS_ON), **options)
+        self.root_ratio = root_ratio
+
+
 def tracer_provider_from_environment(metrics: Metrics) -> TracerProvider | None:
     """A provider built from OTEL_* variables, or None when tracing is off."""
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    if exporter_name == "none" or (not endpoint and exporter_name != "console"):
+    if exporter_name == "none" or (traces_endpoint() is None and exporter_name != "console"):
         return None
     exporter: SpanExporter
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/json"
+    ).strip()
     if exporter_name == "console":
         exporter = ConsoleSpanExporter()
-    else:
+    elif protocol == "http/json":
+        exporter = OtlpJsonSpanExporter.from_environment()
+    elif protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
-    return tracer_provider(exporter, metrics)
+    else:
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported by the gateway; "
+            "use http/json (the default) or http/protobuf"
+        )
+    return tracer_provider(exporter, metrics, root_ratio=_root_ratio_from_environment())
 
 
-def tracer_provider(exporter: SpanExporter, metrics: Metrics, **options: Any) -> TracerProvider:
-    """A provider exporting through `exporter` in the background, drops counted."""
+def _root_ratio_from_environment() -> float | None:
+    """The ratio of `parentbased_traceidratio`, drawn ahead of the SDK; None otherwise."""
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip() != "parentbased_traceidratio":
+        return None
+    try:
+        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+    except ValueError:
+        return 1.0  # as the SDK reads an unparsable argument
+    return min(max(ratio, 0.0), 1.0)
+
+
+def tracer_provider(
+    exporter: SpanExporter, metrics: Metrics, root_ratio: float | None = None, **options: Any
+) -> TracerProvider:
+    """A provider exporting through `exporter` in the background, drops counted; with
+    `root_ratio`, root spans are drawn by `Spans` (see HeadSampledTracerProvider)."""
     service = os.environ.get("OTEL_SERVICE_NAME", "gateway")
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    resource = Resource.create({"service.name": service})
+    provider = (
+        TracerProvider(resource=resource)
+        if root_ratio is None
+        else HeadSampledTracerProvider(root_ratio, resource=resource)
+    )
     provider.add_span_processor(
         CountingBatchSpanProcessor(MeteredExporter(exporter, metrics), metrics, **options)
     )
@@ -124,16 +170,31 @@ def tracer_provider(exporter: SpanExporter, metrics: Metrics, **options: Any) ->
     return provider
 
 
-def traceparent_metadata() -> list[tuple[str, str]]:
-    """The current trace context as gRPC metadata (W3C `traceparent`, `tracestate`)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return list(carrier.items())
-
-
 def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
     """The gateway's tracer; a no-op one when tracing is off."""
     return (provider or trace.NoOpTracerProvider()).get_tracer(TRACER_NAME)
+
+
+class _Current(AbstractContextManager[trace.Span]):
+    """`span` made current until the block ends, then ended: what the SDK's
+    `start_as_current_span` does, without its two generator-based context managers (a
+    third of a span's cost on the request path, measured)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
+        otel_context.detach(self._token)  # type: ignore[arg-type]
+        if isinstance(error, Exception) and self._span.is_recording():
+            self._span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+        self._span.end()
 
 
 # One shared do-nothing context: what every span costs while tracing is off.
@@ -148,10 +209,19 @@ class Spans:
     path. So: with tracing off every span is one shared null context, and a child of a
     span that is not recording (a request not sampled) is skipped, as it would not be
     recorded either. A request costs one span unless it is sampled.
+
+    Detail (GATEWAY_TRACE_SPANS): each span costs the SDK tens of microseconds to build
+    and export, as much as a cache hit itself. With `request` (the default) a request is
+    its SERVER span plus a CLIENT span per call to Triton (the parent of Triton's own
+    spans); the stages inside (`auth`, `cache.lookup`, `cache.store`, single-flight waits)
+    set their attributes on the SERVER span instead of opening spans of their own. With
+    `detailed` every stage is a span with its own timing.
     """
 
-    def __init__(self, provider: trace.TracerProvider | None = None) -> None:
+    def __init__(self, provider: trace.TracerProvider | None = None, detailed: bool = True) -> None:
         self._tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
+        self._detailed = detailed
+        self._root_ratio: float = getattr(provider, "root_ratio", 1.0)
 
     @property
     def enabled(self) -> bool:
@@ -166,29 +236,53 @@ class Spans:
     ) -> AbstractContextManager[trace.Span]:
         if self._tracer is None:
             return _NO_SPAN
-        if kind is not trace.SpanKind.SERVER and not trace.get_current_span().is_recording():
+        if kind is trace.SpanKind.SERVER and context is None and not self._drawn():
             return _NO_SPAN
-        return self._tracer.start_as_current_span(
+        if kind is not trace.SpanKind.SERVER:
+            current = trace.get_current_span()
+            if not current.is_recording():
+                return _NO_SPAN
+            if kind is trace.SpanKind.INTERNAL and not self._detailed:
+                if attributes:  # a stage: its attributes go on the request span
+                    current.set_attributes(attributes)
+                return nullcontext(current)
+        span = self._tracer.start_span(
             name, context=context, kind=kind, attributes=attributes, record_exception=False
         )
+        return _Current(span)
+
+    def propagation_headers(self) -> dict[str, str]:
+        """The W3C trace context (`traceparent`, `tracestate`) for a call made now: the
+        current span's; for a request not drawn by head sampling, an unsampled one, so the
+        callee knows the trace was not kept; none with tracing off."""
+        if self._tracer is None:
+            return {}
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if not carrier:
+            trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+            carrier["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
+        return carrier
+
+    def _drawn(self) -> bool:
+        """Whether a request without a caller's trace context is traced (head sampling)."""
+        return self._root_ratio >= 1.0 or random.random() < self._root_ratio  # noqa: S311
 
     def begin(
         self, name: str, attributes: Mapping[str, str | int | bool] | None = None
     ) -> trace.Span:
         """A child span of the current one that is not made current: for work that goes on
-        after its request (the caller ends it)."""
-        if self._tracer is None or not trace.get_current_span().is_recording():
+        after its request (the caller ends it). Only with detailed spans."""
+        if self._tracer is None or not self._detailed:
+            return trace.INVALID_SPAN
+        if not trace.get_current_span().is_recording():
             return trace.INVALID_SPAN
         return self._tracer.start_span(name, attributes=attributes, record_exception=False)
 
 
 def otlp_traces_url() -> str | None:
     """The OTLP/HTTP traces URL the OTEL_* variables configure, if any."""
-    explicit = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    if explicit:
-        return explicit
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return base.rstrip("/") + "/v1/traces" if base else None
+    return traces_endpoint()
 
 
 def triton_trace_arguments(traces_url: str) -> list[str]:

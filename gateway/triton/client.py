@@ -47,7 +47,7 @@ from opentelemetry import trace
 from auth import CircuitBreaker
 from gateway.errors import GatewayError, InferenceTimeout, TritonBusy, TritonUnavailable
 from gateway.metrics import Metrics
-from gateway.observability.tracing import Spans, traceparent_metadata
+from gateway.observability.tracing import Spans
 from gateway.protocol.names import check_model_path
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 from gateway.triton.balancing import Outliers, choose, stick
@@ -143,7 +143,7 @@ class TritonClient:
             headers = {
                 "Content-Type": "application/octet-stream",
                 "Inference-Header-Content-Length": str(len(header)),
-                **(dict(traceparent_metadata()) if self._spans.enabled else {}),
+                **self._spans.propagation_headers(),
             }
             path = _model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()

@@ -257,5 +257,7 @@ def test_a_callers_traceparent_is_continued(
     children = [
         s for s in exporter.get_finished_spans() if s.context.trace_id == server.context.trace_id
     ]
-    assert {"cache.lookup", "triton.infer"} <= {s.name for s in children}
+    # the default span detail: the request's span, with the cache's outcome, and the Triton call
+    assert {s.name for s in children} == {"ModelInfer", "triton.infer"}
+    assert (server.attributes or {})["gateway.cache.outcome"] == "miss"
     provider.shutdown()

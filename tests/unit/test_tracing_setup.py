@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+
+import orjson
 import pytest
+from google.protobuf import json_format
+from opentelemetry import propagate
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.metrics import Metrics
+from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans
 from gateway.observability.tracing import (
+    Spans,
     get_tracer,
     otlp_traces_url,
+    tracer_provider,
     tracer_provider_from_environment,
     triton_trace_arguments,
 )
@@ -22,6 +34,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "OTEL_TRACES_EXPORTER",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -64,3 +80,94 @@ def test_the_embedded_triton_traces_only_when_asked(
     assert "Triton issue 7795" in caplog.text
     asked = _embedded_triton_tracing(Settings(triton_tracing=True))
     assert asked == triton_trace_arguments("http://127.0.0.1:4318/v1/traces")
+
+
+def test_otlp_json_is_the_default_protocol_and_protobuf_can_be_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a%20b")
+
+    def exporter_of(provider: TracerProvider | None) -> object:
+        assert provider is not None
+        processor = provider._active_span_processor._span_processors[0]
+        exporter = processor._batch_processor._exporter._inner  # type: ignore[attr-defined]
+        provider.shutdown()
+        return exporter
+
+    exporter = exporter_of(tracer_provider_from_environment(Metrics()))
+    assert isinstance(exporter, OtlpJsonSpanExporter)
+    assert exporter.endpoint == "http://collector:4318/v1/traces"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    assert isinstance(exporter_of(tracer_provider_from_environment(Metrics())), OTLPSpanExporter)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+    with pytest.raises(ValueError, match="http/json"):
+        tracer_provider_from_environment(Metrics())
+
+
+def test_otlp_json_is_the_protobuf_schema_in_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = tracer_provider(exporter, Metrics())
+    tracer = get_tracer(provider)
+    with tracer.start_as_current_span(
+        "POST /v2/models/{model}/infer", kind=SpanKind.SERVER, attributes={"a": "b", "n": 3}
+    ) as server:
+        server.set_attribute("ok", True)
+        server.set_attribute("ratio", 0.5)
+        server.set_attribute("list", ["x", "y"])
+        server.add_event("retry", {"attempt": 1})
+        with tracer.start_as_current_span("triton.infer", kind=SpanKind.CLIENT) as call:
+            call.set_status(StatusCode.ERROR, "Triton answered 503")
+    provider.force_flush()
+    document = encode_spans(exporter.get_finished_spans())
+    # The JSON mapping of the protobuf, but ids in hex: swap them for what json_format reads.
+    for resource in document["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                for name in ("traceId", "spanId", "parentSpanId"):
+                    if name in span:
+                        span[name] = base64.b64encode(bytes.fromhex(span[name])).decode()
+    request = json_format.Parse(orjson.dumps(document), ExportTraceServiceRequest())
+    (resource,) = request.resource_spans
+    assert {a.key for a in resource.resource.attributes} >= {"service.name"}
+    call_span, server_span = resource.scope_spans[0].spans
+    assert server_span.kind == server_span.SPAN_KIND_SERVER
+    assert call_span.kind == call_span.SPAN_KIND_CLIENT
+    assert call_span.parent_span_id == server_span.span_id
+    assert call_span.trace_id == server_span.trace_id and len(server_span.trace_id) == 16
+    assert call_span.status.code == call_span.status.STATUS_CODE_ERROR
+    assert call_span.status.message == "Triton answered 503"
+    values = {a.key: a.value for a in server_span.attributes}
+    assert values["a"].string_value == "b" and values["n"].int_value == 3
+    assert values["ok"].bool_value is True and values["ratio"].double_value == 0.5
+    assert [v.string_value for v in values["list"].array_value.values] == ["x", "y"]
+    assert server_span.events[0].name == "retry"
+    assert server_span.end_time_unix_nano > server_span.start_time_unix_nano > 0
+    provider.shutdown()
+
+
+def test_head_sampling_draws_roots_before_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    provider = tracer_provider_from_environment(Metrics())
+    assert provider is not None and getattr(provider, "root_ratio", None) == 0.25
+    spans = Spans(provider)
+    drawn = 0
+    for _ in range(4000):
+        with spans.start("r", kind=SpanKind.SERVER) as span:
+            drawn += span.is_recording()
+            if not span.is_recording():  # the callee learns the trace was not kept
+                assert spans.propagation_headers()["traceparent"].endswith("-00")
+    assert 800 <= drawn <= 1200  # binomial(4000, 0.25): mean 1000, sd 27
+    # A caller's sampled traceparent is always followed.
+    caller = propagate.extract({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+    for _ in range(50):
+        with spans.start("r", kind=SpanKind.SERVER, context=caller) as span:
+            assert span.is_recording()
+            assert spans.propagation_headers()["traceparent"].endswith("-01")
+    provider.shutdown()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    other = tracer_provider_from_environment(Metrics())
+    assert other is not None and not hasattr(other, "root_ratio")
+    other.shutdown()
