@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -105,9 +106,12 @@ class InferEndpoint:
         send: Send,
     ) -> None:
         spans = services.spans
+        name = f"{scope['method']} {info.route}"
+        attributes = {"http.request.method": scope["method"], "gateway.model": model}
+        started_ns = time.time_ns()
         with spans.start(
-            f"{scope['method']} {info.route}",
-            attributes={"http.request.method": scope["method"], "gateway.model": model},
+            name,
+            attributes=attributes,
             kind=trace.SpanKind.SERVER,
             context=_caller_context(scope) if spans.enabled else None,
         ) as span:
@@ -116,6 +120,7 @@ class InferEndpoint:
             span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 span.set_status(trace.StatusCode.ERROR)
+        spans.keep_notable(span, name, started_ns, status, attributes)
 
     async def _serve(
         self,

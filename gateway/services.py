@@ -86,7 +86,9 @@ async def open_services(
         raise RuntimeError(
             "no Redis configured: set GATEWAY_REDIS_URL (or use `gateway up`, which starts one)"
         )
-    spans = Spans(tracer_provider, detailed=settings.trace_spans == "detailed")
+    spans = Spans(
+        tracer_provider, detailed=settings.trace_spans == "detailed", slow_s=settings.trace_slow_s
+    )
     metrics.registry.register(BackendRestarts(settings.state_dir))  # from `gateway up`
     async with AsyncExitStack() as stack:
         triton = TritonClient(

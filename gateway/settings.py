@@ -320,6 +320,12 @@ class Settings(BaseSettings):
         "per Triton call; stages as attributes) or `detailed` (a span per stage: auth, cache "
         "lookups and stores, single-flight waits)",
     )
+    trace_slow_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="With OTEL_TRACES_SAMPLER=parentbased_traceidratio, a request not drawn "
+        "is still traced (one span) when it fails with a 5xx or takes at least this long",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
 

@@ -126,9 +126,11 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         started = time.perf_counter()
         fields: dict[str, object] = {"model": services.catalog.metric_label(model)}
         status = 500
+        attributes = {"rpc.system": "grpc", "rpc.method": "ModelInfer", "gateway.model": model}
+        started_ns = time.time_ns()
         with services.spans.start(
             "ModelInfer",
-            attributes={"rpc.system": "grpc", "rpc.method": "ModelInfer", "gateway.model": model},
+            attributes=attributes,
             kind=trace.SpanKind.SERVER,
             context=_caller_context(context) if services.spans.enabled else None,
         ) as span:
@@ -156,6 +158,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
                 span.set_attribute("rpc.grpc.status_code", _code_of(status).value[0])
                 if status >= 500:
                     span.set_status(trace.StatusCode.ERROR)
+                services.spans.keep_notable(span, "ModelInfer", started_ns, status, attributes)
                 self._record("ModelInfer", context, status, started, fields)
 
     async def ModelStreamInfer(self, request_iterator: Any, context: Any) -> Any:

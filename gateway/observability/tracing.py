@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -218,10 +219,16 @@ class Spans:
     `detailed` every stage is a span with its own timing.
     """
 
-    def __init__(self, provider: trace.TracerProvider | None = None, detailed: bool = True) -> None:
+    def __init__(
+        self,
+        provider: trace.TracerProvider | None = None,
+        detailed: bool = True,
+        slow_s: float = 0.5,
+    ) -> None:
         self._tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
         self._detailed = detailed
         self._root_ratio: float = getattr(provider, "root_ratio", 1.0)
+        self._slow_s = slow_s
 
     @property
     def enabled(self) -> bool:
@@ -263,6 +270,34 @@ class Spans:
             trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
             carrier["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
         return carrier
+
+    def keep_notable(
+        self,
+        span: trace.Span,
+        name: str,
+        started_ns: int,
+        status: int,
+        attributes: Mapping[str, str | int | bool],
+    ) -> None:
+        """A request that head sampling did not draw but that failed (5xx) or took at least
+        the slow threshold is traced after all, as one SERVER span over its whole time:
+        head sampling cannot know in advance which requests will matter."""
+        if self._tracer is None or self._root_ratio >= 1.0 or span.is_recording():
+            return
+        kept = "error" if status >= 500 else "slow"
+        if kept == "slow" and time.time_ns() - started_ns < self._slow_s * 1e9:
+            return
+        outcome: dict[str, str | int] = {
+            "http.response.status_code": status,
+            "gateway.trace.kept": kept,
+        }
+        late = self._tracer.start_span(
+            name, kind=trace.SpanKind.SERVER, start_time=started_ns, attributes=attributes
+        )
+        late.set_attributes(outcome)
+        if status >= 500:
+            late.set_status(trace.StatusCode.ERROR)
+        late.end()
 
     def _drawn(self) -> bool:
         """Whether a request without a caller's trace context is traced (head sampling)."""

@@ -25,7 +25,11 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
 from gateway.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter
-from gateway.observability.tracing import tracer_provider, triton_trace_arguments
+from gateway.observability.tracing import (
+    HeadSampledTracerProvider,
+    tracer_provider,
+    triton_trace_arguments,
+)
 from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
@@ -131,6 +135,21 @@ def test_by_default_a_request_is_one_span_plus_its_triton_call(
         assert server.name == SERVER_SPAN and attrs(server)["http.response.status_code"] == 200
         assert attrs(server)["gateway.cache.outcome"] == "hit"
         assert attrs(server)["gateway.cache.tier"] == "local"
+    provider.shutdown()
+
+
+def test_a_request_head_sampling_left_out_is_kept_when_slow(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = HeadSampledTracerProvider(0.0)  # OTEL_TRACES_SAMPLER_ARG=0: none drawn
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = gateway_settings(triton, redis_server, trace_slow_s=1e-6)  # every one is slow
+    with running_gateway(settings, provider) as url:
+        assert infer(url, MODEL, unique_features()).cache == "miss"
+    (kept,) = exporter.get_finished_spans()  # one span, none for the stages or the call
+    assert kept.name == SERVER_SPAN and attrs(kept)["gateway.trace.kept"] == "slow"
+    assert attrs(kept)["http.response.status_code"] == 200
     provider.shutdown()
 
 

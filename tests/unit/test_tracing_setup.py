@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import orjson
 import pytest
@@ -11,12 +12,14 @@ from opentelemetry import propagate
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans
 from gateway.observability.tracing import (
+    HeadSampledTracerProvider,
     Spans,
     get_tracer,
     otlp_traces_url,
@@ -171,3 +174,24 @@ def test_head_sampling_draws_roots_before_the_sdk(monkeypatch: pytest.MonkeyPatc
     other = tracer_provider_from_environment(Metrics())
     assert other is not None and not hasattr(other, "root_ratio")
     other.shutdown()
+
+
+def test_requests_not_drawn_are_traced_when_they_fail_or_are_slow() -> None:
+    exporter = InMemorySpanExporter()
+    provider = HeadSampledTracerProvider(0.0)  # no request is drawn
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = Spans(provider, slow_s=0.5)
+    attributes = {"gateway.model": "m"}
+    for status, age_s in ((200, 0.0), (503, 0.0), (200, 2.0), (404, 0.0)):
+        started_ns = time.time_ns() - int(age_s * 1e9)
+        with spans.start("POST /infer", attributes, kind=SpanKind.SERVER) as span:
+            assert not span.is_recording()
+        spans.keep_notable(span, "POST /infer", started_ns, status, attributes)
+    kept = exporter.get_finished_spans()
+    assert [(s.attributes or {}).get("gateway.trace.kept") for s in kept] == ["error", "slow"]
+    error, slow = kept
+    assert error.status.status_code is StatusCode.ERROR and error.kind is SpanKind.SERVER
+    assert (error.attributes or {})["http.response.status_code"] == 503
+    assert slow.end_time is not None and slow.start_time is not None
+    assert slow.end_time - slow.start_time >= 2e9  # the request's whole time
+    provider.shutdown()
