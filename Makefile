@@ -93,6 +93,7 @@ loadtest: models
 
 bench: models bench-deps
 	$(BIN)/python -m loadtests.bench
+	$(BIN)/python -m loadtests.tracing_cost
 
 # Minutes of unique misses: the gateway's memory levels off within its cache bound.
 soak: models bench-deps

@@ -704,7 +704,8 @@ def report(
         f"of {rounds} runs of {duration_s:g} s, the rows of a table interleaved run by run; "
         "gRPC rows by h2load (mean latency in the p50 column, no p99). "
         "Cache misses and the alternatives get a unique input per request; hits repeat one. "
-        "Every gateway logs an access line per request and keeps its metrics; tracing is off.",
+        "Every gateway logs an access line per request and keeps its metrics; tracing is off "
+        "(what it costs: tracing.md, by loadtests/tracing_cost.py, which make bench runs next).",
         "",
         "## Targets",
         "",
