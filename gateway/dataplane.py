@@ -136,7 +136,7 @@ class DataPlane:
                 replay = self._cache.replay(memo)
                 span.set_attribute("gateway.cache.outcome", "miss" if replay is None else "hit")
             if replay is not None:
-                self._count(model, Outcome.HIT, replay.output_bytes, tier="local")
+                self._count(model, Outcome.HIT, replay.output_bytes, replay.triton_s, "local")
                 return Answer(replay.response, Outcome.HIT, target.version)
         request = await self._decoded(view, model, version, body, header_length)
         if target is None or directive is Directive.NONE or is_stateful(request):
@@ -148,7 +148,7 @@ class DataPlane:
         response = encode_infer_response(request, result)
         if memo is not None and target is not None and outcome in _REPLAYABLE:
             entry = CacheKey(b"", model, target.version)
-            replay = Replay(response, _output_bytes(result))
+            replay = Replay(response, _output_bytes(result), result.triton_s)
             self._cache.remember(memo, replay, entry, target.view.cache_policy)
         return Answer(
             response, outcome, result.version, self._mirror(view, request, result, outcome)
@@ -230,10 +230,10 @@ class DataPlane:
             cached = self._cache.lookup(entry)
             span.set_attribute("gateway.cache.outcome", "miss" if cached is None else "hit")
         if cached is not None:
-            self._count(model, Outcome.HIT, _output_bytes(cached), tier="local")
+            self._count(model, Outcome.HIT, _output_bytes(cached), cached.triton_s, "local")
             return cached, Outcome.HIT
         result, outcome = await self._cache.fetch(entry, ask_triton, policy, allow_stale)
-        self._count(model, outcome, _output_bytes(result), tier="redis")
+        self._count(model, outcome, _output_bytes(result), result.triton_s, "redis")
         return result, outcome
 
     async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
@@ -254,13 +254,19 @@ class DataPlane:
         return result
 
     def _count(
-        self, model: str, outcome: Outcome, output_bytes: int = 0, tier: str | None = None
+        self,
+        model: str,
+        outcome: Outcome,
+        output_bytes: int = 0,
+        triton_s: float = 0.0,
+        tier: str | None = None,
     ) -> None:
         self._metrics.cache_lookups.labels(model, outcome.value).inc()
         if outcome is Outcome.HIT:
             self._metrics.cache_hits.labels(model, tier or "redis").inc()
         if outcome in (Outcome.HIT, Outcome.COALESCED):
             self._metrics.cache_bytes_saved.labels(model).inc(output_bytes)
+            self._metrics.cache_triton_seconds_saved.labels(model).inc(triton_s)
 
     def _tenant(self, key: KeyRecord) -> str:
         return key.tenant_name if self._cache_per_tenant or key.private_cache else ""

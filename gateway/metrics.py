@@ -218,6 +218,15 @@ class Metrics:
                 registry=r,
             )
         )
+        self.cache_triton_seconds_saved = Family(
+            Counter(
+                "gateway_cache_triton_seconds_saved",
+                "Seconds of Triton time that cache hits saved: each entry keeps how long its "
+                "miss took in Triton",
+                ["model"],
+                registry=r,
+            )
+        )
         self.cache_verification_failures = Family(
             Counter(
                 "gateway_cache_verification_failures",

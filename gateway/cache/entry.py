@@ -1,10 +1,11 @@
 """Cache values: the outputs in a compact binary form, bound to their key and signed.
 
-    magic "GWC1" | key digest (32) | version | output count
+    magic "GWC2" | key digest (32) | version | Triton seconds (f64) | output count
     per output: name | datatype | shape | raw data
     HMAC-SHA256(server secret, everything above) (32)
 
 Strings are u16-length-prefixed, shapes u8 rank + i64 dims, data u64-length-prefixed.
+Entries of the first format ("GWC1", without the Triton seconds) are still read.
 `verify` refuses (raises `InvalidEntry`) anything whose signature, key digest or framing is
 wrong: a forged, corrupted or misplaced entry is a miss, never an answer.
 """
@@ -17,8 +18,10 @@ import struct
 
 from gateway.protocol.types import InferResult, Tensor
 
-MAGIC = b"GWC1"
+MAGIC = b"GWC2"
+FIRST_MAGIC = b"GWC1"
 _U16 = struct.Struct("<H")
+_F64 = struct.Struct("<d")
 _U64 = struct.Struct("<Q")
 SIGNATURE_SIZE = 32
 
@@ -34,7 +37,8 @@ class EntryCodec:
         self._secret = secret
 
     def pack(self, key: bytes, result: InferResult) -> bytes:
-        parts = [MAGIC, key, _text(result.version), _U16.pack(len(result.outputs))]
+        parts = [MAGIC, key, _text(result.version), _F64.pack(result.triton_s)]
+        parts.append(_U16.pack(len(result.outputs)))
         for tensor in result.outputs:
             parts += [
                 _text(tensor.name),
@@ -55,12 +59,13 @@ class EntryCodec:
         expected = hmac.new(self._secret, body, hashlib.sha256).digest()
         if not hmac.compare_digest(signature, expected):
             raise InvalidEntry("bad signature")
-        if body[: len(MAGIC)] != MAGIC:
+        magic = body[: len(MAGIC)]
+        if magic not in (MAGIC, FIRST_MAGIC):
             raise InvalidEntry("unknown format")
         if not hmac.compare_digest(body[len(MAGIC) : len(MAGIC) + len(key)], key):
             raise InvalidEntry("stored for another key")
         try:
-            return _read(body, len(MAGIC) + len(key), model)
+            return _read(body, len(MAGIC) + len(key), model, timed=magic == MAGIC)
         except (struct.error, IndexError, UnicodeDecodeError) as exc:
             raise InvalidEntry(f"malformed: {exc}") from exc
 
@@ -70,7 +75,7 @@ def _text(value: str) -> bytes:
     return _U16.pack(len(encoded)) + encoded
 
 
-def _read(body: bytes, offset: int, model: str) -> InferResult:
+def _read(body: bytes, offset: int, model: str, timed: bool) -> InferResult:
     view = memoryview(body)
 
     def text() -> str:
@@ -82,6 +87,10 @@ def _read(body: bytes, offset: int, model: str) -> InferResult:
         return value
 
     version = text()
+    triton_s = 0.0
+    if timed:
+        (triton_s,) = _F64.unpack_from(view, offset)
+        offset += 8
     (count,) = _U16.unpack_from(view, offset)
     offset += 2
     outputs = []
@@ -99,4 +108,4 @@ def _read(body: bytes, offset: int, model: str) -> InferResult:
         offset += size
     if offset != len(view):
         raise IndexError("trailing bytes")
-    return InferResult(model, version, tuple(outputs))
+    return InferResult(model, version, tuple(outputs), triton_s)

@@ -93,10 +93,12 @@ class CacheKey:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """An encoded response kept for identical requests, with its output size."""
+    """An encoded response kept for identical requests, with its output size and the
+    seconds Triton took for it."""
 
     response: EncodedResponse
     output_bytes: int
+    triton_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,7 @@ class ResultCache:
         response = replay.response
         # A right-sized copy: orjson's output can hold several KB of spare capacity.
         body = bytes(memoryview(response.body))
-        kept = Replay(replace(response, body=body), replay.output_bytes)
+        kept = replace(replay, response=replace(response, body=body))
         self._memo.put(
             memo_key, kept, len(body) + REPLAY_OVERHEAD_BYTES, policy.ttl_s, key.model, key.version
         )

@@ -54,3 +54,5 @@ class InferResult:
     model: str
     version: str
     outputs: tuple[Tensor, ...]
+    # Seconds Triton took to give this answer (0 when unknown): what a cache hit saves.
+    triton_s: float = field(default=0.0, compare=False)

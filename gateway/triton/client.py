@@ -36,6 +36,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
@@ -165,7 +166,7 @@ class TritonClient:
         )
         self.deadlines.observe(request.model, elapsed, rows)
         self._set_degraded(False)
-        return result
+        return replace(result, triton_s=elapsed)
 
     async def _send(
         self,

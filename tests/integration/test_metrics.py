@@ -71,6 +71,12 @@ def snapshot(url: str) -> Callable[[], dict[str, float]]:
             "triton_calls": value(
                 text, "gateway_triton_request_duration_seconds_count", model=MODEL
             ),
+            "triton_seconds": value(
+                text, "gateway_triton_request_duration_seconds_sum", model=MODEL
+            ),
+            "triton_seconds_saved": value(
+                text, "gateway_cache_triton_seconds_saved_total", model=MODEL
+            ),
         }
 
     return read
@@ -84,6 +90,9 @@ def check(before: dict[str, float], after: dict[str, float], sent: dict[str, int
     assert moved["requests_401"] >= sent["missing"] + sent["malformed"]
     assert moved["latency_count"] >= sent["miss"] + sent["hit"] + sent["rate_limited"]
     assert moved["triton_calls"] == sent["miss"]
+    # every hit saved the Triton time its entry's miss took: 5 hits of the 3 misses' answers
+    per_miss = moved["triton_seconds"] / sent["miss"]
+    assert 0 < moved["triton_seconds_saved"] <= 5 * per_miss * 3
 
 
 def test_counters_move_in_one_worker(gateway_url: str) -> None:

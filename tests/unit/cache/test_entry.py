@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gateway.cache import EntryCodec, InvalidEntry
+from gateway.cache.entry import FIRST_MAGIC, MAGIC, SIGNATURE_SIZE
 from gateway.protocol.datatypes import encode_bytes_elements
 from gateway.protocol.types import InferResult, Tensor
 
@@ -26,6 +30,18 @@ CODEC = EntryCodec(b"s" * 32)
 
 def test_round_trip() -> None:
     assert CODEC.unpack(KEY, "m", CODEC.pack(KEY, RESULT)) == RESULT
+
+
+def test_the_triton_time_travels_with_the_entry_and_first_format_entries_still_read() -> None:
+    timed = replace(RESULT, triton_s=0.0125)
+    assert CODEC.unpack(KEY, "m", CODEC.pack(KEY, timed)).triton_s == 0.0125
+    # the first format: no Triton time after the version (re-signed as the codec would)
+    value = CODEC.pack(KEY, timed)[:-SIGNATURE_SIZE]
+    version_end = len(MAGIC) + len(KEY) + 2 + len(b"3")
+    first = FIRST_MAGIC + value[len(MAGIC) : version_end] + value[version_end + 8 :]
+    signed = first + hmac.new(b"s" * 32, first, hashlib.sha256).digest()
+    old = CODEC.unpack(KEY, "m", signed)
+    assert old == RESULT and old.triton_s == 0.0
 
 
 def test_every_flipped_byte_is_refused() -> None:
