@@ -265,8 +265,9 @@ class Spans:
         if self._tracer is None:
             return {}
         carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        if not carrier:
+        if trace.get_current_span().get_span_context().is_valid:
+            propagate.inject(carrier)
+        else:  # no span at all: cheaper than the propagators finding nothing to inject
             trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
             carrier["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
         return carrier
