@@ -31,6 +31,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -103,12 +104,31 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
+# Set while `Spans` starts a root span it has drawn itself: the sampler then records it.
+_DRAWN: ContextVar[bool] = ContextVar("gateway_trace_drawn", default=False)
+
+
+class _DrawnOrRatio(sampling.Sampler):
+    """Roots that `Spans` drew are sampled; other roots (the routes FastAPI's
+    instrumentation traces) by trace-id ratio, as `parentbased_traceidratio` would."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = sampling.TraceIdRatioBased(ratio)
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> sampling.SamplingResult:
+        chosen = sampling.ALWAYS_ON if _DRAWN.get() else self._ratio
+        return chosen.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"DrawnByGatewayOr{self._ratio.get_description()}"
+
+
 class HeadSampledTracerProvider(TracerProvider):
-    """A provider whose root spans are drawn by `Spans` with `root_ratio` before the SDK
-    is called; the SDK's own sampler then follows the parent (always on for a root)."""
+    """A provider whose inference requests' root spans are drawn by `Spans` with
+    `root_ratio` before the SDK is called (see _DrawnOrRatio)."""
 
     def __init__(self, root_ratio: float, **options: Any) -> None:
-        super().__init__(sampler=sampling.ParentBased(sampling.ALWAYS_ON), **options)
+        super().__init__(sampler=sampling.ParentBased(_DrawnOrRatio(root_ratio)), **options)
         self.root_ratio = root_ratio
 
 
@@ -253,9 +273,14 @@ class Spans:
                 if attributes:  # a stage: its attributes go on the request span
                     current.set_attributes(attributes)
                 return nullcontext(current)
-        span = self._tracer.start_span(
-            name, context=context, kind=kind, attributes=attributes, record_exception=False
-        )
+        drawn = _DRAWN.set(True) if kind is trace.SpanKind.SERVER and context is None else None
+        try:
+            span = self._tracer.start_span(
+                name, context=context, kind=kind, attributes=attributes, record_exception=False
+            )
+        finally:
+            if drawn is not None:
+                _DRAWN.reset(drawn)
         return _Current(span)
 
     def propagation_headers(self) -> dict[str, str]:
@@ -292,9 +317,13 @@ class Spans:
             "http.response.status_code": status,
             "gateway.trace.kept": kept,
         }
-        late = self._tracer.start_span(
-            name, kind=trace.SpanKind.SERVER, start_time=started_ns, attributes=attributes
-        )
+        drawn = _DRAWN.set(True)
+        try:
+            late = self._tracer.start_span(
+                name, kind=trace.SpanKind.SERVER, start_time=started_ns, attributes=attributes
+            )
+        finally:
+            _DRAWN.reset(drawn)
         late.set_attributes(outcome)
         if status >= 500:
             late.set_status(trace.StatusCode.ERROR)
