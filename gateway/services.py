@@ -68,7 +68,6 @@ class Services:
     provenance: Provenance
     registry: RegistrySync | None  # with GATEWAY_MLFLOW_TRACKING_URI
     shadows: ShadowTraffic
-    shadow_agreement: ShadowAgreement
 
 
 @asynccontextmanager
@@ -231,7 +230,6 @@ async def open_services(
             provenance=provenance,
             registry=registry,
             shadows=shadows,
-            shadow_agreement=agreement,
         )
 
 

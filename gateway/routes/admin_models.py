@@ -36,6 +36,15 @@ from gateway.services import Services
 router = APIRouter(prefix="/admin/models", tags=["admin"])
 
 
+class ShadowBody(BaseModel):
+    """The shadow of a traffic split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(description="the version that gets copies of requests")
+    percent: float = Field(gt=0, le=100, description="share of the model's requests mirrored")
+
+
 class Traffic(BaseModel):
     """Body of `PUT /admin/models/{model}/traffic`."""
 
@@ -44,15 +53,6 @@ class Traffic(BaseModel):
     weights: dict[str, int] = Field(description="version -> weight, e.g. {'1': 90, '2': 10}")
     sticky: bool = Field(default=False, description="each key always gets the same version")
     shadow: ShadowBody | None = Field(default=None, description="mirror requests to a version")
-
-
-class ShadowBody(BaseModel):
-    """The shadow of a traffic split."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = Field(description="the version that gets copies of requests")
-    percent: float = Field(gt=0, le=100, description="share of the model's requests mirrored")
 
 
 class Promotion(BaseModel):
