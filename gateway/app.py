@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from gateway import __version__
 from gateway.draining import ClosingConnections, Drain
 from gateway.error_handlers import install_error_handlers
+from gateway.gc_tuning import tune_for_serving
 from gateway.grpc_api.server import start_grpc_server
 from gateway.infer_endpoint import InferEndpoint
 from gateway.metrics import Metrics
@@ -74,6 +75,7 @@ def create_app(
                         services, drain, access_log, settings.grpc_host, settings.grpc_port
                     )
                     stack.push_async_callback(grpc_server.stop, settings.shutdown_grace_s)
+                tune_for_serving()  # the start-up heap is built: stop re-scanning it
                 try:
                     # Lifespan state: copied into every request's scope["state"].
                     yield {"services": services, "drain": drain}
