@@ -192,14 +192,22 @@ class ModelLifecycle:
             gate: GateResult | None = None
             live: LiveAgreement | None = None
             if current is not None and current != version and not force:
-                gate = await self._gate(model, candidate=version, current=current)
+                thresholds = self._thresholds_of(model)
+                gate = await compare(
+                    self._triton,
+                    self.model_dir(model),
+                    version,
+                    current,
+                    thresholds.min_agreement,
+                    thresholds.min_cosine,
+                )
                 if not gate.passed:
                     raise QualityGateFailed(
                         f"version {version} of '{model}' fails the quality gate against version "
                         f"{current} on its probe set: {gate.measure} {gate.value:.4f} < "
                         f"{gate.threshold} (promote with force to override)"
                     )
-                live = await self._live_gate(model, candidate=version, current=current)
+                live = await self._live_gate(model, version, current, thresholds)
             sticky = current_split.sticky if current_split else False
             shadow = current_split.shadow if current_split else None
             kept = shadow if shadow is not None and shadow.version != version else None
@@ -271,28 +279,26 @@ class ModelLifecycle:
         except StoreUnavailable as exc:
             raise self._unavailable() from exc
 
-    async def _gate(self, model: str, candidate: str, current: str) -> GateResult:
-        model_dir = self.model_dir(model)
-        config = read_config(model_dir)
-        min_agreement = _number(
-            config_parameter_from(config, "quality_gate_min_agreement"),
-            self._thresholds.min_agreement,
-        )
-        min_cosine = _number(
-            config_parameter_from(config, "quality_gate_min_cosine"), self._thresholds.min_cosine
-        )
-        return await compare(self._triton, model_dir, candidate, current, min_agreement, min_cosine)
+    def _thresholds_of(self, model: str) -> GateThresholds:
+        """The model's gate thresholds: its config's parameters, else the gateway's."""
+        config = read_config(self.model_dir(model))
+        defaults = self._thresholds
 
-    async def _live_gate(self, model: str, candidate: str, current: str) -> LiveAgreement | None:
+        def number(name: str, default: float) -> float:
+            return _number(config_parameter_from(config, name), default)
+
+        return GateThresholds(
+            number("quality_gate_min_agreement", defaults.min_agreement),
+            number("quality_gate_min_cosine", defaults.min_cosine),
+            int(number("quality_gate_min_shadow_requests", defaults.min_shadow_requests)),
+        )
+
+    async def _live_gate(
+        self, model: str, candidate: str, current: str, thresholds: GateThresholds
+    ) -> LiveAgreement | None:
         """The candidate's shadow figures against `current`: at least the required number
         of mirrored requests, and (whenever there are any) within the model's thresholds."""
-        config = read_config(self.model_dir(model))
-        required = int(
-            _number(
-                config_parameter_from(config, "quality_gate_min_shadow_requests"),
-                self._thresholds.min_shadow_requests,
-            )
-        )
+        required = thresholds.min_shadow_requests
         try:
             if self._agreement is None:
                 raise StoreUnavailable("no shadow agreement store")
@@ -313,16 +319,10 @@ class ModelLifecycle:
             return None
         if live.measure == COSINE:
             measure, value = "worst cosine", live.worst if live.worst is not None else 1.0
-            threshold = _number(
-                config_parameter_from(config, "quality_gate_min_cosine"),
-                self._thresholds.min_cosine,
-            )
+            threshold = thresholds.min_cosine
         else:
             measure, value = "label agreement", live.mean
-            threshold = _number(
-                config_parameter_from(config, "quality_gate_min_agreement"),
-                self._thresholds.min_agreement,
-            )
+            threshold = thresholds.min_agreement
         if value < threshold:
             raise QualityGateFailed(
                 f"version {candidate} of '{model}' fails the quality gate against version "
