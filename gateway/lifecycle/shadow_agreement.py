@@ -110,16 +110,15 @@ class ShadowAgreement:
         """The figures of `candidate` against `reference`, None before any mirrored row."""
         tag = _tag(model, candidate, reference)
 
-        async def read() -> tuple[dict[Any, Any], list[Any]]:
-            totals = await self._redis.hgetall(f"{PREFIX}{{{tag}}}:totals")
-            rows = int(totals.get(b"rows", totals.get("rows", 0))) if totals else 0
-            rank = min(max(math.ceil(rows / 100) - 1, 0), LOWEST - 1)
+        async def read() -> tuple[dict[str, str], list[Any]]:
+            raw = await self._redis.hgetall(f"{PREFIX}{{{tag}}}:totals")
+            totals = {_text(k): _text(v) for k, v in raw.items()}
+            rank = min(max(math.ceil(int(totals.get("rows", 0)) / 100) - 1, 0), LOWEST - 1)
             lowest = await self._redis.zrange(f"{PREFIX}{{{tag}}}:lowest", 0, rank, withscores=True)
             return totals, lowest
 
-        raw, lowest = await self._breaker.call(read)
-        totals = {_text(k): _text(v) for k, v in raw.items()}
-        if not totals or not int(totals.get("rows", 0)):
+        totals, lowest = await self._breaker.call(read)
+        if not int(totals.get("rows", 0)):
             return None
         rows = int(totals["rows"])
         measure = totals["measure"]
