@@ -38,7 +38,8 @@ from gateway.embedded.stack_state import STACK_FILE
 from gateway.embedded.supervisor import BackendSupervisor
 from gateway.listeners import REUSE_PORT_AVAILABLE, ReusePortListener
 from gateway.observability.logs import configure_logging
-from gateway.observability.tracing import otlp_traces_url, triton_trace_arguments
+from gateway.observability.otlp_json import traces_endpoint
+from gateway.observability.tracing import triton_trace_arguments
 from gateway.serving import Supervisor, server_config, stop_deadline_s
 from gateway.settings import Settings
 from gateway.startup_checks import check_port_free, claim_state_dir
@@ -218,7 +219,7 @@ def _embedded_triton_tracing(settings: Settings) -> list[str]:
     its PR 8144). The gateway's own spans do not depend on it; an external Triton >= 2.57
     continues the gateway's traces when its operator turns tracing on there.
     """
-    traces_url = otlp_traces_url()
+    traces_url = traces_endpoint()
     if traces_url is None:
         return []
     if not settings.triton_tracing:

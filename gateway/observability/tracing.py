@@ -345,11 +345,6 @@ class Spans:
         return self._tracer.start_span(name, attributes=attributes, record_exception=False)
 
 
-def otlp_traces_url() -> str | None:
-    """The OTLP/HTTP traces URL the OTEL_* variables configure, if any."""
-    return traces_endpoint()
-
-
 def triton_trace_arguments(traces_url: str) -> list[str]:
     """tritonserver options that send its OpenTelemetry spans to `traces_url`.
 

@@ -17,12 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.metrics import Metrics
-from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans
+from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans, traces_endpoint
 from gateway.observability.tracing import (
     HeadSampledTracerProvider,
     Spans,
     get_tracer,
-    otlp_traces_url,
     tracer_provider,
     tracer_provider_from_environment,
     triton_trace_arguments,
@@ -61,7 +60,7 @@ def test_console_and_otlp(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(provider, TracerProvider)
     assert get_tracer(provider).start_span("x").is_recording()
     provider.shutdown()
-    assert otlp_traces_url() == "http://collector:4318/v1/traces"
+    assert traces_endpoint() == "http://collector:4318/v1/traces"
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     assert tracer_provider_from_environment(Metrics()) is None
 
