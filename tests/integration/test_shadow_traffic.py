@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.keys import auth_headers
+from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
@@ -168,13 +169,7 @@ def mirrors(client: httpx.Client, version: str) -> dict[str, float]:
 
 
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    text = client.get("/metrics").text
-    wanted = [f'{k}="{v}"' for k, v in labels.items()]
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and all(w in line for w in wanted):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return value(client.get("/metrics").text, name, **labels)
 
 
 def test_promote_needs_shadow_evidence(client: httpx.Client) -> None:
