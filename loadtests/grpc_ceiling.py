@@ -23,7 +23,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from auth import ApiKey
-from gateway.embedded.ports import free_port
+from gateway.embedded.ports import free_port, port_open
 from loadtests.bench import TRITON_MODELS, machine, targets
 from loadtests.h2load import run_grpc
 from loadtests.processes import ROOT, backends, cpu_seconds, start_gateway
@@ -83,7 +83,11 @@ def main() -> None:
             cwd=ROOT,
         )
         try:
-            time.sleep(2)  # grpc.aio binds at once; h2load retries nothing, so give it a moment
+            deadline = time.monotonic() + 30  # h2load retries nothing: wait until it listens
+            while not port_open("127.0.0.1", fixed_port):
+                if time.monotonic() > deadline or fixed.poll() is not None:
+                    raise SystemExit("the fixed-answer gRPC server did not start")
+                time.sleep(0.1)
             systems: dict[str, tuple[str, list[str], int | None]] = {
                 "direct Triton gRPC": (services[0].endpoints.grpc_url, [], None),
                 "fixed-answer grpc.aio server (grpcio only)": (
