@@ -12,11 +12,9 @@ reads them). Figures expire TTL_S after the last write.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import heapq
-import logging
 import math
 import secrets
 from dataclasses import dataclass, field
@@ -25,8 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from auth import CircuitBreaker, StoreUnavailable
-
-logger = logging.getLogger(__name__)
+from gateway.repeating import Repeating
 
 PREFIX = "gateway:shadow:"
 REFERENCES = "gateway:shadow-refs:"
@@ -77,7 +74,9 @@ class ShadowAgreement:
         self._redis = client
         self._breaker = breaker
         self._pending: dict[tuple[str, str, str], _Pending] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = Repeating(
+            "shadow-agreement", FLUSH_S, self.flush, "shadow agreement not written"
+        )
 
     def add(
         self, model: str, candidate: str, reference: str, measure: str, values: list[float]
@@ -139,23 +138,12 @@ class ShadowAgreement:
         return sorted(_text(m) for m in members)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="shadow-agreement")
+        self._flushing.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._flushing.close()
         with contextlib.suppress(StoreUnavailable):
             await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_S)
-            try:
-                await self.flush()
-            except StoreUnavailable:
-                logger.debug("shadow agreement not written: Redis unavailable")
 
     async def _write(self, pending: dict[tuple[str, str, str], _Pending]) -> None:
         # Not a transaction: the references set may live on another cluster node.

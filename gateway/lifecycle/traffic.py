@@ -17,10 +17,7 @@ down the last splits read stay in force.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import logging
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -28,9 +25,8 @@ from dataclasses import dataclass, field
 import orjson
 import redis.asyncio as aioredis
 
-from auth import CircuitBreaker, StoreUnavailable
-
-logger = logging.getLogger(__name__)
+from auth import CircuitBreaker
+from gateway.repeating import Repeating
 
 PREFIX = "gateway:traffic:"
 HISTORY = "gateway:traffic-history:"
@@ -110,9 +106,10 @@ class TrafficSplits:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker, refresh_s: float) -> None:
         self._redis = client
         self._breaker = breaker
-        self._refresh_s = refresh_s
         self._splits: dict[str, TrafficSplit] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._refreshing = Repeating(
+            "traffic-splits", refresh_s, self.refresh, "traffic splits not refreshed"
+        )
 
     def get(self, model: str) -> TrafficSplit | None:
         return self._splits.get(model)
@@ -169,21 +166,10 @@ class TrafficSplits:
         return split
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="traffic-splits")
+        self._refreshing.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.refresh()
-            except StoreUnavailable:
-                logger.debug("traffic splits not refreshed: Redis unavailable")
+        await self._refreshing.close()
 
     def _remember(self, model: str, split: TrafficSplit | None) -> None:
         if split is None:

@@ -6,7 +6,6 @@ model>": "<registered model>"}); what changed, or was refused, is logged.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -17,6 +16,7 @@ from redis.exceptions import RedisError
 from gateway.errors import GatewayError
 from gateway.redis_client import RELEASE_IF_OWNED
 from gateway.registry.sync import RegistrySync
+from gateway.repeating import Repeating
 
 logger = logging.getLogger(__name__)
 
@@ -32,33 +32,30 @@ class RegistryFollower:
         self._models = models
         self._interval_s = interval_s
         self._release = client.register_script(RELEASE_IF_OWNED)
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Repeating(
+            "registry-sync", interval_s, self._round, "registry sync skipped", tolerated=()
+        )
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="registry-sync")
+        self._rounds.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._rounds.close()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            token = secrets.token_hex(8)
-            try:
-                lock_ms = max(1000, int(self._interval_s * 2000))
-                if not await self._redis.set(LOCK, token, nx=True, px=lock_ms):
-                    continue  # another replica syncs this round
-            except RedisError as exc:
-                logger.debug("registry sync skipped: Redis unavailable (%s)", type(exc).__name__)
-                continue
-            try:
-                await self._sync_all()
-            finally:
-                with contextlib.suppress(RedisError):
-                    await self._release(keys=[LOCK], args=[token])
+    async def _round(self) -> None:
+        token = secrets.token_hex(8)
+        try:
+            lock_ms = max(1000, int(self._interval_s * 2000))
+            if not await self._redis.set(LOCK, token, nx=True, px=lock_ms):
+                return  # another replica syncs this round
+        except RedisError as exc:
+            logger.debug("registry sync skipped: Redis unavailable (%s)", type(exc).__name__)
+            return
+        try:
+            await self._sync_all()
+        finally:
+            with contextlib.suppress(RedisError):
+                await self._release(keys=[LOCK], args=[token])
 
     async def _sync_all(self) -> None:
         for model, registered in self._models.items():
