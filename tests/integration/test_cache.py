@@ -24,6 +24,7 @@ from onnx import TensorProto, helper
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
+from tests.support import own_backends
 from tests.support.admin import create_key
 from tests.support.cache_client import Answer, infer, triton_count
 from tests.support.data import samples
@@ -59,8 +60,7 @@ def build_row_sum(repository: Path) -> None:
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
-    root = tmp_path_factory.mktemp("cache-models")
-    shutil.copytree(model_repository / TABULAR, root / TABULAR)
+    root = own_backends.writable_copy(tmp_path_factory, model_repository, "cache-models", TABULAR)
     build_row_sum(root)
     return root
 
@@ -69,18 +69,14 @@ def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path)
 def cache_triton(
     tmp_path_factory: pytest.TempPathFactory, repository: Path
 ) -> Iterator[EmbeddedTriton]:
-    server = EmbeddedTriton(repository, tmp_path_factory.mktemp("cache-triton"))
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_triton(repository, tmp_path_factory, "cache-triton") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def cache_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("cache-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "cache-redis") as server:
+        yield server
 
 
 def settings_for(

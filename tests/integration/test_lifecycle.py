@@ -27,6 +27,7 @@ from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.lifecycle.config_file import policy_versions, read_config, versions_on_disk
 from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
+from tests.support import own_backends
 from tests.support.admin import create_key
 from tests.support.data import ROOT, samples
 from tests.support.keys import ADMIN_KEY, auth_headers
@@ -38,27 +39,21 @@ MODEL = "tabular_classifier"
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
-    root = tmp_path_factory.mktemp("lifecycle-models")
-    shutil.copytree(model_repository / MODEL, root / MODEL)
-    return root
+    return own_backends.writable_copy(tmp_path_factory, model_repository, "lifecycle-models", MODEL)
 
 
 @pytest.fixture(scope="module")
 def own_triton(
     tmp_path_factory: pytest.TempPathFactory, repository: Path
 ) -> Iterator[EmbeddedTriton]:
-    server = EmbeddedTriton(repository, tmp_path_factory.mktemp("lifecycle-triton"))
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_triton(repository, tmp_path_factory, "lifecycle-triton") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("lifecycle-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "lifecycle-redis") as server:
+        yield server
 
 
 def settings_for(triton: EmbeddedTriton, redis_server: EmbeddedRedis, repository: Path) -> Settings:

@@ -8,7 +8,6 @@ model that always answers "malignant" (fails the quality gate), 4 a scikit-learn
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.integration.test_lifecycle import constant_classifier
+from tests.support import own_backends
 from tests.support.keys import AUTH
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
@@ -38,9 +38,7 @@ REGISTERED = "breast-cancer"
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
-    root = tmp_path_factory.mktemp("registry-models")
-    shutil.copytree(model_repository / MODEL, root / MODEL)
-    return root
+    return own_backends.writable_copy(tmp_path_factory, model_repository, "registry-models", MODEL)
 
 
 @pytest.fixture(scope="module")

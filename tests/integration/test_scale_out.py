@@ -9,7 +9,6 @@ a volume), so killing one or publishing does not disturb the other tests.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 from collections import Counter
@@ -21,6 +20,7 @@ import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
+from tests.support import own_backends
 from tests.support.keys import AUTH
 from tests.support.metrics import value
 from tests.support.polling import eventually
@@ -32,9 +32,7 @@ MODEL = "tabular_classifier"
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
-    root = tmp_path_factory.mktemp("scale-models")
-    shutil.copytree(model_repository / MODEL, root / MODEL)
-    return root
+    return own_backends.writable_copy(tmp_path_factory, model_repository, "scale-models", MODEL)
 
 
 @pytest.fixture(scope="module")

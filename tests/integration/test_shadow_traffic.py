@@ -8,7 +8,6 @@ regression, and 2, gradient-boosted trees); its tests run in order.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
+from tests.support import own_backends
 from tests.support.keys import auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
@@ -34,27 +34,21 @@ MIN_SHADOW_REQUESTS = 20
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory, model_repository: Path) -> Path:
-    root = tmp_path_factory.mktemp("shadow-models")
-    shutil.copytree(model_repository / MODEL, root / MODEL)
-    return root
+    return own_backends.writable_copy(tmp_path_factory, model_repository, "shadow-models", MODEL)
 
 
 @pytest.fixture(scope="module")
 def own_triton(
     tmp_path_factory: pytest.TempPathFactory, repository: Path
 ) -> Iterator[EmbeddedTriton]:
-    server = EmbeddedTriton(repository, tmp_path_factory.mktemp("shadow-triton"))
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_triton(repository, tmp_path_factory, "shadow-triton") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("shadow-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "shadow-redis") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
