@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 
 from auth import CircuitBreaker
 from gateway.redis_client import RELEASE_IF_OWNED, subscribed
+from gateway.redis_pipelining import ScriptBatcher
 
 ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
@@ -106,6 +107,7 @@ class RedisTier:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
         self._redis = client
         self._breaker = breaker
+        self._scripts = ScriptBatcher(client)
         self._get_or_lock = client.register_script(_GET_OR_LOCK)
         self._get_fresh = client.register_script(_GET_FRESH)
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
@@ -114,7 +116,7 @@ class RedisTier:
     async def get(self, key: str, grace_s: float) -> bytes | None:
         """The entry, if it has more than its stale grace `grace_s` left to live."""
         value = await self._breaker.call(
-            lambda: self._get_fresh(keys=[key], args=[_grace_ms(grace_s)])
+            lambda: self._scripts.run(self._get_fresh, [key], [_grace_ms(grace_s)])
         )
         return _bytes(value) if value else None
 
@@ -125,9 +127,10 @@ class RedisTier:
         the entry if it is stale (past its TTL, within its grace `grace_s`)."""
         token = secrets.token_hex(8)
         answer = await self._breaker.call(
-            lambda: self._get_or_lock(
-                keys=[key, lock_key(digest)],
-                args=[token, _ms(lock_ttl_s), _grace_ms(grace_s)],
+            lambda: self._scripts.run(
+                self._get_or_lock,
+                [key, lock_key(digest)],
+                [token, _ms(lock_ttl_s), _grace_ms(grace_s)],
             )
         )
         if answer[0] == 1:
@@ -140,13 +143,15 @@ class RedisTier:
     ) -> None:
         """Store an entry and release the lock `token` (if given and still ours)."""
         await self._breaker.call(
-            lambda: self._set_and_release(
-                keys=[key, lock_key(digest)], args=[value, _ms(ttl_s), token or ""]
+            lambda: self._scripts.run(
+                self._set_and_release, [key, lock_key(digest)], [value, _ms(ttl_s), token or ""]
             )
         )
 
     async def unlock(self, digest: bytes, token: str) -> None:
-        await self._breaker.call(lambda: self._release(keys=[lock_key(digest)], args=[token]))
+        await self._breaker.call(
+            lambda: self._scripts.run(self._release, [lock_key(digest)], [token])
+        )
 
     async def purge(self, model: str | None, version: str | None) -> int:
         """Delete matching entries (SCAN + UNLINK) and tell every process to drop its copies."""
