@@ -24,7 +24,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import error_body
 
-PROTOCOL = "gateway.deadlines:HeaderDeadlineProtocol"  # uvicorn's `http` option
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 _TIMEOUT_BODY = error_body("the request headers did not arrive in time")
 _TIMEOUT_RESPONSE = (

@@ -30,7 +30,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from gateway import deadlines
+from gateway import http_protocol
 from gateway.deadlines import ServerConfig
 from gateway.settings import Settings
 
@@ -53,7 +53,7 @@ def server_config(
         port=port,
         workers=workers,
         loop="uvloop",
-        http=deadlines.PROTOCOL,
+        http=http_protocol.PROTOCOL,
         timeout_keep_alive=max(1, round(settings.keep_alive_s)),
         log_level=settings.log_level.lower(),
         log_config=None,  # the app configures JSON logging itself
