@@ -26,10 +26,14 @@ import httpx
 import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.re import parse_env_headers
 
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
 DEFAULT_TIMEOUT_S = 10.0
+# OTLP's numbers (an enum's `.value` is a slow property): SPAN_KIND_UNSPECIFIED is 0.
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}
+_STATUS_CODES = {code: code.value for code in StatusCode}
 
 
 class OtlpJsonSpanExporter(SpanExporter):
@@ -100,39 +104,42 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 def _span(span: ReadableSpan) -> dict[str, Any]:
     context = span.context
+    status = span.status
     encoded: dict[str, Any] = {
         "traceId": format(context.trace_id, "032x") if context else "",
         "spanId": format(context.span_id, "016x") if context else "",
         "name": span.name,
-        "kind": span.kind.value + 1,  # OTLP counts SPAN_KIND_UNSPECIFIED as 0
+        "kind": _KINDS[span.kind],
         "startTimeUnixNano": str(span.start_time or 0),
         "endTimeUnixNano": str(span.end_time or 0),
         "attributes": _attributes(span.attributes),
-        "status": {"code": span.status.status_code.value},
+        "status": {"code": _STATUS_CODES[status.status_code]},
     }
     if span.parent is not None:
         encoded["parentSpanId"] = format(span.parent.span_id, "016x")
     if context is not None and context.trace_state:
         encoded["traceState"] = context.trace_state.to_header()
-    if span.status.description:
-        encoded["status"]["message"] = span.status.description
-    if span.events:
+    if status.description:
+        encoded["status"]["message"] = status.description
+    events = span.events
+    if events:
         encoded["events"] = [
             {
                 "timeUnixNano": str(event.timestamp),
                 "name": event.name,
                 "attributes": _attributes(event.attributes),
             }
-            for event in span.events
+            for event in events
         ]
-    if span.links:
+    links = span.links
+    if links:
         encoded["links"] = [
             {
                 "traceId": format(link.context.trace_id, "032x"),
                 "spanId": format(link.context.span_id, "016x"),
                 "attributes": _attributes(link.attributes),
             }
-            for link in span.links
+            for link in links
         ]
     for name, count in (
         ("droppedAttributesCount", span.dropped_attributes),
@@ -144,8 +151,30 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     return encoded
 
 
+# Encoded attributes by (key, value): a request's attributes repeat (method, model, key id,
+# cache outcome, status), and encoding each anew was half of a span's encoding time.
+# The value's type is part of the key: True == 1 == 1.0, but each is encoded differently.
+_ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+_ENCODED_MAX = 4096
+
+
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    return [{"key": key, "value": _value(value)} for key, value in (attributes or {}).items()]
+    if not attributes:
+        return []
+    encoded = []
+    for key, value in attributes.items():
+        typed = (key, value, type(value))
+        try:
+            entry = _ENCODED.get(typed)
+        except TypeError:  # an unhashable value (a list)
+            encoded.append({"key": key, "value": _value(value)})
+            continue
+        if entry is None:
+            if len(_ENCODED) >= _ENCODED_MAX:
+                _ENCODED.clear()
+            entry = _ENCODED[typed] = {"key": key, "value": _value(value)}
+        encoded.append(entry)
+    return encoded
 
 
 def _value(value: Any) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from gateway.metrics import Metrics
+from gateway.observability.light_spans import light_tracer
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, traces_endpoint
 
 logger = logging.getLogger(__name__)
@@ -247,6 +248,15 @@ class Spans:
     ) -> None:
         self._tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
         self._detailed = detailed
+        self._light = (
+            light_tracer(
+                self._tracer,
+                getattr(provider, "sampler", None),
+                head_sampled=isinstance(provider, HeadSampledTracerProvider),
+            )
+            if self._tracer is not None and not detailed
+            else None
+        )
         self._root_ratio: float = getattr(provider, "root_ratio", 1.0)
         self._slow_s = slow_s
 
@@ -273,6 +283,15 @@ class Spans:
                 if attributes:  # a stage: its attributes go on the request span
                     current.set_attributes(attributes)
                 return nullcontext(current)
+        if self._light is not None:
+            if kind is trace.SpanKind.SERVER:
+                parent = trace.get_current_span(context).get_span_context() if context else None
+            else:
+                parent = trace.get_current_span().get_span_context()
+            light = self._light.start(name, parent, kind, attributes)
+            if light is None:  # a caller's unsampled trace: passed on to Triton as such
+                return _Current(trace.NonRecordingSpan(parent or trace.INVALID_SPAN_CONTEXT))
+            return _Current(light)
         drawn = _DRAWN.set(True) if kind is trace.SpanKind.SERVER and context is None else None
         try:
             span = self._tracer.start_span(
