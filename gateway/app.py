@@ -34,8 +34,9 @@ from gateway.gc_tuning import tune_for_serving
 from gateway.grpc_api.server import start_grpc_server
 from gateway.infer_endpoint import InferEndpoint
 from gateway.metrics import Metrics
+from gateway.observability.access_log import AccessLog
 from gateway.observability.logs import configure_logging
-from gateway.observability.requests import AccessLog, RequestObserver, request_info
+from gateway.observability.requests import RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
 from gateway.routes import (
     admin_backends,
@@ -60,7 +61,9 @@ def create_app(
     app_metrics = Metrics()
     provider = tracer_provider or tracer_provider_from_environment(app_metrics)
     drain = Drain(settings.drain_delay_s)
-    access_log = AccessLog(access_stream) if settings.access_log else None
+    access_log = (
+        AccessLog(access_stream, settings.access_log_flush_s) if settings.access_log else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -82,6 +85,8 @@ def create_app(
                 finally:
                     await _close_within(stack, settings.shutdown_grace_s)
         finally:
+            if access_log is not None:
+                access_log.flush()
             if provider is not None and tracer_provider is None:
                 provider.shutdown()  # flush what is queued (bounded by the export timeout)
 

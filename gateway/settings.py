@@ -328,6 +328,12 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
+    access_log_flush_s: float = Field(
+        default=0.1,
+        ge=0,
+        description="Access lines wait at most this long (or until 4 KiB) to be written "
+        "together; 0 writes each line at once",
+    )
 
     @field_validator("triton_url", "triton_urls")
     @classmethod

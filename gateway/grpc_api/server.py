@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from gateway.draining import Drain
 from gateway.grpc_api.service import InferenceService
-from gateway.observability.requests import AccessLog
+from gateway.observability.access_log import AccessLog
 from gateway.services import Services
 
 MAX_RESPONSE_BYTES = 1 << 30

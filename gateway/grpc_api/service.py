@@ -40,7 +40,7 @@ from gateway.draining import Drain
 from gateway.errors import GatewayError
 from gateway.grpc_api.convert import from_json, infer_body, infer_response
 from gateway.grpc_api.status import CODES, grpc_code, trailers
-from gateway.observability.requests import AccessLog
+from gateway.observability.access_log import AccessLog
 from gateway.protocol.names import check_model_path
 from gateway.routes.health import EXPOSED_EXTENSIONS
 from gateway.services import Services

@@ -7,51 +7,22 @@ the key id (never the key). When the request finishes the observer records:
 - `gateway_http_requests_total` / `gateway_http_request_duration_seconds` by route;
 - for inference, `gateway_inference_requests_total` / `_duration_seconds` by model,
   version, status and cache outcome, with the trace id as an exemplar;
-- one JSON access line (when GATEWAY_ACCESS_LOG is on), in the shape of the other log lines
-  (`"logger": "gateway.access"`), written straight to stderr by `AccessLog`: Python's
-  logging machinery cost about 44 µs per request on this machine, a third of a cache hit.
+- one JSON access line (when GATEWAY_ACCESS_LOG is on), written by `AccessLog`
+  (access_log.py).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.metrics import Metrics
+from gateway.observability.access_log import AccessLog
 
 SCOPE_KEY = "gateway.request"
 UNMATCHED = "unmatched"  # route label of requests no route took (bounded cardinality)
-
-
-class AccessLog:
-    """Writes one JSON line per request; each line goes out whole, in one write."""
-
-    def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream
-
-    def write(self, fields: dict[str, object]) -> None:
-        now = time.time()
-        line = orjson.dumps(
-            {
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-                + f".{int(now % 1 * 1000):03d}+00:00",
-                "level": "INFO",
-                "logger": "gateway.access",
-                "message": f"{fields['method']} {fields['path']} {fields['status']}",
-                **fields,
-            },
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
-        if self._stream is None:
-            os.write(sys.stderr.fileno(), line)
-        else:
-            self._stream.write(line)
 
 
 @dataclass(slots=True)

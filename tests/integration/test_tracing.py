@@ -321,8 +321,13 @@ def test_one_json_access_line_per_request_with_trace_ids_and_no_secrets(
         httpx.get(f"{url}/v2/models/{MODEL}", headers={"X-API-Key": "gwk_secretish"}).status_code
         == 401
     )
-    ACCESS_LINES.seek(start)
-    text = ACCESS_LINES.read().decode()
+
+    def written() -> str:  # lines are written together, up to 0.1 s later
+        ACCESS_LINES.seek(start)
+        return ACCESS_LINES.read().decode()
+
+    eventually(lambda: written().count("\n") >= 3, what="three access lines")
+    text = written()
     lines = [json.loads(line) for line in text.splitlines()]
     assert [line["route"] for line in lines] == [
         "/v2/models/{model}/infer",

@@ -78,9 +78,11 @@ def test_both_exporters_encode_them() -> None:
     provider = TracerProvider()
     exporter = recorded(provider)
     spans = Spans(provider, detailed=False)
-    with spans.start("POST /infer", {"n": 3, "ok": True}, kind=SpanKind.SERVER):
-        with spans.start("triton.infer", kind=SpanKind.CLIENT):
-            pass
+    with (
+        spans.start("POST /infer", {"n": 3, "ok": True}, kind=SpanKind.SERVER),
+        spans.start("triton.infer", kind=SpanKind.CLIENT),
+    ):
+        pass
     finished = exporter.get_finished_spans()
     # The SDK's protobuf encoding (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf).
     message = encode_protobuf(finished)
@@ -115,9 +117,7 @@ def test_a_callers_trace_is_continued_or_left_unsampled() -> None:
         with spans.start("triton.infer", kind=SpanKind.CLIENT) as call:
             assert not call.is_recording()
         # Triton hears the caller's trace, unsampled.
-        assert spans.propagation_headers()["traceparent"] == (
-            f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
-        )
+        assert spans.propagation_headers()["traceparent"] == (f"00-{CALLER_TRACE}-{CALLER_SPAN}-00")
     assert len(exporter.get_finished_spans()) == 1
     provider.shutdown()
 
