@@ -196,3 +196,22 @@ def test_requests_not_drawn_are_traced_when_they_fail_or_are_slow() -> None:
     assert slow.end_time is not None and slow.start_time is not None
     assert slow.end_time - slow.start_time >= 2e9  # the request's whole time
     provider.shutdown()
+
+
+def test_spans_are_exported_in_large_batches_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def batching(provider: TracerProvider) -> tuple[int, int]:
+        batch = provider._active_span_processor._span_processors[0]._batch_processor  # type: ignore[attr-defined]
+        sizes = (batch._max_queue_size, batch._max_export_batch_size)
+        provider.shutdown()
+        return sizes
+
+    assert batching(tracer_provider(InMemorySpanExporter(), Metrics())) == (8192, 2048)
+    small = tracer_provider(InMemorySpanExporter(), Metrics(), max_queue_size=64)
+    assert batching(small) == (64, 64)
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "1000")  # the operator's: the SDK's batch
+    assert batching(tracer_provider(InMemorySpanExporter(), Metrics())) == (1000, 512)
+    monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
+    assert batching(tracer_provider(InMemorySpanExporter(), Metrics())) == (8192, 100)
