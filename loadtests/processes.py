@@ -66,9 +66,11 @@ def start_gateway(
     key: str,
     extra_env: dict[str, str],
     grpc_port: int | None = None,
+    source: Path | None = None,
 ) -> tuple[str, ManagedProcess]:
     """`gateway serve` with `workers` on a free port, in front of `services`; its URL. Its
-    gRPC port is `grpc_port`, or a free one."""
+    gRPC port is `grpc_port`, or a free one; `source`: run the gateway of another checkout
+    (its `gateway` and `auth` packages, with this one's environment)."""
     triton, redis_url = services
     port = free_port()
     env = {
@@ -80,7 +82,10 @@ def start_gateway(
         "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
         **extra_env,
     }
-    argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1"]
+    if source is not None:  # -P: the checkout on PYTHONPATH comes before this one
+        env["PYTHONPATH"] = str(source.resolve())
+    argv = [sys.executable, *(["-P"] if source else []), "-m", "gateway", "serve"]
+    argv += ["--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers)]
     argv += ["--grpc-port", str(grpc_port or free_port())]
     url = f"http://127.0.0.1:{port}"

@@ -2,7 +2,8 @@
 connections, one worker each, with tracing off, at the production sampling of deploy/
 (parent-based 1 %), at 100 %, and at 100 % the way it was before (a span per stage, the
 SDK's protobuf exporter); every traced gateway exports to an OTLP endpoint that answers at
-once. Rows are interleaved run by run; each keeps its median of `--rounds`. Writes
+once. Rows are interleaved run by run, each round starting from another configuration; each
+keeps its median of `--rounds`. Writes
 docs/benchmarks/tracing.md (`make bench` runs it).
 
     .venv/bin/python -m loadtests.tracing_cost [--duration 3] [--rounds 3]
@@ -82,7 +83,11 @@ def main() -> None:
             for _ in range(20):
                 httpx.post(url + target.triton_path, content=target.body, headers=auth)
         triton = services[0].endpoints.http_url + target.triton_path
-        for _ in range(args.rounds):
+        for round_number in range(args.rounds):
+            # Each round starts from another configuration: a slot that is slower on this
+            # shared machine (Redis growing, a neighbour's burst) is not always the same one.
+            shift = round_number % len(gateways)
+            order = list(gateways.items())[shift:] + list(gateways.items())[:shift]
             for kind in ("hit", "miss"):
 
                 def script(headers: dict[str, str], kind: str = kind) -> str:
@@ -93,7 +98,7 @@ def main() -> None:
 
                 result = run_wrk(triton, script(plain), connections=16, duration_s=args.duration)
                 runs.setdefault((kind, "direct Triton"), []).append((result.requests_per_s, 0.0))
-                for name, (url, pid) in gateways.items():
+                for name, (url, pid) in order:
                     time.sleep(0.2)
                     cpu, started = cpu_seconds(pid), time.monotonic()
                     result = run_wrk(
