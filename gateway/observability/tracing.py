@@ -231,6 +231,10 @@ class _Current(AbstractContextManager[trace.Span]):
         self._span.end()
 
 
+def _has_parent(context: Context) -> bool:
+    return trace.get_current_span(context).get_span_context().is_valid
+
+
 # One shared do-nothing context: what every span costs while tracing is off.
 _NO_SPAN: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
 
@@ -285,6 +289,8 @@ class Spans:
     ) -> AbstractContextManager[trace.Span]:
         if self._tracer is None:
             return _NO_SPAN
+        if kind is trace.SpanKind.SERVER and context is not None and not _has_parent(context):
+            context = None  # a traceparent that could not be read: a root, drawn as any other
         if kind is trace.SpanKind.SERVER and context is None and not self._drawn():
             return _NO_SPAN
         if kind is not trace.SpanKind.SERVER:
@@ -296,13 +302,10 @@ class Spans:
                     current.set_attributes(attributes)
                 return nullcontext(current)
         if self._light is not None:
-            if kind is trace.SpanKind.SERVER:
-                parent = trace.get_current_span(context).get_span_context() if context else None
-            else:
-                parent = trace.get_current_span().get_span_context()
+            parent = trace.get_current_span(context).get_span_context()
             light = self._light.start(name, parent, kind, attributes)
             if light is None:  # a caller's unsampled trace: passed on to Triton as such
-                return _Current(trace.NonRecordingSpan(parent or trace.INVALID_SPAN_CONTEXT))
+                return _Current(trace.NonRecordingSpan(parent))
             return _Current(light)
         drawn = _DRAWN.set(True) if kind is trace.SpanKind.SERVER and context is None else None
         try:
@@ -339,7 +342,9 @@ class Spans:
         """A request that head sampling did not draw but that failed (5xx) or took at least
         the slow threshold is traced after all, as one SERVER span over its whole time:
         head sampling cannot know in advance which requests will matter."""
-        if self._tracer is None or self._root_ratio >= 1.0 or span.is_recording():
+        if self._tracer is None or self._root_ratio >= 1.0:
+            return
+        if span.get_span_context().trace_flags.sampled:  # traced already (span has ended)
             return
         kept = "error" if status >= 500 else "slow"
         if kept == "slow" and time.time_ns() - started_ns < self._slow_s * 1e9:

@@ -155,3 +155,27 @@ def test_other_samplers_and_detailed_spans_go_through_the_sdk() -> None:
             assert isinstance(trace.get_current_span(), type(span))
         assert len(exporter.get_finished_spans()) == 1
         provider.shutdown()
+
+
+def test_head_sampling_keeps_a_failed_request_once_and_ignores_unreadable_parents() -> None:
+    provider = HeadSampledTracerProvider(0.5)
+    exporter = recorded(provider)
+    spans = Spans(provider, detailed=False)
+    for _ in range(200):  # until one request is drawn
+        with spans.start("r", kind=SpanKind.SERVER) as span:
+            pass
+        if span.get_span_context().trace_flags.sampled:
+            break
+    spans.keep_notable(span, "r", 0, 503, {})  # drawn and exported: not kept a second time
+    assert len(exporter.get_finished_spans()) == 1
+    provider.shutdown()
+
+    never = HeadSampledTracerProvider(0.0)
+    exporter = recorded(never)
+    spans = Spans(never, detailed=False)
+    garbled = propagate.extract({"traceparent": "00-not-a-trace-01"})
+    for _ in range(20):  # a traceparent that cannot be read is a root, drawn as any other
+        with spans.start("r", kind=SpanKind.SERVER, context=garbled) as span:
+            assert not span.is_recording()
+    assert exporter.get_finished_spans() == ()
+    never.shutdown()
