@@ -15,8 +15,8 @@
 
 A dead or slow collector never slows requests: finished spans go into a bounded queue
 (`OTEL_BSP_MAX_QUEUE_SIZE`, 8192 here) that a background thread exports in batches of
-`OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (2048 here; the SDK's 2048 and 512 cost a traced cache hit
-~6 % more CPU: every export has a fixed cost in the export thread). When the
+`OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (2048 here; at the SDK's 512 a traced cache hit took ~6 %
+more CPU: every export has a fixed cost in the export thread). When the
 queue is full, spans are dropped and counted (`gateway_trace_spans_dropped_total`), and
 failed exports are counted (`gateway_trace_export_failures_total`); the state change
 (failing / working again) is logged once each time.
@@ -252,8 +252,10 @@ class Spans:
     and export, as much as a cache hit itself. With `request` (the default) a request is
     its SERVER span plus a CLIENT span per call to Triton (the parent of Triton's own
     spans); the stages inside (`auth`, `cache.lookup`, `cache.store`, single-flight waits)
-    set their attributes on the SERVER span instead of opening spans of their own. With
-    `detailed` every stage is a span with its own timing.
+    set their attributes on the SERVER span instead of opening spans of their own, and
+    those spans are built by `light_spans.LightTracer` where the sampler allows (always
+    on, parent-based always on, head-sampled ratio), not by the SDK. With `detailed` every
+    stage is a span of the SDK with its own timing.
     """
 
     def __init__(
