@@ -14,7 +14,8 @@ only where the sampling decision is simple enough to take here (see `light_trace
 
 Any other sampler (or `GATEWAY_TRACE_SPANS=detailed`) goes through the SDK as before.
 Attributes are the gateway's own (strings, numbers, booleans), few and bounded, so the
-SDK's attribute limits and validation are not repeated.
+SDK's attribute limits and validation are not repeated. Span processors hear of a span when
+it ends (`on_end`), not when it starts: the batch and simple processors do nothing on start.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from opentelemetry.trace import Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 _UNSET = Status(StatusCode.UNSET)
-_ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 
 
 class LightSpan(trace.Span, ReadableSpan):
@@ -126,6 +126,8 @@ class LightTracer:
         info = tracer.instrumentation_info
         self.scope = InstrumentationScope(info.name, info.version, info.schema_url)
         self._always = always  # always_on: sampled whatever the parent says
+        random = TraceFlags.RANDOM_TRACE_ID if self._ids.is_trace_id_random() else 0
+        self._root_flags = TraceFlags(TraceFlags.SAMPLED | random)
 
     def start(
         self,
@@ -140,7 +142,7 @@ class LightTracer:
                 self._ids.generate_trace_id(),
                 self._ids.generate_span_id(),
                 is_remote=False,
-                trace_flags=_ROOT_FLAGS,
+                trace_flags=self._root_flags,
             )
             return LightSpan(name, context, None, kind, attributes, self)
         if not (self._always or parent.trace_flags.sampled):
