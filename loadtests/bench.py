@@ -75,6 +75,12 @@ class Target:
     bentoml_unique: tuple[str, str]
     grpc: service_pb2.ModelInferRequest
 
+    def wrk_script(self, requests: str, headers: dict[str, str]) -> str:
+        """wrk's Lua for `requests`: "hit" repeats one body, "miss" sends a unique one each."""
+        if requests == "hit":
+            return post_script(self.body, headers)
+        return unique_post_script(*self.unique, headers, run_id=random.randrange(1, 16_000_000))
+
 
 def targets() -> list[Target]:
     features = [round(0.5 + 0.1 * i, 1) for i in range(30)]
@@ -497,12 +503,14 @@ def profiles(urls: dict[str, str], key: str, output: Path) -> dict[str, list[tup
     target = targets()[0]
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     url = urls["gateway"] + target.triton_path
-    miss = unique_post_script(*target.unique, auth, run_id=random.randrange(1, 16_000_000))
     return {
-        "hit": profile_gateway(
-            urls["gateway-pid"], url, post_script(target.body, auth), output / "hit-profile.txt"
-        ),
-        "miss": profile_gateway(urls["gateway-pid"], url, miss, output / "miss-profile.txt"),
+        requests: profile_gateway(
+            urls["gateway-pid"],
+            url,
+            target.wrk_script(requests, auth),
+            output / f"{requests}-profile.txt",
+        )
+        for requests in ("hit", "miss")
     }
 
 
@@ -525,8 +533,7 @@ def miss_stages(
         httpx.post(url, content=target.body, headers=auth, timeout=60)
     time.sleep(1)
     receiver.clear()
-    miss = unique_post_script(*target.unique, auth, run_id=random.randrange(1, 16_000_000))
-    run_wrk(url, miss, connections=1, duration_s=duration_s)
+    run_wrk(url, target.wrk_script("miss", auth), connections=1, duration_s=duration_s)
     time.sleep(2)  # the last batch of spans
     durations: dict[str, list[float]] = {}
     for span in receiver.received():

@@ -19,7 +19,6 @@ Smallest model (tabular_classifier v1); hits repeat one body, misses send a uniq
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import tempfile
 import time
@@ -29,9 +28,9 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from loadtests.bench import TRITON_MODELS, targets
-from loadtests.processes import backends, cpu_seconds, start_gateway
-from loadtests.wrk import post_script, require_wrk, run_wrk, unique_post_script
+from loadtests.bench import TRITON_MODELS, run_wrk_watching, targets
+from loadtests.processes import backends, start_gateway
+from loadtests.wrk import require_wrk
 
 
 @dataclass(frozen=True)
@@ -70,12 +69,6 @@ def main() -> None:
     target = targets()[0]
     auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
 
-    def script() -> str:
-        if args.requests == "hit":
-            return post_script(target.body, auth)
-        run_id = random.randrange(1, 16_000_000)
-        return unique_post_script(*target.unique, auth, run_id=run_id)
-
     runs: dict[str, list[tuple[float, float]]] = {config.name: [] for config in args.configs}
     with tempfile.TemporaryDirectory() as folder, backends(Path(folder), TRITON_MODELS) as up:
         gateways = []
@@ -91,19 +84,19 @@ def main() -> None:
             shift = round_number % len(gateways)
             for name, url, pid in gateways[shift:] + gateways[:shift]:
                 time.sleep(0.2)
-                cpu, started = cpu_seconds(pid), time.monotonic()
-                result = run_wrk(
+                run = run_wrk_watching(
                     url + target.triton_path,
-                    script(),
-                    connections=args.connections,
-                    duration_s=args.duration,
+                    target.wrk_script(args.requests, auth),
+                    args.connections,
+                    args.duration,
+                    pid,
                 )
-                cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
-                rate = result.requests_per_s
-                runs[name].append((rate, cores / rate * 1e6 if rate else 0.0))
+                runs[name].append((run.wrk.requests_per_s, run.cpu_us_per_request or 0.0))
     first = statistics.median(rate for rate, _ in runs[args.configs[0].name])
-    print(f"{args.requests}s, {args.connections} connections, {args.rounds} rounds of ")
-    print(f"{args.duration:g} s; medians\n")
+    print(
+        f"{args.requests}s, {args.connections} connections, {args.rounds} rounds of "
+        f"{args.duration:g} s; medians\n"
+    )
     print("| configuration | requests/s | vs first | gateway CPU µs/request | each round |")
     print("|---|---:|---:|---:|---|")
     for config in args.configs:

@@ -12,7 +12,6 @@ docs/benchmarks/tracing.md (`make bench` runs it).
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import tempfile
 import time
@@ -23,10 +22,10 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from loadtests.bench import TRITON_MODELS, machine, targets
+from loadtests.bench import TRITON_MODELS, machine, run_wrk_watching, targets
 from loadtests.otlp_sink import OtlpSink
-from loadtests.processes import ROOT, backends, cpu_seconds, start_gateway
-from loadtests.wrk import post_script, require_wrk, run_wrk, unique_post_script
+from loadtests.processes import ROOT, backends, start_gateway
+from loadtests.wrk import require_wrk
 
 # The miss path's CPU in the make bench report this issue started from (2026-12-01, 16
 # connections): the goal is half of it.
@@ -89,28 +88,24 @@ def main() -> None:
             shift = round_number % len(gateways)
             order = list(gateways.items())[shift:] + list(gateways.items())[:shift]
             for kind in ("hit", "miss"):
-
-                def script(headers: dict[str, str], kind: str = kind) -> str:
-                    if kind == "hit":
-                        return post_script(target.body, headers)
-                    run_id = random.randrange(1, 16_000_000)
-                    return unique_post_script(*target.unique, headers, run_id=run_id)
-
-                result = run_wrk(triton, script(plain), connections=16, duration_s=args.duration)
-                runs.setdefault((kind, "direct Triton"), []).append((result.requests_per_s, 0.0))
+                direct = run_wrk_watching(
+                    triton, target.wrk_script(kind, plain), 16, args.duration, None
+                )
+                runs.setdefault((kind, "direct Triton"), []).append(
+                    (direct.wrk.requests_per_s, 0.0)
+                )
                 for name, (url, pid) in order:
                     time.sleep(0.2)
-                    cpu, started = cpu_seconds(pid), time.monotonic()
-                    result = run_wrk(
+                    run = run_wrk_watching(
                         url + target.triton_path,
-                        script(auth),
-                        connections=16,
-                        duration_s=args.duration,
+                        target.wrk_script(kind, auth),
+                        16,
+                        args.duration,
+                        pid,
                     )
-                    cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
-                    rate = result.requests_per_s
-                    per_request = cores / rate * 1e6 if rate else 0.0
-                    runs.setdefault((kind, name), []).append((rate, per_request))
+                    runs.setdefault((kind, name), []).append(
+                        (run.wrk.requests_per_s, run.cpu_us_per_request or 0.0)
+                    )
         exported = sink.requests
     rows = [
         Row(
