@@ -27,6 +27,7 @@ import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
 from gateway.embedded.ports import free_port
+from tests.support import own_backends
 from tests.support.admin import create_key
 from tests.support.deploy import gateway_command, gateway_env
 from tests.support.keys import ADMIN_KEY
@@ -43,10 +44,8 @@ STOP_BOUND_S = DRAIN_S + 2 * GRACE_S + 10  # what the pod's grace period must co
 
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("drain-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "drain-redis") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,15 @@ import redis.exceptions
 
 from gateway.embedded import EmbeddedRedis
 from gateway.redis_client import redis_client
+from tests.support import own_backends
 
 DEADLINE_S = 0.25
 
 
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("client-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "client-redis") as server:
+        yield server
 
 
 def test_a_restarted_redis_answers_the_first_call_on_a_pooled_connection(

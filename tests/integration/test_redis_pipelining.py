@@ -19,6 +19,7 @@ from redis.commands.core import AsyncScript
 from gateway.embedded import EmbeddedRedis
 from gateway.redis_client import redis_client
 from gateway.redis_pipelining import ScriptBatcher
+from tests.support import own_backends
 
 # Echoes its argument under its key; an argument "fail" is an error reply for that call only.
 ECHO = """
@@ -31,10 +32,8 @@ DEADLINE_S = 0.5
 
 @pytest.fixture
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("pipelining-redis"), persistent=False)
-    server.start()
-    yield server
-    server.stop()
+    with own_backends.own_redis(tmp_path_factory, "pipelining-redis") as server:
+        yield server
 
 
 @dataclass
