@@ -198,3 +198,48 @@ def test_last_used_is_recorded_in_the_background_at_most_once_per_interval() -> 
         assert store.records[issued.record.id].last_used_at == first
 
     run(scenario)
+
+
+class CountingHasher(KeyHasher):
+    def __init__(self) -> None:
+        super().__init__(b"unit-test-pepper-0123456789")
+        self.hashed = 0
+
+    def hash(self, key: ApiKey) -> str:
+        self.hashed += 1
+        return super().hash(key)
+
+
+def test_a_key_that_passed_is_not_hashed_again_while_its_record_keeps_its_hash() -> None:
+    store = FlakyStore()
+    clock = Clock()
+    hasher = CountingHasher()
+    authenticator = Authenticator(store, hasher, clock=clock, wall_clock=clock, max_remembered=2)
+    service = KeyService(store, HASHER, wall_clock=clock)
+
+    async def scenario() -> None:
+        first, second, third = [await service.create(name) for name in "abc"]
+        for _ in range(5):
+            await authenticator.authenticate(str(first.key))
+        assert hasher.hashed == 1
+        wrong = str(ApiKey(first.record.id, ApiKey.generate().secret))
+        for _ in range(2):  # a failing key is hashed each time, never remembered
+            with pytest.raises(InvalidKey):
+                await authenticator.authenticate(wrong)
+        assert hasher.hashed == 3
+        # The record's hash changes (the key's secret was replaced): the text that matched
+        # the old hash is checked again, and fails.
+        record = store.records[first.record.id]
+        store.records[first.record.id] = record.model_copy(
+            update={"hash": HASHER.hash(ApiKey.generate())}
+        )
+        authenticator.forget(first.record.id)
+        with pytest.raises(InvalidKey):
+            await authenticator.authenticate(str(first.key))
+        # At most max_remembered keys are kept; the others are hashed again, and still pass.
+        for _ in range(2):
+            for issued in (second, third, second):
+                assert (await authenticator.authenticate(str(issued.key))).id == issued.record.id
+        await authenticator.close()
+
+    run(scenario)
