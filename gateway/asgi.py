@@ -37,13 +37,20 @@ def int_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int | Non
 
 
 async def read_body(
-    receive: Receive, headers: Iterable[tuple[bytes, bytes]], limit: int, deadline: BodyDeadline
+    receive: Receive,
+    headers: Iterable[tuple[bytes, bytes]],
+    limit: int,
+    deadline: BodyDeadline,
+    arrived: bool = False,
 ) -> bytes:
     """The whole request body; 413 as soon as it is known to exceed `limit` bytes, 408 if it
-    has not arrived before its deadline."""
+    has not arrived before its deadline. `arrived`: the server has received all of it
+    already (nothing to wait for, so no deadline is armed)."""
     declared = int_header(headers, b"content-length")
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the request body has {declared} bytes; the limit is {limit}")
+    if arrived:
+        return await _receive_body(receive, limit)
     timeout_s = deadline.seconds(declared, limit)
     try:
         async with asyncio.timeout(timeout_s):

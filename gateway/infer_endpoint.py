@@ -43,7 +43,7 @@ from gateway.cache import Directive, Outcome
 from gateway.cache.policy import allows_stale
 from gateway.capacity import Overloaded
 from gateway.compression import chosen_encoding, compress, inflate
-from gateway.deadlines import BodyDeadline
+from gateway.deadlines import BODY_ARRIVED, BodyDeadline
 from gateway.errors import BadRequest, GatewayError, MethodNotAllowed
 from gateway.observability.requests import RequestInfo, request_info
 from gateway.protocol.names import check_model_path
@@ -161,7 +161,7 @@ class InferEndpoint:
         grant = await services.access.for_model(headers, model)
         info.key_id = grant.key.id
         with services.capacity.hold_for_key(grant.key.id):
-            return await self._answer(services, model, version, info, grant, headers, receive, send)
+            return await self._answer(services, model, version, info, grant, scope, receive, send)
 
     async def _answer(
         self,
@@ -170,14 +170,15 @@ class InferEndpoint:
         version: str,
         info: RequestInfo,
         grant: Grant,
-        headers: list[tuple[bytes, bytes]],
+        scope: Scope,
         receive: Receive,
         send: Send,
     ) -> int:
+        headers = scope["headers"]
         settings = services.settings
         limit = settings.max_body_bytes
         deadline = BodyDeadline(settings.body_timeout_s, settings.body_min_rate)
-        received = await read_body(receive, headers, limit, deadline)
+        received = await read_body(receive, headers, limit, deadline, BODY_ARRIVED in scope)
         body = inflate(received, header(headers, b"content-encoding"), limit)
         header_length = int_header(headers, b"inference-header-content-length")
         cache_control = header(headers, b"cache-control")

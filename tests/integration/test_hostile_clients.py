@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from gateway.embedded import EmbeddedRedis, EmbeddedTriton
@@ -130,6 +131,32 @@ def test_slow_bodies_of_one_key_cost_other_keys_nothing(strict: str) -> None:
     assert took < 20, took  # every slow connection closed after its deadline
 
 
+def test_a_body_sent_after_its_headers_is_read_within_its_deadline(strict: str) -> None:
+    """Expect: 100-continue: the body leaves only once the gateway asks for it, so it has
+    not arrived when the request is served (the path with a body deadline armed)."""
+    _, key = create_key(strict, models=["*"])
+    body = orjson.dumps(TABULAR)
+    host, port = strict.removeprefix("http://").split(":")
+    connection = socket.create_connection((host, int(port)), timeout=30)
+    connection.sendall(
+        b"POST /v2/models/tabular_classifier/infer HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + key.encode() + b"\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        interim += connection.recv(65536)
+    assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
+    connection.sendall(body)
+    answer = b""
+    while b'"outputs"' not in answer:
+        chunk = connection.recv(65536)
+        assert chunk, answer  # not closed before the answer
+        answer += chunk
+    connection.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:300]
+
+
 def test_headers_that_never_finish_are_cut_off(strict: str) -> None:
     host, port = strict.removeprefix("http://").split(":")
     connection = socket.create_connection((host, int(port)), timeout=30)
@@ -139,6 +166,15 @@ def test_headers_that_never_finish_are_cut_off(strict: str) -> None:
     assert b"headers did not arrive in time" in answer
     idle = socket.create_connection((host, int(port)), timeout=30)  # sends nothing at all
     assert answer_then_close(idle).startswith(b"HTTP/1.1 408")
+    # A kept-alive connection: the second request's headers stop half-way.
+    kept = socket.create_connection((host, int(port)), timeout=30)
+    kept.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = b""
+    while b"\r\n\r\n" not in first:
+        first += kept.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200")
+    kept.sendall(b"POST /v2/models/tabular_classifier/infer HTTP/1.1\r\nHost: x\r\n")
+    assert b"HTTP/1.1 408 Request Timeout" in answer_then_close(kept)
 
 
 def test_a_worker_at_capacity_says_it_is_not_ready(
