@@ -8,15 +8,18 @@ Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-
-from opentelemetry import trace
 
 import auth
 from gateway.asgi import header
-from gateway.errors import Forbidden, ServiceUnavailable, TooManyRequests, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from gateway.metrics import Metrics
 from gateway.observability.tracing import Spans
 
@@ -65,28 +68,34 @@ class Access:
 
     async def for_model(self, headers: Headers, model: str) -> Grant:
         """A key whose `infer` scope covers `model`, within its rate limit."""
-        with self._translated() as span:
-            key = await self._authenticated(headers, span)
+
+        def in_scope(key: auth.KeyRecord) -> None:
             if not key.allows_model(model):
                 raise auth.Forbidden(f"this API key may not use model '{model}'")
-            return await self._rate_limited(key)
+
+        return await self._granted(headers, in_scope)
 
     async def for_admin(self, headers: Headers) -> Grant:
-        with self._translated() as span:
-            key = await self._authenticated(headers, span)
-            if not key.admin:
-                raise auth.Forbidden("this API key may not use the admin API")
-            return await self._rate_limited(key)
+        return await self._granted(headers, _admin)
 
     async def for_anyone_with_a_key(self, headers: Headers) -> Grant:
-        with self._translated() as span:
-            key = await self._authenticated(headers, span)
-            return await self._rate_limited(key)
+        return await self._granted(headers, None)
 
-    async def _authenticated(self, headers: Headers, span: trace.Span) -> auth.KeyRecord:
-        key = await self._authenticator.authenticate(presented_key(headers))
-        span.set_attribute("gateway.key_id", key.id)
-        return key
+    async def _granted(
+        self, headers: Headers, check: Callable[[auth.KeyRecord], None] | None
+    ) -> Grant:
+        """The presented key, authenticated, passing `check`, within its rate limit; in an
+        `auth` span. Auth errors become gateway errors, counted by reason."""
+        with self._spans.start("auth") as span:
+            try:
+                key = await self._authenticator.authenticate(presented_key(headers))
+                span.set_attribute("gateway.key_id", key.id)
+                if check is not None:
+                    check(key)
+                return await self._rate_limited(key)
+            except auth.AuthError as exc:
+                span.set_attribute("gateway.auth.refused", exc.reason)
+                raise self._refused(exc) from exc
 
     def forget(self, key_id: str) -> None:
         """Stop trusting what this process remembers of a key (it was just changed)."""
@@ -98,23 +107,19 @@ class Access:
             raise auth.RateLimited(decision)
         return Grant(key, decision)
 
-    @contextmanager
-    def _translated(self) -> Iterator[trace.Span]:
-        """The `auth` span; auth errors inside become gateway errors, counted by reason."""
-        with self._spans.start("auth") as span:
-            try:
-                yield span
-            except auth.AuthError as exc:
-                span.set_attribute("gateway.auth.refused", exc.reason)
-                self._refused(exc)
-
-    def _refused(self, exc: auth.AuthError) -> None:
+    def _refused(self, exc: auth.AuthError) -> GatewayError:
+        """The gateway error for an auth refusal, counted."""
         self._metrics.auth_failures.labels(exc.reason).inc()
         if isinstance(exc, auth.RateLimited):
             self._metrics.rate_limited.inc()
-            raise TooManyRequests(exc.message, exc.decision.headers()) from exc
+            return TooManyRequests(exc.message, exc.decision.headers())
         if isinstance(exc, auth.Forbidden):
-            raise Forbidden(exc.message) from exc
+            return Forbidden(exc.message)
         if isinstance(exc, auth.AuthUnavailable):
-            raise ServiceUnavailable(exc.message, self._retry_after_s) from exc
-        raise Unauthorized(exc.message) from exc
+            return ServiceUnavailable(exc.message, self._retry_after_s)
+        return Unauthorized(exc.message)
+
+
+def _admin(key: auth.KeyRecord) -> None:
+    if not key.admin:
+        raise auth.Forbidden("this API key may not use the admin API")

@@ -31,6 +31,8 @@ SCHEDULING_PARAMETERS = frozenset({"priority", "timeout"})
 SEQUENCE_PARAMETERS = frozenset({"sequence_id", "sequence_start", "sequence_end"})
 
 _LENGTH = struct.Struct("<Q")
+_MEMO_FORMAT = b"gateway-memo-v2"
+_MEMO_LENGTHS = struct.Struct("<7Q")
 
 
 def is_stateful(request: InferRequest) -> bool:
@@ -97,9 +99,7 @@ def memo_key(
     Identical bytes decode to the identical request, so they share the cache key; and with
     the same `id` and encoding choices in them they get identical response bytes.
     """
-    digest = hashlib.sha256()
-    for part in (
-        b"gateway-memo-v1",
+    parts = (
         tenant.encode(),
         model.encode(),
         requested_version.encode(),
@@ -107,7 +107,8 @@ def memo_key(
         fingerprint.encode(),
         str(header_length).encode(),
         body,
-    ):
-        digest.update(_LENGTH.pack(len(part)))
-        digest.update(part)
-    return digest.digest()
+    )
+    # The lengths of all parts first, then the parts: one hash call (this runs on every
+    # cache hit; a call per part showed in its profile).
+    lengths = _MEMO_LENGTHS.pack(*map(len, parts))
+    return hashlib.sha256(b"".join((_MEMO_FORMAT, lengths, *parts))).digest()

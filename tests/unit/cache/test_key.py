@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from gateway.cache import cache_key
+from gateway.cache import cache_key, memo_key
 from gateway.protocol import RequestedOutput, decode_infer_request
 from gateway.protocol.types import InferRequest
 
+# tenant, model, requested version, version, fingerprint, header length, body
+MemoParts = tuple[str, str, str, str, str, int | None, bytes]
 X = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
 
 
@@ -107,3 +109,21 @@ def test_fields_cannot_bleed_into_each_other() -> None:
     a = replace(json_request(), model="ab")
     b = replace(json_request(), model="a")
     assert cache_key(a, "1", "f") != cache_key(b, "b1", "f")
+
+
+def test_memo_keys_differ_whenever_any_part_does_and_parts_cannot_shift() -> None:
+    base: MemoParts = ("tenant", "model", "", "1", "fp", 10, b"body")
+    variants: list[MemoParts] = [
+        ("tenant2", "model", "", "1", "fp", 10, b"body"),
+        ("tenant", "model2", "", "1", "fp", 10, b"body"),
+        ("tenant", "model", "1", "1", "fp", 10, b"body"),
+        ("tenant", "model", "", "2", "fp", 10, b"body"),
+        ("tenant", "model", "", "1", "fp2", 10, b"body"),
+        ("tenant", "model", "", "1", "fp", None, b"body"),
+        ("tenant", "model", "", "1", "fp", 10, b"body2"),
+        ("tenan", "tmodel", "", "1", "fp", 10, b"body"),  # the same bytes, split elsewhere
+        ("tenant", "model", "", "1", "fp1", 0, b"body"),
+    ]
+    keys = {memo_key(*parts) for parts in [base, *variants]}
+    assert len(keys) == 1 + len(variants)
+    assert memo_key(*base) == memo_key(*base)
