@@ -230,5 +230,5 @@ def _caller_context(scope: Scope) -> Context | None:
 def _note_trace(info: RequestInfo, span: trace.Span) -> None:
     context = span.get_span_context()
     if context.is_valid and context.trace_flags.sampled:
-        info.trace_id = format(context.trace_id, "032x")
-        info.span_id = format(context.span_id, "016x")
+        info.trace_id = context.trace_id.to_bytes(16, "big").hex()
+        info.span_id = context.span_id.to_bytes(8, "big").hex()

@@ -29,6 +29,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util.re import parse_env_headers
 
+from gateway.observability.light_spans import LightSpan
+
 DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
 DEFAULT_TIMEOUT_S = 10.0
 # OTLP's numbers (an enum's `.value` is a slow property): SPAN_KIND_UNSPECIFIED is 0.
@@ -81,13 +83,18 @@ class OtlpJsonSpanExporter(SpanExporter):
 
 def encode_spans(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     """An `ExportTraceServiceRequest` in OTLP/JSON: spans grouped by resource and scope."""
-    resources: dict[int, tuple[Any, dict[tuple[str, str], list[dict[str, Any]]]]] = {}
+    groups: dict[tuple[int, int], tuple[Any, Any, list[dict[str, Any]]]] = {}
     for span in spans:
-        resource = span.resource
+        resource, scope = span.resource, span.instrumentation_scope
+        group = groups.get((id(resource), id(scope)))
+        if group is None:
+            group = groups[id(resource), id(scope)] = (resource, scope, [])
+        group[2].append(_span(span))
+    resources: dict[int, tuple[Any, dict[tuple[str, str], list[dict[str, Any]]]]] = {}
+    for resource, scope, encoded in groups.values():
         _, scopes = resources.setdefault(id(resource), (resource, {}))
-        scope = span.instrumentation_scope
         name = (scope.name, scope.version or "") if scope is not None else ("", "")
-        scopes.setdefault(name, []).append(_span(span))
+        scopes.setdefault(name, []).extend(encoded)
     return {
         "resourceSpans": [
             {
@@ -106,8 +113,8 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     context = span.context
     status = span.status
     encoded: dict[str, Any] = {
-        "traceId": format(context.trace_id, "032x") if context else "",
-        "spanId": format(context.span_id, "016x") if context else "",
+        "traceId": context.trace_id.to_bytes(16, "big").hex() if context else "",
+        "spanId": context.span_id.to_bytes(8, "big").hex() if context else "",
         "name": span.name,
         "kind": _KINDS[span.kind],
         "startTimeUnixNano": str(span.start_time or 0),
@@ -116,7 +123,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         "status": {"code": _STATUS_CODES[status.status_code]},
     }
     if span.parent is not None:
-        encoded["parentSpanId"] = format(span.parent.span_id, "016x")
+        encoded["parentSpanId"] = span.parent.span_id.to_bytes(8, "big").hex()
     if context is not None and context.trace_state:
         encoded["traceState"] = context.trace_state.to_header()
     if status.description:
@@ -141,6 +148,8 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
             }
             for link in links
         ]
+    if isinstance(span, LightSpan):
+        return encoded  # it drops nothing (light_spans.py)
     for name, count in (
         ("droppedAttributesCount", span.dropped_attributes),
         ("droppedEventsCount", span.dropped_events),
@@ -151,30 +160,44 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     return encoded
 
 
-# Encoded attributes by (key, value): a request's attributes repeat (method, model, key id,
-# cache outcome, status), and encoding each anew was half of a span's encoding time.
-# The value's type is part of the key: True == 1 == 1.0, but each is encoded differently.
+# Encoded attributes by (key, value, type of value), and whole attribute sets by their items:
+# a request's attributes repeat (method, model, key id, cache outcome, status), and encoding
+# each anew was half of a span's encoding time. The value's type is part of the key:
+# True == 1 == 1.0, but each is encoded differently. Both are emptied when they reach
+# _ENCODED_MAX entries (attribute sets a client can vary, e.g. made-up model names, cannot
+# grow them).
 _ENCODED: dict[tuple[str, Any, type], dict[str, Any]] = {}
+_ENCODED_SETS: dict[tuple[tuple[tuple[str, Any], ...], tuple[type, ...]], list[dict[str, Any]]] = {}
 _ENCODED_MAX = 4096
 
 
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not attributes:
         return []
-    encoded = []
-    for key, value in attributes.items():
-        typed = (key, value, type(value))
-        try:
-            entry = _ENCODED.get(typed)
-        except TypeError:  # an unhashable value (a list)
-            encoded.append({"key": key, "value": _value(value)})
-            continue
-        if entry is None:
-            if len(_ENCODED) >= _ENCODED_MAX:
-                _ENCODED.clear()
-            entry = _ENCODED[typed] = {"key": key, "value": _value(value)}
-        encoded.append(entry)
+    items = tuple(attributes.items())
+    typed = (items, tuple(map(type, attributes.values())))
+    try:
+        encoded = _ENCODED_SETS.get(typed)
+    except TypeError:  # an unhashable value (a list)
+        return [_attribute((key, value, type(value))) for key, value in items]
+    if encoded is None:
+        if len(_ENCODED_SETS) >= _ENCODED_MAX:
+            _ENCODED_SETS.clear()
+        encoded = [_attribute((key, value, type(value))) for key, value in items]
+        _ENCODED_SETS[typed] = encoded
     return encoded
+
+
+def _attribute(typed: tuple[str, Any, type]) -> dict[str, Any]:
+    try:
+        entry = _ENCODED.get(typed)
+    except TypeError:  # an unhashable value (a list)
+        return {"key": typed[0], "value": _value(typed[1])}
+    if entry is None:
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        entry = _ENCODED[typed] = {"key": typed[0], "value": _value(typed[1])}
+    return entry
 
 
 def _value(value: Any) -> dict[str, Any]:
