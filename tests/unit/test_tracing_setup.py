@@ -215,3 +215,27 @@ def test_spans_are_exported_in_large_batches_unless_configured(
     monkeypatch.delenv("OTEL_BSP_MAX_QUEUE_SIZE")
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100")
     assert batching(tracer_provider(InMemorySpanExporter(), Metrics())) == (8192, 100)
+
+
+def test_reused_attribute_encodings_keep_each_values_type() -> None:
+    """True == 1 == 1.0 in Python, and encoded attributes are reused by value: the type is
+    part of what they are reused by, alone and in whole attribute sets."""
+    exporter = InMemorySpanExporter()
+    provider = tracer_provider(exporter, Metrics())
+    tracer = get_tracer(provider)
+    for _ in range(2):  # the second round comes from the reused encodings
+        for value in (True, 1, 1.0, ["x"]):
+            with tracer.start_as_current_span("s", attributes={"a": "b", "v": value}):
+                pass
+    provider.force_flush()
+    document = encode_spans(exporter.get_finished_spans())
+    spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    values = [{a["key"]: a["value"] for a in span["attributes"]}["v"] for span in spans]
+    expected = [
+        {"boolValue": True},
+        {"intValue": "1"},
+        {"doubleValue": 1.0},
+        {"arrayValue": {"values": [{"stringValue": "x"}]}},
+    ]
+    assert values == expected * 2
+    provider.shutdown()
