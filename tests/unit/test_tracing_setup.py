@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections.abc import Sequence
 
 import orjson
 import pytest
@@ -11,14 +13,15 @@ from google.protobuf import json_format
 from opentelemetry import propagate
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans, traces_endpoint
 from gateway.observability.tracing import (
+    CountingBatchSpanProcessor,
     HeadSampledTracerProvider,
     Spans,
     get_tracer,
@@ -28,6 +31,7 @@ from gateway.observability.tracing import (
 )
 from gateway.settings import Settings
 from gateway.stack import _embedded_triton_tracing
+from tests.support.polling import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -239,3 +243,45 @@ def test_reused_attribute_encodings_keep_each_values_type() -> None:
     ]
     assert values == expected * 2
     provider.shutdown()
+
+
+class GatedExporter(SpanExporter):
+    """An exporter at the boundary: records batch sizes, and holds each export until
+    `gate` opens (`exporting` says one is under way)."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.exporting = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exporting.set()
+        self.gate.wait(30)
+        self.batches.append(len(spans))
+        return SpanExportResult.SUCCESS
+
+
+def test_the_batch_processor_queues_wakes_at_a_full_batch_counts_drops_and_stops() -> None:
+    exporter, metrics = GatedExporter(), Metrics()
+    processor = CountingBatchSpanProcessor(
+        exporter, metrics, max_queue_size=8, max_export_batch_size=4, schedule_delay_millis=60_000
+    )
+    assert processor._direct  # the SDK's internals are as expected: spans queued directly
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = get_tracer(provider)
+
+    def end(count: int) -> None:
+        for _ in range(count):
+            tracer.start_span("s").end()
+
+    end(4)  # a full batch wakes the export thread (its schedule is a minute away)
+    assert exporter.exporting.wait(30)
+    end(8)  # the queue is full while the first batch is being exported
+    end(2)  # dropped, and counted
+    assert metrics.trace_spans_dropped._value.get() == 2
+    exporter.gate.set()
+    eventually(lambda: sum(exporter.batches) == 12, what="12 spans exported")
+    provider.shutdown()
+    end(1)  # after shutdown: ignored, no error
+    assert sum(exporter.batches) == 12
