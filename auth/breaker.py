@@ -7,7 +7,7 @@ success closes the breaker, its failure opens it again. `trip()` opens it at onc
 probe that knows better than the calls). State changes are logged once each and reported
 to `on_change` (for a gauge). Other callers use `allow()`, `record_success()`,
 `record_failure()` and `abandon_trial()` around calls of their own kind; `call()` is the
-Redis one.
+Redis one, and `record(answer)` the same bookkeeping for a Redis call nobody awaits.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis
 
@@ -114,6 +114,20 @@ class CircuitBreaker:
             )
             if self._on_change:
                 self._on_change(False)
+
+    def record(self, answer: asyncio.Future[Any]) -> None:
+        """Record how a Redis call let through by `allow()` ended, as `call()` would: a done
+        callback for calls that run in the background."""
+        if answer.cancelled():
+            self.abandon_trial()
+            return
+        error = answer.exception()
+        if error is None:
+            self.record_success()
+        elif isinstance(error, REDIS_FAILURES):
+            self.record_failure(error)
+        else:
+            self.abandon_trial()
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run `operation`; a Redis failure or an open circuit raises `StoreUnavailable`."""

@@ -1,7 +1,8 @@
 """Script calls of concurrent requests sent to Redis together: one pipeline per event-loop
 turn (auto-pipelining).
 
-    await scripts.run(script, keys, args)
+    await scripts.run(script, keys, args)      (or scripts.submit(...): the answer's future,
+                                               for a call nobody waits for)
       the first call of a turn schedules a flush for the end of the turn (`call_soon`);
       every call made before it runs joins the same batch
       flush: one call alone goes as it is (EVALSHA, EVAL if Redis lost the script);
@@ -57,11 +58,20 @@ class ScriptBatcher:
     async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
         if self._direct:
             return await script(keys=keys, args=args)
+        return await self.submit(script, keys, args)
+
+    def submit(
+        self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        """The call, joining this turn's batch; its answer's future (no coroutine or task of
+        its own on the way, unless on a Redis Cluster)."""
+        if self._direct:
+            return asyncio.ensure_future(script(keys=keys, args=args))
         call = _Call(script, keys, args)
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append(call)
-        return await call.answer
+        return call.answer
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

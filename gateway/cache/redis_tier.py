@@ -13,16 +13,19 @@ slot, so the scripts that touch both run on one node. A `{` in a model name is w
 `%7B` (and `%` as `%25`), so the digest's braces are always the first.
     gateway:cache-purge                             pub/sub channel of purge events
 
-Every call goes through the circuit breaker and raises `StoreUnavailable` on failure: the
-caller treats that as a miss (fail-open).
+Every call goes through the circuit breaker and raises `StoreUnavailable` on failure (the
+future of `set_soon` fails with the Redis error instead): the caller treats that as a miss
+(fail-open).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -138,15 +141,19 @@ class RedisTier:
         stale = _bytes(answer[2]) if answer[0] == 2 else None
         return Lookup(token=token if answer[1] else None, stale=stale)
 
-    async def set(
+    def set_soon(
         self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
-    ) -> None:
-        """Store an entry and release the lock `token` (if given and still ours)."""
-        await self._breaker.call(
-            lambda: self._scripts.run(
-                self._set_and_release, [key, lock_key(digest)], [value, _ms(ttl_s), token or ""]
-            )
+    ) -> asyncio.Future[Any] | None:
+        """Store an entry and release the lock `token` (if given and still ours), without
+        waiting: the future of Redis's answer (failed with a Redis error if it failed), or
+        None when the circuit is open. The call joins this event-loop turn's pipeline."""
+        if not self._breaker.allow():
+            return None
+        answer = self._scripts.submit(
+            self._set_and_release, [key, lock_key(digest)], [value, _ms(ttl_s), token or ""]
         )
+        answer.add_done_callback(self._breaker.record)
+        return answer
 
     async def unlock(self, digest: bytes, token: str) -> None:
         await self._breaker.call(

@@ -40,6 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from opentelemetry.trace import Span
@@ -132,7 +133,7 @@ class ResultCache:
         self._metrics = metrics
         self._lock = lock or LockSettings()
         self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()  # background Redis writes
 
     def replay(self, memo_key: bytes) -> Replay | None:
         return self._memo.get(memo_key)
@@ -192,15 +193,19 @@ class ResultCache:
                 self._behind(lambda: self._unlock(key, token))
             return
         self._local.put(key.digest, result, _cost(result), policy.ttl_s, key.model, key.version)
-        self._behind(
-            lambda: self._write(
-                key,
-                value,
-                policy,
-                token,
-                self._spans.begin("cache.store", {"gateway.cache.entry_bytes": len(value)}),
-            )
-        )
+        if len(self._writes) >= MAX_PENDING_WRITES:
+            self._metrics.cache_errors.labels("set").inc()
+            return
+        span = self._spans.begin("cache.store", {"gateway.cache.entry_bytes": len(value)})
+        life_s = policy.ttl_s + policy.stale_if_error_s  # stale for the grace's length
+        # Not a task per write: the call joins this turn's Redis pipeline, and its answer's
+        # callback does the bookkeeping.
+        answer = self._redis.set_soon(key.redis_key, value, life_s, key.digest, token)
+        if answer is None:  # circuit open
+            self._written(span, None)
+            return
+        self._writes.add(answer)
+        answer.add_done_callback(partial(self._written, span))
 
     async def flush(self, timeout_s: float) -> None:
         """Wait up to `timeout_s` for the background Redis writes still under way."""
@@ -288,17 +293,14 @@ class ResultCache:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def _write(
-        self, key: CacheKey, value: bytes, policy: CachePolicy, token: str | None, span: Span
-    ) -> None:
-        try:
-            life_s = policy.ttl_s + policy.stale_if_error_s  # stale for the grace's length
-            await self._redis.set(key.redis_key, value, life_s, key.digest, token)
-        except StoreUnavailable:
+    def _written(self, span: Span, answer: asyncio.Future[Any] | None) -> None:
+        """A background store ended (None: it could not start)."""
+        if answer is not None:
+            self._writes.discard(answer)
+        if answer is None or answer.cancelled() or answer.exception() is not None:
             self._metrics.cache_errors.labels("set").inc()
             span.set_attribute("gateway.cache.stored", False)
-        finally:
-            span.end()
+        span.end()
 
     async def _unlock(self, key: CacheKey, token: str | None) -> None:
         if token:

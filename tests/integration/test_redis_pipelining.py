@@ -85,6 +85,21 @@ def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_answers(
     asyncio.run(scenario())
 
 
+def test_submitted_calls_join_the_turns_pipeline_without_a_task(own_redis: EmbeddedRedis) -> None:
+    async def scenario() -> None:
+        async with echo_batcher(own_redis) as echo:
+            assert await echo.run("warm", "up") == b"up"
+            opened = counted_pipelines(echo.client)
+            tasks = len(asyncio.all_tasks())
+            submitted = [echo.batcher.submit(echo.script, [f"s{n}"], [f"v{n}"]) for n in range(5)]
+            assert len(asyncio.all_tasks()) == tasks  # futures, not tasks
+            awaited = await asyncio.gather(echo.run("r", "1"), *submitted)
+            assert awaited == [b"1", *(f"v{n}".encode() for n in range(5))]
+            assert len(opened) == 1  # the submitted and the awaited calls in one pipeline
+
+    asyncio.run(scenario())
+
+
 def test_an_error_reply_fails_only_its_own_call(own_redis: EmbeddedRedis) -> None:
     async def scenario() -> None:
         async with echo_batcher(own_redis) as echo:

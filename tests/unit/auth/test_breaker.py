@@ -76,3 +76,36 @@ def test_timeouts_count_as_failures_and_successes_reset_the_count() -> None:
         assert not breaker.is_open
 
     asyncio.run(scenario())
+
+
+def test_record_keeps_the_books_of_calls_nobody_awaits() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("redis", failure_threshold=2, reset_after_s=5, clock=clock)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+
+        def ended(outcome: BaseException | int | None) -> asyncio.Future[int]:
+            answer: asyncio.Future[int] = loop.create_future()
+            if outcome is None:
+                answer.cancel()
+            elif isinstance(outcome, BaseException):
+                answer.set_exception(outcome)
+            else:
+                answer.set_result(outcome)
+            return answer
+
+        for _ in range(2):
+            assert breaker.allow()
+            breaker.record(ended(redis.ConnectionError("refused")))
+        assert breaker.is_open  # two Redis failures in a row
+        clock.now += 5
+        assert breaker.allow()  # the trial
+        breaker.record(ended(None))  # cancelled: neither, the trial slot is free again
+        assert breaker.is_open and breaker.allow()
+        breaker.record(ended(ValueError("a bug, not Redis")))  # not Redis's failure
+        assert breaker.is_open and breaker.allow()
+        breaker.record(ended(1))
+        assert not breaker.is_open
+
+    asyncio.run(scenario())

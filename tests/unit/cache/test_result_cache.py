@@ -66,6 +66,11 @@ class MemoryRedis:
         if token and self.locks.get(digest) == token:
             del self.locks[digest]
 
+    def set_soon(
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+    ) -> asyncio.Future[None]:
+        return asyncio.ensure_future(self.set(key, value, ttl_s, digest, token))
+
     async def unlock(self, digest: bytes, token: str) -> None:
         self._check()
         if self.locks.get(digest) == token:
