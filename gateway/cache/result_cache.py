@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -142,7 +142,8 @@ class ResultCache:
         response = replay.response
         # A right-sized copy: orjson's output can hold several KB of spare capacity.
         body = bytes(memoryview(response.body))
-        kept = replace(replay, response=replace(response, body=body))
+        copy = EncodedResponse(body, response.content_type, response.header_length)
+        kept = Replay(copy, replay.output_bytes, replay.triton_s)
         self._memo.put(
             memo_key, kept, len(body) + REPLAY_OVERHEAD_BYTES, policy.ttl_s, key.model, key.version
         )

@@ -36,7 +36,6 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from enum import Enum
 from typing import Any
 from urllib.parse import quote
@@ -152,21 +151,21 @@ class TritonClient:
                 endpoint, response = await self._send(
                     request, path, headers, header + payload, deadline_s
                 )
+                elapsed = time.perf_counter() - started
                 span.set_attribute("gateway.triton_endpoint", endpoint.url)
                 raise_for_status(response.status, response.body, self._retry_after_s)
                 length = response.headers.get(b"inference-header-content-length")
-                result = _decode_response(request.model, response.body, length)
+                result = _decode_response(request.model, response.body, length, elapsed)
             except GatewayError as exc:
                 self._record_failure(request, exc, exc.status)
                 raise
             span.set_attribute("gateway.bytes_out", sum(len(t.data) for t in result.outputs))
-        elapsed = time.perf_counter() - started
         self._metrics.triton_duration.labels(self._label(request.model), result.version).observe(
             elapsed
         )
         self.deadlines.observe(request.model, elapsed, rows)
         self._set_degraded(False)
-        return replace(result, triton_s=elapsed)
+        return result
 
     async def _send(
         self,
@@ -530,7 +529,9 @@ def _encode_request(request: InferRequest) -> tuple[bytes, bytes]:
     return orjson.dumps(document), b"".join(tensor.data for tensor in request.inputs)
 
 
-def _decode_response(model: str, body: bytes, header_length: bytes | None) -> InferResult:
+def _decode_response(
+    model: str, body: bytes, header_length: bytes | None, triton_s: float
+) -> InferResult:
     try:
         length = int(header_length) if header_length is not None else len(body)
         document = orjson.loads(body[:length])
@@ -546,7 +547,10 @@ def _decode_response(model: str, body: bytes, header_length: bytes | None) -> In
             name, datatype = sys.intern(output["name"]), sys.intern(output["datatype"])
             outputs.append(Tensor(name, datatype, tuple(output["shape"]), data))
         return InferResult(
-            document.get("model_name", model), str(document["model_version"]), tuple(outputs)
+            document.get("model_name", model),
+            str(document["model_version"]),
+            tuple(outputs),
+            triton_s,
         )
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
         raise GatewayError(f"Triton's response could not be read: {exc}") from exc

@@ -59,7 +59,7 @@ def test_response_outputs_are_sliced_from_the_binary_part() -> None:
             ],
         }
     )
-    result = _decode_response("m", header + probabilities + label, b"%d" % len(header))
+    result = _decode_response("m", header + probabilities + label, b"%d" % len(header), 0.0)
     assert result.version == "2"
     assert [(t.name, t.shape, t.data) for t in result.outputs] == [
         ("probabilities", (1, 2), probabilities),
@@ -75,4 +75,4 @@ def test_a_response_without_binary_data_is_an_error() -> None:
         }
     )
     with pytest.raises(GatewayError, match="could not be read"):
-        _decode_response("m", header, None)
+        _decode_response("m", header, None, 0.0)

@@ -51,7 +51,7 @@ def test_counted_bytes_cover_what_results_and_responses_cost() -> None:
     async def fill(cache: ResultCache) -> None:
         for seed in range(ENTRIES):
             body, length = triton_answer(seed)
-            result = _decode_response("tabular_classifier", body, str(length).encode())
+            result = _decode_response("tabular_classifier", body, str(length).encode(), 0.0)
             key = CacheKey(seed.to_bytes(32, "big"), "tabular_classifier", "2")
             cache.store(key, result, POLICY)
             request = decode_infer_request("tabular_classifier", "", request_body(seed), None)
