@@ -58,7 +58,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     access_stream: BinaryIO | None = None,
 ) -> ASGIApp:
-    app_metrics = Metrics()
+    app_metrics = Metrics(exemplar_interval_s=settings.exemplar_interval_s)
     provider = tracer_provider or tracer_provider_from_environment(app_metrics)
     drain = Drain(settings.drain_delay_s)
     access_log = (

@@ -326,6 +326,12 @@ class Settings(BaseSettings):
         description="With OTEL_TRACES_SAMPLER=parentbased_traceidratio, a request not drawn "
         "is still traced (one span) when it fails with a 5xx or takes at least this long",
     )
+    exemplar_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="An inference metric series takes a traced request's trace id as its "
+        "exemplar at most this often (it shows only its latest); 0: every traced request",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     access_log: bool = Field(default=True, description="One JSON access line per request")
     access_log_flush_s: float = Field(

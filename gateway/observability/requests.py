@@ -85,8 +85,9 @@ class RequestObserver:
         if info.model is not None:
             version = info.version or ""
             cache = info.cache or "none"
-            exemplar = metrics.exemplar(info.trace_id)
-            metrics.inference_requests.labels(info.model, version, str(status), cache, "http").inc(
+            code = str(status)
+            exemplar = metrics.exemplar(info.trace_id, (info.model, version, code, cache))
+            metrics.inference_requests.labels(info.model, version, code, cache, "http").inc(
                 exemplar=exemplar
             )
             metrics.inference_duration.labels(info.model, version, cache).observe(

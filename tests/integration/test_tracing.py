@@ -65,7 +65,8 @@ def traced(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = gateway_settings(triton, redis_server, trace_spans="detailed")
+    # Every traced request sets its exemplars (production: at most one a second a series).
+    settings = gateway_settings(triton, redis_server, trace_spans="detailed", exemplar_interval_s=0)
     with running_gateway(settings, provider, ACCESS_LINES) as url:
         yield url, exporter
 
