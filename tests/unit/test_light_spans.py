@@ -179,3 +179,23 @@ def test_head_sampling_keeps_a_failed_request_once_and_ignores_unreadable_parent
             assert not span.is_recording()
     assert exporter.get_finished_spans() == ()
     never.shutdown()
+
+
+def test_stages_go_to_their_request_or_else_to_whatever_span_is_current() -> None:
+    provider = HeadSampledTracerProvider(0.0)  # no request is drawn
+    spans = Spans(provider, detailed=False)
+    routes = TracerProvider()  # e.g. FastAPI's instrumentation, making its spans current
+    exporter = recorded(routes)
+    with routes.get_tracer("routes").start_as_current_span("GET /admin", kind=SpanKind.SERVER):
+        with spans.start("auth", {"gateway.key_id": "admin"}):  # no request span: the route's
+            pass
+        with spans.start("POST /infer", kind=SpanKind.SERVER) as request:  # not drawn
+            assert not request.is_recording()
+            with spans.start("auth", {"gateway.key_id": "k1"}) as stage:
+                assert not stage.is_recording()  # nothing to record, not the route's span
+        with spans.start("cache.lookup", {"gateway.cache.tier": "local"}):  # the route's again
+            pass
+    (admin,) = exporter.get_finished_spans()
+    assert admin.attributes == {"gateway.key_id": "admin", "gateway.cache.tier": "local"}
+    provider.shutdown()
+    routes.shutdown()
