@@ -138,13 +138,7 @@ class LightTracer:
     ) -> LightSpan | None:
         """A new span; None when its parent was not sampled (and the sampler follows it)."""
         if parent is None or not parent.is_valid:
-            context = trace.SpanContext(
-                self._ids.generate_trace_id(),
-                self._ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=self._root_flags,
-            )
-            return LightSpan(name, context, None, kind, attributes, self)
+            return self.root(name, attributes, kind)
         if not (self._always or parent.trace_flags.sampled):
             return None
         flags = parent.trace_flags | TraceFlags.SAMPLED
@@ -156,6 +150,21 @@ class LightTracer:
             trace_state=parent.trace_state,
         )
         return LightSpan(name, context, parent, kind, attributes, self)
+
+    def root(
+        self,
+        name: str,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        kind: trace.SpanKind = trace.SpanKind.SERVER,
+    ) -> LightSpan:
+        """A new trace's first span (always sampled: roots are drawn before they start)."""
+        context = trace.SpanContext(
+            self._ids.generate_trace_id(),
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=self._root_flags,
+        )
+        return LightSpan(name, context, None, kind, attributes, self)
 
 
 def light_tracer(

@@ -369,9 +369,11 @@ class Spans:
                     current.set_attributes(attributes)
                 return nullcontext(current)
         if self._light is not None:
+            server = kind is trace.SpanKind.SERVER
+            if server and context is None:  # no caller's trace context: a root
+                return _Current(self._light.root(name, attributes), server)
             parent = trace.get_current_span(context).get_span_context()
             light = self._light.start(name, parent, kind, attributes)
-            server = kind is trace.SpanKind.SERVER
             if light is None:  # a caller's unsampled trace: passed on to Triton as such
                 return _Current(trace.NonRecordingSpan(parent), server)
             return _Current(light, server)
