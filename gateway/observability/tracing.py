@@ -240,7 +240,7 @@ class _Current(AbstractContextManager[trace.Span]):
     """`span` made current until the block ends, then ended: what the SDK's
     `start_as_current_span` does, without its two generator-based context managers (a
     third of a span's cost on the request path, measured). A request's SERVER span is also
-    kept as `_REQUEST` (see `_Request`)."""
+    kept as `_REQUEST`."""
 
     __slots__ = ("_request", "_request_token", "_span", "_token")
 
@@ -265,24 +265,29 @@ class _Current(AbstractContextManager[trace.Span]):
         self._span.end()
 
 
-class _Request(AbstractContextManager[trace.Span]):
+class _LeftOut(AbstractContextManager[trace.Span]):
     """A request that head sampling left out: no span, but `_REQUEST` says so, so its
-    stages know at once that there is nothing to record."""
+    stages know at once that there is nothing to record. One shared instance: it keeps no
+    state (a request's own task starts without `_REQUEST` set, and ends with it unset)."""
 
-    __slots__ = ("_token",)
+    __slots__ = ()
 
     def __enter__(self) -> trace.Span:
-        self._token = _REQUEST.set(trace.INVALID_SPAN)
+        _REQUEST.set(trace.INVALID_SPAN)
         return trace.INVALID_SPAN
 
     def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
-        _REQUEST.reset(self._token)
+        _REQUEST.set(None)
 
 
-# The SERVER span `Spans` started for the request in progress (INVALID_SPAN: not drawn):
-# where its stages put their attributes. A context variable read directly; finding the
-# current span through OpenTelemetry's context API cost ~1 µs per stage. Unset outside the
-# requests Spans starts (FastAPI's instrumented routes): there the stages ask OpenTelemetry.
+_LEFT_OUT = _LeftOut()
+
+
+# The SERVER span `Spans` started for the request in progress (INVALID_SPAN: left out by
+# head sampling): where its stages put their attributes. A context variable read directly;
+# finding the current span through OpenTelemetry's context API cost ~1 µs per stage. Unset
+# outside the requests Spans starts (FastAPI's instrumented routes): there the stages ask
+# OpenTelemetry.
 _REQUEST: ContextVar[trace.Span | None] = ContextVar("gateway_request_span", default=None)
 
 
@@ -341,7 +346,7 @@ class Spans:
             else None
         )
         self._root_ratio: float = getattr(provider, "root_ratio", 1.0)
-        self._slow_s = slow_s
+        self._slow_ns = slow_s * 1e9
 
     @property
     def enabled(self) -> bool:
@@ -356,11 +361,7 @@ class Spans:
     ) -> AbstractContextManager[trace.Span]:
         if self._tracer is None:
             return _NO_SPAN
-        if kind is trace.SpanKind.SERVER and context is not None and not _has_parent(context):
-            context = None  # a traceparent that could not be read: a root, drawn as any other
-        if kind is trace.SpanKind.SERVER and context is None and not self._drawn():
-            return _Request()
-        if kind is not trace.SpanKind.SERVER:
+        if kind is not trace.SpanKind.SERVER:  # first: stages are most of the calls
             current = _current(kind)
             if not current.is_recording():
                 return _NO_SPAN
@@ -368,6 +369,11 @@ class Spans:
                 if attributes:  # a stage: its attributes go on the request span
                     current.set_attributes(attributes)
                 return nullcontext(current)
+        else:
+            if context is not None and not _has_parent(context):
+                context = None  # a traceparent that could not be read: a root, drawn as any
+            if context is None and not self._drawn():
+                return _LEFT_OUT
         if self._light is not None:
             server = kind is trace.SpanKind.SERVER
             if server and context is None:  # no caller's trace context: a root
@@ -414,11 +420,11 @@ class Spans:
         head sampling cannot know in advance which requests will matter."""
         if self._tracer is None or self._root_ratio >= 1.0:
             return
+        if status < 500 and time.time_ns() - started_ns < self._slow_ns:  # most requests
+            return
         if span.get_span_context().trace_flags.sampled:  # traced already (span has ended)
             return
         kept = "error" if status >= 500 else "slow"
-        if kept == "slow" and time.time_ns() - started_ns < self._slow_s * 1e9:
-            return
         outcome: dict[str, str | int] = {
             "http.response.status_code": status,
             "gateway.trace.kept": kept,
