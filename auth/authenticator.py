@@ -34,7 +34,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from auth.breaker import REDIS_FAILURES
 from auth.errors import (
@@ -58,8 +58,8 @@ logger = logging.getLogger(__name__)
 class Verified:
     """A presented key that matched a record's hash (`matched`)."""
 
-    key: ApiKey
-    matched: str
+    key: ApiKey  # its repr hides the secret
+    matched: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
