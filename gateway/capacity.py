@@ -56,20 +56,28 @@ class Capacity:
 
     def hold(self) -> _Hold:
         """One request in flight while the block runs; `Overloaded` if the worker is full."""
-        return _Hold(self)
+        return _Hold(self, None)
 
-    def hold_for_key(self, key_id: str) -> _KeyHold:
+    def hold_for_key(self, key_id: str) -> _Hold:
         """One request of `key_id` in flight while the block runs; `KeyAtCapacity` if the
         key already has its share."""
-        return _KeyHold(self, key_id)
+        return _Hold(self, key_id)
 
-    def _take_for_key(self, key_id: str) -> None:
+    def _take(self, key_id: str | None) -> None:
+        if key_id is None:
+            if self.full:
+                raise Overloaded(self.retry_after_s)
+            self.in_flight += 1
+            return
         held = self._by_key.get(key_id, 0)
         if self.per_key and held >= self.per_key:
             raise KeyAtCapacity(self.per_key, self.retry_after_s)
         self._by_key[key_id] = held + 1
 
-    def _release_for_key(self, key_id: str) -> None:
+    def _release(self, key_id: str | None) -> None:
+        if key_id is None:
+            self.in_flight -= 1
+            return
         left = self._by_key[key_id] - 1
         if left:
             self._by_key[key_id] = left
@@ -78,34 +86,16 @@ class Capacity:
 
 
 class _Hold:
-    __slots__ = ("_capacity",)
+    """A hold on the worker's capacity (`key_id` None) or on a key's share of it."""
 
-    def __init__(self, capacity: Capacity) -> None:
-        self._capacity = capacity
-
-    def __enter__(self) -> None:
-        if self._capacity.full:
-            raise Overloaded(self._capacity.retry_after_s)
-        self._capacity.in_flight += 1
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._capacity.in_flight -= 1
-
-
-class _KeyHold:
     __slots__ = ("_capacity", "_key_id")
 
-    def __init__(self, capacity: Capacity, key_id: str) -> None:
+    def __init__(self, capacity: Capacity, key_id: str | None) -> None:
         self._capacity = capacity
         self._key_id = key_id
 
     def __enter__(self) -> None:
-        self._capacity._take_for_key(self._key_id)
+        self._capacity._take(self._key_id)
 
     def __exit__(
         self,
@@ -113,4 +103,4 @@ class _KeyHold:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._capacity._release_for_key(self._key_id)
+        self._capacity._release(self._key_id)
