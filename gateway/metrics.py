@@ -273,9 +273,8 @@ class Metrics:
             return None
         if self.exemplar_interval_s > 0:
             now = time.monotonic()
-            if now - self._exemplified.get(series, -self.exemplar_interval_s) < (
-                self.exemplar_interval_s
-            ):
+            last = self._exemplified.get(series)
+            if last is not None and now - last < self.exemplar_interval_s:
                 return None
             self._exemplified[series] = now
         return {"trace_id": trace_id}

@@ -194,8 +194,7 @@ class ResultCache:
                 self._behind(lambda: self._unlock(key, token))
             return
         self._local.put(key.digest, result, _cost(result), policy.ttl_s, key.model, key.version)
-        if len(self._writes) >= MAX_PENDING_WRITES:
-            self._metrics.cache_errors.labels("set").inc()
+        if not self._room_for_a_write():
             return
         span = self._spans.begin("cache.store", {"gateway.cache.entry_bytes": len(value)})
         life_s = policy.ttl_s + policy.stale_if_error_s  # stale for the grace's length
@@ -286,9 +285,15 @@ class ResultCache:
             logger.warning("ignored an invalid cache entry for model %s: %s", key.model, exc)
             return None
 
+    def _room_for_a_write(self) -> bool:
+        """Whether another background write may start (else it counts as a failed `set`)."""
+        if len(self._writes) < MAX_PENDING_WRITES:
+            return True
+        self._metrics.cache_errors.labels("set").inc()
+        return False
+
     def _behind(self, write: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if len(self._writes) >= MAX_PENDING_WRITES:
-            self._metrics.cache_errors.labels("set").inc()
+        if not self._room_for_a_write():
             return
         task = asyncio.get_running_loop().create_task(write())
         self._writes.add(task)
