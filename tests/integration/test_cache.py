@@ -364,11 +364,11 @@ def test_killing_redis_mid_stream_fails_no_request(
     cache_triton: EmbeddedTriton, tmp_path: Path, repository: Path
 ) -> None:
     """Redis dies after 40 requests: nothing fails. Inputs seen before keep coming from the
-    in-process tier (its 5 s TTL outlives this test); inputs never seen before are misses
-    answered by Triton, and the cache's breaker opens."""
+    in-process tier (its TTL set to outlive this test even on a slow machine); inputs never
+    seen before are misses answered by Triton, and the cache's breaker opens."""
     doomed = EmbeddedRedis(tmp_path, persistent=False)
     doomed.start()
-    settings = settings_for(cache_triton, doomed, repository)
+    settings = settings_for(cache_triton, doomed, repository, cache_local_ttl_s=600.0)
     try:
         with running_gateway(settings) as url:
             answers = [infer(url, TABULAR, features(index % 7)) for index in range(40)]
