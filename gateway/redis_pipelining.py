@@ -13,6 +13,12 @@ Through redis-py one round trip costs the process ~80 µs of CPU, a command in a
 ~20 (`loadtests/redis_call_cost.py`); with 16 connections of cache misses the get-or-lock
 and store calls of several requests fall in the same turn (a miss took ~20 % less CPU).
 
+On a plain redis:// or unix:// Redis the batch goes on a connection of the gateway's own
+(`gateway.redis_wire`): one write for the turn's calls, replies settling the callers'
+futures as they are parsed, no task or pipeline object at all (EVAL in place of an EVALSHA
+Redis answers NOSCRIPT). TLS and Sentinel clients batch through redis-py's pipelines, as
+described above.
+
 Each call keeps its own outcome: a failure of the whole batch (Redis down, a timeout) is
 raised to every caller in it, and each caller's circuit breaker counts it as before. A
 caller cancelled meanwhile (its deadline) gets nothing; its command may still run, as it
@@ -31,6 +37,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from gateway.redis_wire import RedisWire, WireAddress
 
 Key = str | bytes
 Arg = str | bytes | int | float
@@ -52,8 +60,21 @@ class ScriptBatcher:
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
         self._direct = isinstance(client, RedisCluster)
+        address = WireAddress.of(client)
+        self._wire = RedisWire(address) if address is not None else None
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
+        self._pipelines = 0
+
+    @property
+    def batches(self) -> int:
+        """Batches sent so far (writes on the gateway's own connection, or pipelines)."""
+        return self._wire.writes if self._wire is not None else self._pipelines
+
+    def close(self) -> None:
+        """Close the gateway's own connection, if it has one (redis-py's close with it)."""
+        if self._wire is not None:
+            self._wire.close()
 
     async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
         if self._direct:
@@ -65,6 +86,16 @@ class ScriptBatcher:
     ) -> asyncio.Future[Any]:
         """The call, joining this turn's batch; its answer's future (no coroutine or task of
         its own on the way, unless on a Redis Cluster)."""
+        if self._wire is not None:
+            count = len(keys)
+            return self._wire.call(
+                "EVALSHA",
+                script.sha,
+                count,
+                *keys,
+                *args,
+                retry=("EVAL", script.script, count, *keys, *args),
+            )
         if self._direct:
             return asyncio.ensure_future(script(keys=keys, args=args))
         call = _Call(script, keys, args)
@@ -75,6 +106,7 @@ class ScriptBatcher:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
+        self._pipelines += 1
         task = asyncio.ensure_future(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

@@ -141,10 +141,12 @@ async def open_services(
         if settings.admin_key is not None:
             await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
 
+        cache_tier = RedisTier(cache_redis, _breaker("cache", settings, metrics))
+        stack.callback(cache_tier.close)  # after the writes' flush below
         cache = ResultCache(
             settings.cache_local_max_bytes,
             settings.cache_local_ttl_s,
-            RedisTier(cache_redis, _breaker("cache", settings, metrics)),
+            cache_tier,
             EntryCodec(settings.cache_secret.get_secret_value().encode()),
             metrics,
             LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),

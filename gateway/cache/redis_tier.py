@@ -116,6 +116,10 @@ class RedisTier:
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
         self._release = client.register_script(RELEASE_IF_OWNED)
 
+    def close(self) -> None:
+        """Close the connection of the cache's script calls (the client closes its own)."""
+        self._scripts.close()
+
     async def get(self, key: str, grace_s: float) -> bytes | None:
         """The entry, if it has more than its stale grace `grace_s` left to live."""
         value = await self._breaker.call(

@@ -1,5 +1,7 @@
 """Auto-pipelined script calls against a real redis-server: batched, each with its own
-answer or error, surviving a script flush, and failing every caller of a hung batch."""
+answer or error, surviving a script flush, and failing every caller of a hung batch. Each
+test runs on both paths: the gateway's own connection (a plain client) and redis-py's
+pipelines (a client on a pool of another kind, as with TLS or Sentinel)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from redis.commands.core import AsyncScript
 from gateway.embedded import EmbeddedRedis
 from gateway.redis_client import redis_client
 from gateway.redis_pipelining import ScriptBatcher
+from gateway.redis_wire import WireAddress
 from tests.support import own_backends
 
 # Echoes its argument under its key; an argument "fail" is an error reply for that call only.
@@ -28,6 +31,11 @@ redis.call('SET', KEYS[1], ARGV[1])
 return redis.call('GET', KEYS[1])
 """
 DEADLINE_S = 0.5
+
+
+@pytest.fixture(params=["own connection", "redis-py pipelines"])
+def path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -49,60 +57,59 @@ class EchoBatcher:
 
 
 @asynccontextmanager
-async def echo_batcher(server: EmbeddedRedis) -> AsyncIterator[EchoBatcher]:
-    client = redis_client(server.url, DEADLINE_S)
+async def echo_batcher(server: EmbeddedRedis, path: str) -> AsyncIterator[EchoBatcher]:
+    if path == "own connection":
+        client = redis_client(server.url, DEADLINE_S)
+    else:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            server.url, socket_timeout=DEADLINE_S, retry=None
+        )
+        client = aioredis.Redis.from_pool(pool)  # closes the pool with the client
+    batcher = ScriptBatcher(client)
+    assert (path == "own connection") == (WireAddress.of(client) is not None)
     try:
-        yield EchoBatcher(client, client.register_script(ECHO), ScriptBatcher(client))
+        yield EchoBatcher(client, client.register_script(ECHO), batcher)
     finally:
+        batcher.close()
         await client.aclose()
 
 
-def counted_pipelines(client: Any) -> list[int]:
-    """Record how many pipelines `client` opens (one entry per pipeline)."""
-    opened: list[int] = []
-    original = client.pipeline
-
-    def pipeline(**options: Any) -> Any:
-        opened.append(1)
-        return original(**options)
-
-    client.pipeline = pipeline
-    return opened
-
-
 def test_calls_of_one_turn_share_a_pipeline_and_keep_their_own_answers(
-    own_redis: EmbeddedRedis,
+    own_redis: EmbeddedRedis, path: str
 ) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
-            opened = counted_pipelines(echo.client)
+        async with echo_batcher(own_redis, path) as echo:
             assert await echo.run("warm", "up") == b"up"  # alone: loads it
+            batches = echo.batcher.batches
             answers = await asyncio.gather(*(echo.run(f"k{n}", f"v{n}") for n in range(30)))
             assert answers == [f"v{n}".encode() for n in range(30)]
-            assert len(opened) == 1  # one turn, one pipeline
+            assert echo.batcher.batches == batches + 1  # one turn, one batch
             assert await echo.client.get("k7") == b"v7"
 
     asyncio.run(scenario())
 
 
-def test_submitted_calls_join_the_turns_pipeline_without_a_task(own_redis: EmbeddedRedis) -> None:
+def test_submitted_calls_join_the_turns_pipeline_without_a_task(
+    own_redis: EmbeddedRedis, path: str
+) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
+        async with echo_batcher(own_redis, path) as echo:
             assert await echo.run("warm", "up") == b"up"
-            opened = counted_pipelines(echo.client)
+            batches = echo.batcher.batches
+            awaited_call = asyncio.ensure_future(echo.run("r", "1"))  # runs before the flush
             tasks = len(asyncio.all_tasks())
             submitted = [echo.batcher.submit(echo.script, [f"s{n}"], [f"v{n}"]) for n in range(5)]
             assert len(asyncio.all_tasks()) == tasks  # futures, not tasks
-            awaited = await asyncio.gather(echo.run("r", "1"), *submitted)
+            awaited = await asyncio.gather(awaited_call, *submitted)
             assert awaited == [b"1", *(f"v{n}".encode() for n in range(5))]
-            assert len(opened) == 1  # the submitted and the awaited calls in one pipeline
+            assert echo.batcher.batches == batches + 1  # submitted and awaited calls together
 
     asyncio.run(scenario())
 
 
-def test_an_error_reply_fails_only_its_own_call(own_redis: EmbeddedRedis) -> None:
+def test_an_error_reply_fails_only_its_own_call(own_redis: EmbeddedRedis, path: str) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
+        async with echo_batcher(own_redis, path) as echo:
             answers = await asyncio.gather(
                 echo.run("a", "1"),
                 echo.run("b", "fail"),
@@ -116,9 +123,9 @@ def test_an_error_reply_fails_only_its_own_call(own_redis: EmbeddedRedis) -> Non
     asyncio.run(scenario())
 
 
-def test_a_script_redis_forgot_is_loaded_again(own_redis: EmbeddedRedis) -> None:
+def test_a_script_redis_forgot_is_loaded_again(own_redis: EmbeddedRedis, path: str) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
+        async with echo_batcher(own_redis, path) as echo:
             assert await echo.run("k", "first") == b"first"
             await echo.client.script_flush()  # e.g. Redis restarted without its scripts
             answers = await asyncio.gather(*(echo.run(f"k{n}", f"again{n}") for n in range(5)))
@@ -130,10 +137,10 @@ def test_a_script_redis_forgot_is_loaded_again(own_redis: EmbeddedRedis) -> None
 
 
 def test_a_hung_redis_fails_every_call_of_the_batch_at_the_deadline(
-    own_redis: EmbeddedRedis,
+    own_redis: EmbeddedRedis, path: str
 ) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
+        async with echo_batcher(own_redis, path) as echo:
             assert await echo.run("k", "warm") == b"warm"
             assert own_redis.pid is not None
             os.kill(own_redis.pid, signal.SIGSTOP)
@@ -153,9 +160,11 @@ def test_a_hung_redis_fails_every_call_of_the_batch_at_the_deadline(
     asyncio.run(scenario())
 
 
-def test_a_cancelled_caller_leaves_the_others_their_answers(own_redis: EmbeddedRedis) -> None:
+def test_a_cancelled_caller_leaves_the_others_their_answers(
+    own_redis: EmbeddedRedis, path: str
+) -> None:
     async def scenario() -> None:
-        async with echo_batcher(own_redis) as echo:
+        async with echo_batcher(own_redis, path) as echo:
             first = asyncio.ensure_future(echo.run("a", "1"))
             second = asyncio.ensure_future(echo.run("b", "2"))
             await asyncio.sleep(0)  # both are queued in the same batch
