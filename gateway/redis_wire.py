@@ -103,7 +103,7 @@ class _Connection(asyncio.Protocol):
         self._reader.feed(data)
         try:
             while (reply := self._reader.gets()) is not False:
-                self._wire.replied(reply)
+                self._wire.replied(self, reply)
         except hiredis.ProtocolError as exc:
             self._wire.drop(self, redis.exceptions.ConnectionError(f"not Redis: {exc}"))
 
@@ -145,7 +145,10 @@ class RedisWire:
         self._outgoing, self._queued = [], []
 
     # called by the connection
-    def replied(self, reply: Any) -> None:
+    def replied(self, connection: _Connection, reply: Any) -> None:
+        if not self._waiting:  # out of step with Redis: nothing it says can be trusted
+            self.drop(connection, redis.exceptions.ConnectionError("a reply to no call"))
+            return
         waiting = self._waiting.popleft()
         answer = waiting.answer
         if answer.done():  # its caller was cancelled
