@@ -1,7 +1,8 @@
 """What one Redis round trip costs the gateway's process in CPU, by the way it is made:
-a registered script (what the cache's get-or-lock and store use), EVALSHA through
-`execute_command`, a plain GET, and ten GETs in one pipeline. A cache miss makes two script
-calls, so this bounds what a leaner Redis path could save on the miss path.
+a registered script through redis-py, EVALSHA through `execute_command`, a plain GET, ten
+GETs in one pipeline, and the script's EVALSHA on the gateway's own connection
+(`gateway.redis_wire`, what the cache's get-or-lock and store use on a plain Redis) alone and
+ten in one turn. A cache miss makes two script calls.
 
     .venv/bin/python -m loadtests.redis_call_cost [--calls 5000]
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 from gateway.embedded import EmbeddedRedis
 from gateway.redis_client import redis_client
+from gateway.redis_wire import RedisWire, WireAddress
 
 SCRIPT = "return redis.call('GET', KEYS[1])"
 
@@ -34,6 +36,17 @@ async def measure(url: str, calls: int) -> list[tuple[str, float]]:
                 pipe.get("k")
             return await pipe.execute()
 
+    address = WireAddress.of(client)
+    if address is None:  # cannot happen: the embedded Redis is a plain redis:// URL
+        raise SystemExit(f"{url} is not a plain Redis")
+    wire = RedisWire(address)
+
+    def on_wire() -> Awaitable[Any]:
+        return wire.call("EVALSHA", script.sha, 1, "k", 1, 2)
+
+    async def ten_on_wire() -> Any:
+        return await asyncio.gather(*(on_wire() for _ in range(10)))
+
     ways: list[tuple[str, Callable[[], Awaitable[Any]], int]] = [
         ("registered script (redis-py Script)", lambda: script(keys=["k"], args=[1, 2]), 1),
         (
@@ -43,6 +56,8 @@ async def measure(url: str, calls: int) -> list[tuple[str, float]]:
         ),
         ("GET", lambda: client.get("k"), 1),
         ("10 GETs in one pipeline, per GET", pipelined, 10),
+        ("EVALSHA on the gateway's own connection (RedisWire)", on_wire, 1),
+        ("10 EVALSHAs in one turn on it, per call", ten_on_wire, 10),
     ]
     results = []
     for name, call, per in ways:
@@ -52,6 +67,7 @@ async def measure(url: str, calls: int) -> list[tuple[str, float]]:
         for _ in range(calls // per):
             await call()
         results.append((name, (time.process_time() - started) / (calls // per) / per * 1e6))
+    wire.close()
     await client.aclose()
     return results
 

@@ -167,8 +167,9 @@ def test_a_triton_killed_under_load_fails_no_request_and_rejoins(
             thread.join(30)
     assert set(statuses) == {200}, statuses
     assert sum(statuses.values()) > 500
-    retried = value(httpx.get(f"{gateway}/metrics").text, "gateway_triton_retries_total")
-    assert retried >= 1  # calls the dead Triton refused went to the other one
+    # Whether a call reached the dead Triton before its probe left it out depends on the
+    # balancer's picks in that half second (a full suite once had none), so the retry of a
+    # refused call is asserted where it is certain: tests/unit/test_triton_endpoints.py.
 
 
 def test_a_published_version_is_ready_on_every_triton_when_publish_answers(
