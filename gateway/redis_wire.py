@@ -123,11 +123,14 @@ class RedisWire:
         self._connection: _Connection | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the calls
         self.writes = 0  # sends of queued commands: how well calls are batched
 
     def call(self, *command: Arg, retry: tuple[Arg, ...] | None = None) -> asyncio.Future[Any]:
         """Send `command` with this turn's others; the future of its reply."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # looked up once: each lookup is a system call (getpid) on 3.11
+            loop = self._loop = asyncio.get_running_loop()
         answer = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
@@ -143,6 +146,7 @@ class RedisWire:
         for answer, _ in self._queued:
             answer.cancel()
         self._outgoing, self._queued = [], []
+        self._loop = None
 
     # called by the connection
     def replied(self, connection: _Connection, reply: Any) -> None:
@@ -196,7 +200,7 @@ class RedisWire:
                 if not answer.done():
                     answer.set_exception(error)
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         now = loop.time()
         self._waiting.extend(_Waiting(now, answer, retry) for answer, retry in calls)
         connection.transport.write(b"".join(packed))

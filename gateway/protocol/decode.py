@@ -8,6 +8,7 @@ whose message names the offending input or field.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from gateway.protocol.types import InferRequest, Parameter, RequestedOutput, Ten
 
 # numpy kinds a JSON list may decode to, per target kind ('b' bool, 'i'/'u' int, 'f' float)
 _ACCEPTED_KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}
+_PACKED_FLOATS = {"FP32": "f", "FP64": "d"}  # struct codes, little-endian like Triton's
 
 
 def decode_infer_request(
@@ -158,6 +160,9 @@ def _check_binary(name: str, datatype: str, shape: tuple[int, ...], data: bytes)
 
 def _json_to_raw(name: str, datatype: str, shape: tuple[int, ...], data: Any) -> bytes:
     count = element_count(shape)
+    packed = _floats_packed(datatype, count, data)
+    if packed is not None:
+        return packed
     if datatype == BYTES:
         elements = _flatten_text(name, data)
         if len(elements) != count:
@@ -192,6 +197,33 @@ def _json_to_raw(name: str, datatype: str, shape: tuple[int, ...], data: Any) ->
             f"input '{name}': a value is out of range for {datatype} (largest {largest:.4g})"
         )
     return converted.tobytes()
+
+
+def _floats_packed(datatype: str, count: int, data: Any) -> bytes | None:
+    """FP32 / FP64 data that is a list of floats, flat or of equal rows, packed as Triton
+    takes it; None for anything else (numpy converts it, or names what is wrong).
+
+    The common case of a small JSON request, without numpy's per-call overhead (~1 µs
+    against ~6). Only Python floats: packing a double as a float rounds once, as numpy's
+    cast does, and a value out of range raises (numpy's path then says which); ints go to
+    numpy, which converts int64 to float32 in one rounding, not two."""
+    code = _PACKED_FLOATS.get(datatype)
+    if code is None or type(data) is not list:
+        return None
+    flat: list[Any] = data
+    if data and type(data[0]) is list:
+        width = len(data[0])
+        flat = []
+        for row in data:
+            if type(row) is not list or len(row) != width:
+                return None
+            flat += row
+    if len(flat) != count or any(type(value) is not float for value in flat):
+        return None
+    try:
+        return struct.pack(f"<{count}{code}", *flat)
+    except OverflowError:
+        return None
 
 
 def _flatten_text(name: str, data: Any) -> list[bytes]:

@@ -58,6 +58,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
+        # Made by create_connection, in its loop; looked up once, as each lookup costs a
+        # system call (getpid) on Python 3.11.
+        self._loop = asyncio.get_running_loop()
         self._answer: asyncio.Future[Response] | None = None
         self._headers: dict[bytes, bytes] = {}
         self._body: list[bytes] = []
@@ -102,7 +105,7 @@ class _Connection(asyncio.Protocol):
     async def call(self, request: bytes) -> Response:
         if self._transport is None or self.closed:
             raise RequestNotSent("the connection to Triton is closed")
-        self._answer = asyncio.get_running_loop().create_future()
+        self._answer = self._loop.create_future()
         self._headers, self._body, self._received = {}, [], False
         self._transport.write(request)
         return await self._answer

@@ -66,6 +66,26 @@ def test_json_numbers_become_little_endian_bytes(
     assert request.inputs[0].data == expected
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+@pytest.mark.parametrize("shape", [[12], [3, 4], [1, 12]])
+def test_float_lists_decode_exactly_as_numpy_converts_them(datatype: str, shape: list[int]) -> None:
+    """Lists of floats are packed without numpy (the common small request): the bytes must
+    be numpy's, value for value, including the edges of float32's range."""
+    rng = np.random.default_rng(7)
+    edges = [0.1, -0.0, 5e-324, 1.4e-45, 7e-46, 3.4028234e38, -3.4028235e38, 1e-40, 2.0**-149]
+    little_endian = {"FP32": "<f4", "FP64": "<f8"}[datatype]
+    for _ in range(200):
+        values = rng.choice([*edges, *rng.normal(0, 1e3, 8), *rng.uniform(-1e38, 1e38, 4)], 12)
+        flat = [float(v) for v in values]
+        width = shape[-1]
+        rows = [flat[start : start + width] for start in range(0, 12, width)]
+        data = flat if len(shape) == 1 else rows
+        request = decode(
+            {"inputs": [{"name": "x", "shape": shape, "datatype": datatype, "data": data}]}
+        )
+        assert request.inputs[0].data == np.asarray(flat).astype(little_endian).tobytes()
+
+
 def test_bytes_tensors_use_tritons_length_prefixed_form_in_both_encodings() -> None:
     texts = ["héllo", "", "日本"]
     from_json = decode(
@@ -133,6 +153,9 @@ ONE = {"name": "x", "shape": [2], "datatype": "FP32", "data": [1, 2]}
         ({"inputs": [{**ONE, "datatype": "INT8", "data": [1, 300]}]}, ["'x'", "out of range"]),
         ({"inputs": [{**ONE, "datatype": "INT8", "data": [1.5, 2]}]}, ["'x'", "INT8"]),
         ({"inputs": [{**ONE, "data": [1, 3.5e38]}]}, ["'x'", "out of range", "FP32"]),
+        ({"inputs": [{**ONE, "data": [1.0, 3.5e38]}]}, ["'x'", "out of range", "FP32"]),
+        ({"inputs": [{**ONE, "data": [[1.0], [2.0, 3.0]]}]}, ["'x'", "regular"]),
+        ({"inputs": [{**ONE, "data": [1.0, 2.0, 3.0]}]}, ["'x'", "2 elements", "3"]),
         ({"inputs": [{**ONE, "datatype": "FP16", "data": [70000, 1]}]}, ["'x'", "FP16"]),
         ({"inputs": [{**ONE, "datatype": "BOOL", "data": [1, 0]}]}, ["'x'", "BOOL"]),
         ({"inputs": [{**ONE, "datatype": "BYTES", "data": [1, 2]}]}, ["'x'", "strings"]),
