@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -176,9 +177,7 @@ class RedisWire:
             self._timer.cancel()
             self._timer = None
         waiting, self._waiting = self._waiting, deque()
-        for call in waiting:
-            if not call.answer.done():
-                call.answer.set_exception(error)
+        _fail((call.answer for call in waiting), error)
 
     def _flush(self) -> None:
         if self._connecting is not None or not self._queued:  # the calls go when it is up
@@ -196,9 +195,7 @@ class RedisWire:
         connection = self._connection
         if connection is None or connection.transport is None:
             error = redis.exceptions.ConnectionError("connection to Redis lost")
-            for answer, _ in calls:
-                if not answer.done():
-                    answer.set_exception(error)
+            _fail((answer for answer, _ in calls), error)
             return
         loop = self._loop or asyncio.get_running_loop()
         now = loop.time()
@@ -264,10 +261,14 @@ class RedisWire:
     def _fail_queued(self, message: str) -> None:
         queued = self._queued
         self._outgoing, self._queued = [], []
-        error = redis.exceptions.ConnectionError(message)
-        for answer, _ in queued:
-            if not answer.done():
-                answer.set_exception(error)
+        _fail((answer for answer, _ in queued), redis.exceptions.ConnectionError(message))
+
+
+def _fail(answers: Iterable[asyncio.Future[Any]], error: Exception) -> None:
+    """`error` for every call in `answers` still waiting (a cancelled caller has gone)."""
+    for answer in answers:
+        if not answer.done():
+            answer.set_exception(error)
 
 
 def _pack(command: tuple[Arg, ...]) -> bytes:
