@@ -1,23 +1,47 @@
 # Two commands set everything up on a fresh Debian/Ubuntu machine with Python >= 3.11:
 #   make run    install into .venv, build the models, run the whole stack (gateway up)
 #   make test   the same install, then linters and the whole test suite
-# `make install` is idempotent: it reinstalls only when pyproject.toml changed.
+# `make install` installs exactly the committed lock (requirements/dev.txt, every file's hash
+# checked) and is idempotent: it syncs again only when the lock changed. It refuses, in one
+# line, a lock that is out of date with pyproject.toml's dependencies.
+#   make lock     re-resolve the locks after a change to pyproject.toml or requirements/*.in,
+#                 keeping every pin that still fits
+#   make upgrade  re-resolve every lock to the newest versions pyproject.toml allows
+# Run `make test` after either, and commit the locks with the change that asked for them.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS := embedded,models,mlflow,dev
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.locked
+LOCK := requirements/dev.txt
+UV := $(BIN)/uv
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
+# Where the CPU build of torch (2.13.0+cpu, the models extra) comes from: the wheel folders
+# pip is pointed at on this machine kind (PIP_FIND_LINKS), else PyTorch's CPU index.
+TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),$(foreach d,$(PIP_FIND_LINKS),--find-links $(d)),--torch-backend cpu)
 
-.PHONY: install system-deps bench-deps test-deps models run test lint format loadtest bench soak clean
+.PHONY: install system-deps bench-deps test-deps models run test lint format loadtest bench soak clean lock upgrade check-lock
 
-install: system-deps $(STAMP)
+install: system-deps check-lock $(VENV)/.project
 
-$(STAMP): pyproject.toml
+# Refuses a lock that is out of date with what it was made from, in one line.
+check-lock:
+	@$(PYTHON) requirements/lockfile.py check $(LOCK) requirements/uv.txt
+
+# uv (itself locked, installed by pip) makes the environment exactly the lock: no resolver,
+# every package pinned, every file's hash checked, whatever an earlier lock held removed.
+$(STAMP): $(LOCK) requirements/uv.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements/uv.txt
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(TORCH_SOURCE) $(LOCK)
+	@touch $@
+
+# Then the project itself, editable, built with the lock's setuptools; the check proves the
+# lock holds every dependency of every package in it.
+$(VENV)/.project: $(STAMP) pyproject.toml
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	$(UV) pip check --quiet --python $(BIN)/python
 	@touch $@
 
 # redis-server (embedded Redis) and python3-venv come from the system's packages.
@@ -69,9 +93,10 @@ test-deps: $(CHECKOV_VENV)/.installed
 	  fi; \
 	fi
 
-$(CHECKOV_VENV)/.installed:
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt $(STAMP)
+	@$(PYTHON) requirements/lockfile.py check requirements/checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov>=3.2'
+	$(UV) pip sync --quiet --python $(CHECKOV_VENV)/bin/python --require-hashes requirements/checkov.txt
 	@touch $@
 
 models: install
@@ -102,6 +127,32 @@ soak: models bench-deps
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Each lock from its sources with uv's pip-compatible resolver, for CPython 3.11 on Linux,
+# the hashes of every file of each pinned version, then the sources' fingerprints stamped
+# into the header. runtime.txt (the gateway image), triton.txt (the Triton image's Python
+# packages) and uv.txt (uv itself, for the first step of an install) are constrained to
+# dev.txt's versions, so the images run what the tests ran.
+LOCK_ARGS ?=
+COMPILE = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 \
+  --custom-compile-command 'make lock' $(TORCH_SOURCE) $(LOCK_ARGS)
+STAMP_LOCK = $(BIN)/python requirements/lockfile.py stamp
+lock: $(STAMP)
+	$(COMPILE) --all-extras -o requirements/dev.txt pyproject.toml
+	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt pyproject.toml requirements/build.in
+	$(COMPILE) -c requirements/dev.txt -o requirements/triton.txt requirements/triton.in
+	$(COMPILE) -c requirements/dev.txt -o requirements/uv.txt requirements/uv.in
+	$(COMPILE) -o requirements/checkov.txt requirements/checkov.in
+	$(COMPILE) -o requirements/bentoml.txt requirements/bentoml.in
+	$(STAMP_LOCK) requirements/dev.txt pyproject.toml
+	$(STAMP_LOCK) requirements/runtime.txt pyproject.toml requirements/build.in
+	$(STAMP_LOCK) requirements/triton.txt requirements/triton.in
+	$(STAMP_LOCK) requirements/uv.txt requirements/uv.in
+	$(STAMP_LOCK) requirements/checkov.txt requirements/checkov.in
+	$(STAMP_LOCK) requirements/bentoml.txt requirements/bentoml.in
+
+upgrade:
+	$(MAKE) lock LOCK_ARGS=--upgrade
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .gateway .pytest_cache .mypy_cache .ruff_cache

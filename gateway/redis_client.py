@@ -128,7 +128,8 @@ def redis_client(url: str, timeout_s: float) -> aioredis.Redis:
         return cast(aioredis.Redis, cluster)
     if scheme == SENTINEL_SCHEME:
         parsed = NodesUrl.parse(url)
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        # Untyped before redis-py 8.2, typed since: the ignore holds on either.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             parsed.nodes,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,

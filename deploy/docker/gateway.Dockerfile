@@ -6,10 +6,15 @@ FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/gateway
 WORKDIR /src
+# The lock first (a layer that changes only with it): exactly the versions the tests ran,
+# every file's hash checked; then the package itself, built with the lock's setuptools.
+COPY requirements/runtime.txt ./requirements/
+RUN /opt/gateway/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY auth ./auth
 COPY gateway ./gateway
-RUN /opt/gateway/bin/pip install . \
+RUN /opt/gateway/bin/pip install --no-deps --no-build-isolation . \
+ && /opt/gateway/bin/pip check \
  && /opt/gateway/bin/pip uninstall --yes pip setuptools wheel
 
 FROM python:3.11.11-slim-bookworm

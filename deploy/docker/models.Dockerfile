@@ -7,13 +7,16 @@ FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/gateway
 WORKDIR /src
+# The development lock (it holds the `models` extra), hashes checked; its torch is the CPU
+# build (2.13.0+cpu), which only PyTorch's CPU index has (PyPI's pulls several GB of CUDA).
+COPY requirements/dev.txt ./requirements/
+RUN /opt/gateway/bin/pip install --require-hashes --no-deps \
+      --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/dev.txt
 COPY pyproject.toml README.md ./
 COPY auth ./auth
 COPY gateway ./gateway
 COPY model_repository ./model_repository
-# The CPU build of torch (the default one pulls several GB of CUDA libraries).
-RUN /opt/gateway/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
- && /opt/gateway/bin/pip install '.[models]' \
+RUN /opt/gateway/bin/pip install --no-deps --no-build-isolation . \
  && /opt/gateway/bin/gateway models build --repository /src/model_repository
 
 FROM inference-gateway/gateway:0.1.0

@@ -200,4 +200,5 @@ class RedisTier:
                 event = orjson.loads(message["data"])
                 yield event.get("model"), event.get("version")
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            # Untyped before redis-py 8.2, typed since: the ignore holds on either.
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]

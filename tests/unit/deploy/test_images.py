@@ -9,6 +9,7 @@ from importlib.metadata import version
 
 from gateway.lifecycle.config_file import read_config
 from tests.support.deploy import DEPLOY, ROOT, tool
+from tests.support.locks import locked
 
 DOCKER = DEPLOY / "docker"
 
@@ -37,15 +38,20 @@ def test_the_gateway_image_is_multi_stage_slim_and_unprivileged() -> None:
     # Nothing is installed or compiled in the final stage: it copies the virtual environment.
     assert not [line for line in final if line.startswith("RUN ") and "install" in line]
     assert any(line.startswith("COPY --from=build /opt/gateway") for line in final)
+    # The build installs the runtime lock, hashes checked, and nothing unpinned.
+    installs = [line for line in build if line.startswith("RUN ") and " install " in line]
+    assert "--require-hashes" in installs[0] and "requirements/runtime.txt" in installs[0]
+    assert all("--no-deps" in line for line in installs)
 
 
 def test_the_triton_image_is_a_pinned_release_with_the_tokenizers_package() -> None:
     (stage,) = stages("triton.Dockerfile")
     release = re.fullmatch(r"FROM nvcr\.io/nvidia/tritonserver:(\d\d)\.(\d\d)-py3", stage[0])
     assert release and (int(release[1]), int(release[2])) >= (25, 4)  # >= 25.04 (Triton 2.57)
-    requirements = (DOCKER / "triton-requirements.txt").read_text()
+    assert any("requirements/triton.txt" in line for line in stage if line.startswith("COPY "))
+    assert any("--require-hashes" in line for line in stage if line.startswith("RUN "))
     # The version the tests run the text_tokenizer model with.
-    assert f"tokenizers=={version('tokenizers')}" in requirements.splitlines()
+    assert version("tokenizers") == locked(ROOT / "requirements" / "triton.txt")["tokenizers"]
     assert any(line.startswith("USER ") and "root" not in line for line in stage)
 
 
