@@ -1,6 +1,7 @@
 """API keys for the gateway: format, hashed storage, scopes, rate limits, administration.
 
-A package of its own that never imports `gateway`; the gateway wires it in.
+A package of its own that never imports `gateway`; the gateway wires it in. Redis failures
+(`StoreUnavailable`) and the circuit breaker come from `resilience`, shared with the gateway.
 
     keys.py           ApiKey: `gwk_<id>_<secret><checksum>`, generate and parse
     hashing.py        KeyHasher: HMAC-SHA256 with a server-side pepper
@@ -8,13 +9,11 @@ A package of its own that never imports `gateway`; the gateway wires it in.
     store.py          KeyStore: Redis and in-memory implementations
     authenticator.py  Authenticator: presented key -> verified record, remembered in-process
     ratelimit.py      RateLimiter: GCRA in Redis (Lua), in-process fallback
-    breaker.py        CircuitBreaker: fail fast while Redis is down
     service.py        KeyService: create, list, revoke, rotate, bootstrap admin
     errors.py         why a request was refused
 """
 
 from auth.authenticator import Authenticator
-from auth.breaker import CircuitBreaker
 from auth.errors import (
     AuthError,
     AuthUnavailable,
@@ -25,7 +24,6 @@ from auth.errors import (
     MissingKey,
     RateLimited,
     RevokedKey,
-    StoreUnavailable,
     Unauthenticated,
 )
 from auth.hashing import KeyHasher
@@ -42,7 +40,6 @@ __all__ = [
     "AuthObserver",
     "AuthUnavailable",
     "Authenticator",
-    "CircuitBreaker",
     "ExpiredKey",
     "Forbidden",
     "InMemoryKeyStore",
@@ -62,7 +59,6 @@ __all__ = [
     "RateLimiter",
     "RedisKeyStore",
     "RevokedKey",
-    "StoreUnavailable",
     "Unauthenticated",
     "UnknownKey",
 ]

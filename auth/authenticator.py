@@ -36,20 +36,19 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from auth.breaker import REDIS_FAILURES
 from auth.errors import (
     AuthUnavailable,
     ExpiredKey,
     InvalidKey,
     MissingKey,
     RevokedKey,
-    StoreUnavailable,
 )
 from auth.hashing import KeyHasher
 from auth.keys import ApiKey
 from auth.observer import AuthObserver, NullObserver
 from auth.records import KeyRecord
 from auth.store import KeyStore
+from resilience import REDIS_FAILURES, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

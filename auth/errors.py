@@ -97,7 +97,3 @@ class AuthUnavailable(AuthError):
 
     reason = "store_unavailable"
     default_message = "cannot verify API keys right now; retry shortly"
-
-
-class StoreUnavailable(Exception):
-    """A call to Redis failed, timed out, or was skipped by an open circuit breaker."""

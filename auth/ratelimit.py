@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from auth.breaker import CircuitBreaker
-from auth.errors import StoreUnavailable
 from auth.records import KeyRecord
+from resilience import StoreUnavailable
+from resilience.breaker import CircuitBreaker
 
 PREFIX = "gateway:ratelimit:"
 

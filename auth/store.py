@@ -25,8 +25,8 @@ from typing import Any, Protocol, TypeVar
 import orjson
 import redis.asyncio as aioredis
 
-from auth.breaker import CircuitBreaker
 from auth.records import KeyRecord
+from resilience.breaker import CircuitBreaker
 
 T = TypeVar("T")
 

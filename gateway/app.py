@@ -28,17 +28,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.types import ASGIApp
 
 from gateway import __version__
-from gateway.draining import ClosingConnections, Drain
-from gateway.error_handlers import install_error_handlers
-from gateway.gc_tuning import tune_for_serving
 from gateway.grpc_api.server import start_grpc_server
-from gateway.infer_endpoint import InferEndpoint
-from gateway.metrics import Metrics
 from gateway.observability.access_log import AccessLog
 from gateway.observability.logs import configure_logging
+from gateway.observability.metrics import Metrics
 from gateway.observability.requests import RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
-from gateway.routes import (
+from gateway.rest.error_handlers import install_error_handlers
+from gateway.rest.infer import InferEndpoint
+from gateway.rest.routes import (
     admin_backends,
     admin_cache,
     admin_keys,
@@ -47,6 +45,8 @@ from gateway.routes import (
     metrics,
     models,
 )
+from gateway.runtime.draining import ClosingConnections, Drain
+from gateway.runtime.gc_tuning import tune_for_serving
 from gateway.services import open_services
 from gateway.settings import Settings
 

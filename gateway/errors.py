@@ -18,8 +18,10 @@ Every error reaches the client in the KServe v2 form `{"error": "<message>"}`.
         │   └── InferenceTimeout 504  the model did not answer within its deadline
         └── TritonBusy                enough of this worker's requests wait on Triton
 
+`ClientDisconnected` is no answer at all: the client left before its request arrived.
+
 Third-party exceptions are translated into these once, at the boundary where they occur
-(`gateway.triton.client`), with `raise ... from exc`.
+(`gateway.backends.triton.client`), with `raise ... from exc`.
 """
 
 from __future__ import annotations
@@ -153,3 +155,7 @@ class TritonBusy(ServiceUnavailable):
 def error_body(message: str) -> bytes:
     """Encode a message in the v2 error form."""
     return orjson.dumps({"error": message})
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body arrived; nothing can be answered."""

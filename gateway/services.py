@@ -14,7 +14,10 @@ import redis.asyncio as aioredis
 from opentelemetry import trace
 
 import auth
-from gateway.access import Access
+from gateway.backends.redis.client import redis_client
+from gateway.backends.triton import TritonClient
+from gateway.backends.triton.health import TritonHealth
+from gateway.backends.triton.model_deadlines import ModelDeadlines
 from gateway.cache import (
     CachePolicy,
     EntryCodec,
@@ -23,26 +26,25 @@ from gateway.cache import (
     ResultCache,
     resolve_policy,
 )
-from gateway.capacity import Capacity
-from gateway.catalog import ModelCatalog, config_parameter, repository_path
-from gateway.dataplane import DataPlane
-from gateway.embedded.stack_state import BackendRestarts
+from gateway.control.catalog import ModelCatalog, config_parameter, repository_path
+from gateway.control.lifecycle import ModelLifecycle, TrafficSplits
+from gateway.control.lifecycle.service import GateThresholds
+from gateway.control.lifecycle.shadow import ShadowTraffic
+from gateway.control.lifecycle.shadow_agreement import ShadowAgreement
+from gateway.control.model_changes import ModelChanges
+from gateway.control.registry.follower import RegistryFollower
+from gateway.control.registry.provenance import Provenance
+from gateway.control.registry.sync import RegistrySync
 from gateway.errors import GatewayError
-from gateway.lifecycle import ModelLifecycle, TrafficSplits
-from gateway.lifecycle.service import GateThresholds
-from gateway.lifecycle.shadow import ShadowTraffic
-from gateway.lifecycle.shadow_agreement import ShadowAgreement
-from gateway.metrics import Metrics
-from gateway.model_changes import ModelChanges
+from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Spans
-from gateway.redis_client import redis_client
-from gateway.registry.follower import RegistryFollower
-from gateway.registry.provenance import Provenance
-from gateway.registry.sync import RegistrySync
+from gateway.pipeline.access import Access
+from gateway.pipeline.capacity import Capacity
+from gateway.pipeline.dataplane import DataPlane
+from gateway.pipeline.inference import InferencePipeline
+from gateway.runtime.stack_state import BackendRestarts
 from gateway.settings import Settings
-from gateway.triton import TritonClient
-from gateway.triton.health import TritonHealth
-from gateway.triton.model_deadlines import ModelDeadlines
+from resilience import CircuitBreaker, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 CACHE_FLUSH_S = 2.0  # at shutdown, how long the cache's background Redis writes may take
@@ -53,21 +55,33 @@ class Services:
     """Everything a request handler may use; one instance per app (per worker process)."""
 
     settings: Settings
+    metrics: Metrics
+    spans: Spans
     triton: TritonClient
+    triton_health: TritonHealth
     redis: aioredis.Redis
     access: Access
     keys: auth.KeyService
-    metrics: Metrics
-    catalog: ModelCatalog
     cache: ResultCache
-    dataplane: DataPlane
-    spans: Spans
+    catalog: ModelCatalog
     lifecycle: ModelLifecycle
-    capacity: Capacity
-    triton_health: TritonHealth
     provenance: Provenance
     registry: RegistrySync | None  # with GATEWAY_MLFLOW_TRACKING_URI
+    capacity: Capacity
     shadows: ShadowTraffic
+    pipeline: InferencePipeline
+
+
+@dataclass(frozen=True)
+class _Control:
+    """The control plane's parts that the data plane and the admin API use."""
+
+    catalog: ModelCatalog
+    traffic: TrafficSplits
+    agreement: ShadowAgreement
+    lifecycle: ModelLifecycle
+    provenance: Provenance
+    registry: RegistrySync | None
 
 
 @asynccontextmanager
@@ -76,6 +90,7 @@ async def open_services(
     metrics: Metrics,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> AsyncIterator[Services]:
+    """Open every client and background task of one worker; close them in reverse order."""
     if not settings.triton_sources:
         raise RuntimeError(
             "no Triton configured: set GATEWAY_TRITON_URL or GATEWAY_TRITON_URLS "
@@ -90,149 +105,199 @@ async def open_services(
     )
     metrics.registry.register(BackendRestarts(settings.state_dir))  # from `gateway up`
     async with AsyncExitStack() as stack:
-        triton = TritonClient(
-            settings.triton_sources,
-            deadlines=ModelDeadlines(
-                settings.triton_timeout_s,
-                settings.triton_deadline_min_s,
-                settings.triton_deadline_factor,
-            ),
-            control_timeout_s=settings.triton_control_timeout_s,
-            retry_after_s=settings.retry_after_s,
-            metrics=metrics,
-            spans=spans,
-            breaker_failures=settings.triton_breaker_failures,
-            breaker_reset_s=settings.triton_breaker_reset_s,
-            max_in_flight=settings.triton_max_in_flight,
-            metrics_port=settings.triton_metrics_port,
-        )
-        stack.push_async_callback(triton.close)
-        triton_health = TritonHealth(
-            triton,
-            settings.triton_probe_s,
-            min(0.5, settings.triton_control_timeout_s),
-            settings.triton_resolve_s,
-        )
-        await triton_health.start()
-        stack.push_async_callback(triton_health.close)
+        triton, triton_health = await _open_triton(stack, settings, metrics, spans)
         cache_redis = redis_client(settings.redis_url, settings.redis_timeout_s)
         stack.push_async_callback(cache_redis.aclose)
         key_redis = cache_redis
         if settings.key_store_url != settings.redis_url:
             key_redis = redis_client(settings.key_store_url, settings.redis_timeout_s)
             stack.push_async_callback(key_redis.aclose)
-
-        store = auth.RedisKeyStore(key_redis, _breaker("key store", settings, metrics))
-        hasher = auth.KeyHasher(settings.key_pepper.get_secret_value().encode())
-        authenticator = auth.Authenticator(
-            store,
-            hasher,
-            remember_s=settings.auth_remember_s,
-            stale_window_s=settings.auth_stale_window_s,
-            observer=metrics,
-        )
-        stack.push_async_callback(authenticator.close)
-        revocations = asyncio.get_running_loop().create_task(
-            authenticator.follow(store.changed_keys)
-        )
-        stack.push_async_callback(_cancel, revocations)
-        rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
-        keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
-        if settings.admin_key is not None:
-            await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
-
-        cache_tier = RedisTier(cache_redis, _breaker("cache", settings, metrics))
-        stack.callback(cache_tier.close)  # after the writes' flush below
-        cache = ResultCache(
-            settings.cache_local_max_bytes,
-            settings.cache_local_ttl_s,
-            cache_tier,
-            EntryCodec(settings.cache_secret.get_secret_value().encode()),
-            metrics,
-            LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
-            spans=spans,
-        )
-        stack.push_async_callback(cache.flush, CACHE_FLUSH_S)  # before Redis closes
-        purges = asyncio.get_running_loop().create_task(cache.follow_purges())
-        stack.push_async_callback(_cancel, purges)
-
-        async def purge_version(model: str, version: str) -> None:
-            with contextlib.suppress(auth.StoreUnavailable):
-                await cache.purge(model, version)
-
-        changes = ModelChanges(cache_redis, _breaker("lifecycle", settings, metrics))
-        catalog = ModelCatalog(
-            triton,
-            repository_path(settings.model_repository),
-            settings.catalog_refresh_s,
-            _policy_resolver(settings),
-            on_artifact_change=purge_version,
-            shared=changes,
-        )
-        triton.label_models_with(catalog.metric_label)
-        try:
-            await catalog.refresh()
-        except GatewayError as exc:
-            logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
-        catalog.start()
-        stack.push_async_callback(catalog.close)
-        traffic = TrafficSplits(
-            cache_redis, _breaker("traffic", settings, metrics), settings.catalog_refresh_s
-        )
-        with contextlib.suppress(auth.StoreUnavailable):
-            await traffic.refresh()
-        traffic.start()
-        stack.push_async_callback(traffic.close)
-        provenance = Provenance(cache_redis, _breaker("registry", settings, metrics))
-        agreement = ShadowAgreement(cache_redis, _breaker("shadow", settings, metrics))
-        agreement.start()
-        stack.push_async_callback(agreement.close)
+        access, keys = await _open_auth(stack, settings, metrics, spans, key_redis, cache_redis)
+        cache = _open_cache(stack, settings, metrics, spans, cache_redis)
+        control = await _open_control(stack, settings, metrics, triton, cache_redis, cache)
         capacity = Capacity(
             settings.max_in_flight, settings.max_in_flight_per_key, settings.retry_after_s
         )
-        shadows = ShadowTraffic(triton, agreement, metrics, capacity, settings.shadow_max_in_flight)
-        stack.push_async_callback(shadows.close)  # before the agreement's last flush
-        lifecycle = ModelLifecycle(
-            settings.model_repository.resolve(),
-            triton,
-            catalog,
-            traffic,
-            changes,
-            GateThresholds(
-                settings.quality_gate_min_agreement,
-                settings.quality_gate_min_cosine,
-                settings.quality_gate_min_shadow_requests,
-            ),
-            settings.retry_after_s,
-            agreement,
+        shadows = ShadowTraffic(
+            triton, control.agreement, metrics, capacity, settings.shadow_max_in_flight
         )
-        registry = _registry_sync(settings, provenance, lifecycle, traffic)
-        if registry is not None and settings.mlflow_sync:
-            follower = RegistryFollower(
-                registry, cache_redis, settings.mlflow_sync, settings.mlflow_sync_s
-            )
-            follower.start()
-            stack.push_async_callback(follower.close)
+        stack.push_async_callback(shadows.close)  # before the agreement's last flush
+        dataplane = DataPlane(
+            triton, control.catalog, cache, control.traffic, settings.cache_per_tenant
+        )
         yield Services(
             settings=settings,
-            triton=triton,
-            redis=cache_redis,
-            access=Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans),
-            keys=keys,
             metrics=metrics,
-            catalog=catalog,
-            cache=cache,
-            dataplane=DataPlane(
-                triton, catalog, cache, traffic, metrics, settings.cache_per_tenant, spans
-            ),
             spans=spans,
-            lifecycle=lifecycle,
-            capacity=capacity,
+            triton=triton,
             triton_health=triton_health,
-            provenance=provenance,
-            registry=registry,
+            redis=cache_redis,
+            access=access,
+            keys=keys,
+            cache=cache,
+            catalog=control.catalog,
+            lifecycle=control.lifecycle,
+            provenance=control.provenance,
+            registry=control.registry,
+            capacity=capacity,
             shadows=shadows,
+            pipeline=InferencePipeline(
+                capacity, access, dataplane, shadows, control.catalog, metrics, spans
+            ),
         )
+
+
+async def _open_triton(
+    stack: AsyncExitStack, settings: Settings, metrics: Metrics, spans: Spans
+) -> tuple[TritonClient, TritonHealth]:
+    """The Triton client (balancing, breakers, deadlines) and its health probe, started."""
+    triton = TritonClient(
+        settings.triton_sources,
+        deadlines=ModelDeadlines(
+            settings.triton_timeout_s,
+            settings.triton_deadline_min_s,
+            settings.triton_deadline_factor,
+        ),
+        control_timeout_s=settings.triton_control_timeout_s,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+        spans=spans,
+        breaker_failures=settings.triton_breaker_failures,
+        breaker_reset_s=settings.triton_breaker_reset_s,
+        max_in_flight=settings.triton_max_in_flight,
+        metrics_port=settings.triton_metrics_port,
+    )
+    stack.push_async_callback(triton.close)
+    health = TritonHealth(
+        triton,
+        settings.triton_probe_s,
+        min(0.5, settings.triton_control_timeout_s),
+        settings.triton_resolve_s,
+    )
+    await health.start()
+    stack.push_async_callback(health.close)
+    return triton, health
+
+
+async def _open_auth(
+    stack: AsyncExitStack,
+    settings: Settings,
+    metrics: Metrics,
+    spans: Spans,
+    key_redis: aioredis.Redis,
+    cache_redis: aioredis.Redis,
+) -> tuple[Access, auth.KeyService]:
+    """Authentication (following revocations), rate limits, the key service; the admin key
+    of the settings ensured."""
+    store = auth.RedisKeyStore(key_redis, _breaker("key store", settings, metrics))
+    hasher = auth.KeyHasher(settings.key_pepper.get_secret_value().encode())
+    authenticator = auth.Authenticator(
+        store,
+        hasher,
+        remember_s=settings.auth_remember_s,
+        stale_window_s=settings.auth_stale_window_s,
+        observer=metrics,
+    )
+    stack.push_async_callback(authenticator.close)
+    revocations = asyncio.get_running_loop().create_task(authenticator.follow(store.changed_keys))
+    stack.push_async_callback(_cancel, revocations)
+    rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
+    keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
+    if settings.admin_key is not None:
+        await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
+    access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans)
+    return access, keys
+
+
+def _open_cache(
+    stack: AsyncExitStack,
+    settings: Settings,
+    metrics: Metrics,
+    spans: Spans,
+    cache_redis: aioredis.Redis,
+) -> ResultCache:
+    """The result cache, its writes flushed at shutdown, following other processes' purges."""
+    cache_tier = RedisTier(cache_redis, _breaker("cache", settings, metrics))
+    stack.callback(cache_tier.close)  # after the writes' flush below
+    cache = ResultCache(
+        settings.cache_local_max_bytes,
+        settings.cache_local_ttl_s,
+        cache_tier,
+        EntryCodec(settings.cache_secret.get_secret_value().encode()),
+        metrics,
+        LockSettings(ttl_s=settings.cache_lock_ttl_s, wait_s=settings.cache_lock_wait_s),
+        spans=spans,
+    )
+    stack.push_async_callback(cache.flush, CACHE_FLUSH_S)  # before Redis closes
+    purges = asyncio.get_running_loop().create_task(cache.follow_purges())
+    stack.push_async_callback(_cancel, purges)
+    return cache
+
+
+async def _open_control(
+    stack: AsyncExitStack,
+    settings: Settings,
+    metrics: Metrics,
+    triton: TritonClient,
+    cache_redis: aioredis.Redis,
+    cache: ResultCache,
+) -> _Control:
+    """The catalog of Triton's models, traffic splits, shadow agreement, the lifecycle and
+    the MLflow registry, each refreshing in the background."""
+
+    async def purge_version(model: str, version: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await cache.purge(model, version)
+
+    changes = ModelChanges(cache_redis, _breaker("lifecycle", settings, metrics))
+    catalog = ModelCatalog(
+        triton,
+        repository_path(settings.model_repository),
+        settings.catalog_refresh_s,
+        _policy_resolver(settings),
+        on_artifact_change=purge_version,
+        shared=changes,
+    )
+    triton.label_models_with(catalog.metric_label)
+    try:
+        await catalog.refresh()
+    except GatewayError as exc:
+        logger.warning("no view of Triton's models yet (%s); requests bypass the cache", exc)
+    catalog.start()
+    stack.push_async_callback(catalog.close)
+    traffic = TrafficSplits(
+        cache_redis, _breaker("traffic", settings, metrics), settings.catalog_refresh_s
+    )
+    with contextlib.suppress(StoreUnavailable):
+        await traffic.refresh()
+    traffic.start()
+    stack.push_async_callback(traffic.close)
+    provenance = Provenance(cache_redis, _breaker("registry", settings, metrics))
+    agreement = ShadowAgreement(cache_redis, _breaker("shadow", settings, metrics))
+    agreement.start()
+    stack.push_async_callback(agreement.close)
+    lifecycle = ModelLifecycle(
+        settings.model_repository.resolve(),
+        triton,
+        catalog,
+        traffic,
+        changes,
+        GateThresholds(
+            settings.quality_gate_min_agreement,
+            settings.quality_gate_min_cosine,
+            settings.quality_gate_min_shadow_requests,
+        ),
+        settings.retry_after_s,
+        agreement,
+    )
+    registry = _registry_sync(settings, provenance, lifecycle, traffic)
+    if registry is not None and settings.mlflow_sync:
+        follower = RegistryFollower(
+            registry, cache_redis, settings.mlflow_sync, settings.mlflow_sync_s
+        )
+        follower.start()
+        stack.push_async_callback(follower.close)
+    return _Control(catalog, traffic, agreement, lifecycle, provenance, registry)
 
 
 def _registry_sync(
@@ -240,7 +305,7 @@ def _registry_sync(
 ) -> RegistrySync | None:
     if settings.mlflow_tracking_uri is None:
         return None
-    from gateway.registry.mlflow_source import MlflowRegistry  # the `mlflow` extra
+    from gateway.control.registry.mlflow_source import MlflowRegistry  # the `mlflow` extra
 
     return RegistrySync(
         MlflowRegistry(settings.mlflow_tracking_uri),
@@ -275,7 +340,7 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _breaker(name: str, settings: Settings, metrics: Metrics) -> auth.CircuitBreaker:
+def _breaker(name: str, settings: Settings, metrics: Metrics) -> CircuitBreaker:
     """A breaker for one use of Redis."""
     return _gauged_breaker(
         f"Redis ({name})",
@@ -288,11 +353,11 @@ def _breaker(name: str, settings: Settings, metrics: Metrics) -> auth.CircuitBre
 
 def _gauged_breaker(
     name: str, dependency: str, metrics: Metrics, failures: int, reset_s: float
-) -> auth.CircuitBreaker:
+) -> CircuitBreaker:
     """A breaker whose state is `gateway_degraded{dependency=...}`."""
     gauge = metrics.degraded.labels(dependency)
     gauge.set(0)
-    return auth.CircuitBreaker(
+    return CircuitBreaker(
         name,
         failure_threshold=failures,
         reset_after_s=reset_s,
@@ -303,7 +368,7 @@ def _gauged_breaker(
 async def _ensure_admin(keys: auth.KeyService, key: auth.ApiKey) -> None:
     try:
         record = await keys.ensure_admin(key)
-    except auth.StoreUnavailable:
+    except StoreUnavailable:
         logger.warning("could not ensure the admin key %s: the key store is unavailable", key.id)
         return
     if record.revoked_at is not None:

@@ -25,8 +25,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from auth import ApiKey, MalformedKey
+from gateway.backends.redis.client import check_redis_url
 from gateway.cache.policy import ModelCacheSettings
-from gateway.redis_client import check_redis_url
 
 Environment = Literal["development", "production"]
 
@@ -54,7 +54,8 @@ class Settings(BaseSettings):
         default=None,
         description="Several Tritons, comma-separated: http://host:port[/path] each, or "
         "dns+http://name:port for one Triton per address a DNS name resolves to (a headless "
-        "Service); `#metrics=PORT` after one names its metrics port (gateway.triton.discovery)",
+        "Service); `#metrics=PORT` after one names its metrics port "
+        "(gateway.backends.triton.discovery)",
     )
     triton_metrics_port: int = Field(
         default=8002,
@@ -184,7 +185,7 @@ class Settings(BaseSettings):
         ge=0,
         description="On SIGTERM, how long the gateway keeps serving while it says it is not "
         "ready and closes each connection after its response, so that a load balancer takes "
-        "it out of rotation before it stops (gateway.draining); 0: stop at once",
+        "it out of rotation before it stops (gateway.runtime.draining); 0: stop at once",
     )
     shutdown_grace_s: float = Field(
         default=10.0,

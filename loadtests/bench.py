@@ -47,8 +47,8 @@ import numpy as np
 from tritonclient.grpc import service_pb2
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedTriton, ManagedProcess
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedTriton, ManagedProcess
+from devstack.ports import free_port
 from loadtests.h2load import run_grpc
 from loadtests.openloop import OpenLoopResult, open_loop
 from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan

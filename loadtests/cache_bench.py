@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedTriton, ManagedProcess
+from devstack import EmbeddedTriton, ManagedProcess
 from loadtests import processes
 from loadtests.otlp_sink import OtlpSink
 from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from gateway.model_build.embedding import cosines, encode, tokenize
-from gateway.model_build.sentences import SENTENCES
+from model_build.embedding import cosines, encode, tokenize
+from model_build.sentences import SENTENCES
 
 REPOSITORY = Path("model_repository") / "text_encoder"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.model_build.embedding import read_texts
-from gateway.model_build.embedding_quality import GOAL_MEAN, GOAL_WORST, measure
-from gateway.model_build.sentences import SENTENCES
+from model_build.embedding import read_texts
+from model_build.embedding_quality import GOAL_MEAN, GOAL_WORST, measure
+from model_build.sentences import SENTENCES
 
 REPOSITORY = Path("model_repository") / "text_encoder"
 

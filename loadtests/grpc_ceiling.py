@@ -23,7 +23,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from auth import ApiKey
-from gateway.embedded.ports import free_port, port_open
+from devstack.ports import free_port, port_open
 from loadtests.bench import TRITON_MODELS, machine, targets
 from loadtests.h2load import run_grpc
 from loadtests.processes import ROOT, backends, cpu_seconds, start_gateway

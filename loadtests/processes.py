@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton, ManagedProcess
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedRedis, EmbeddedTriton, ManagedProcess
+from devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 """What one Redis round trip costs the gateway's process in CPU, by the way it is made:
 a registered script through redis-py, EVALSHA through `execute_command`, a plain GET, ten
 GETs in one pipeline, and the script's EVALSHA on the gateway's own connection
-(`gateway.redis_wire`, what the cache's get-or-lock and store use on a plain Redis) alone and
-ten in one turn. A cache miss makes two script calls.
+(`gateway.backends.redis.wire`, what the cache's get-or-lock and store use on a plain Redis)
+alone and ten in one turn. A cache miss makes two script calls.
 
     .venv/bin/python -m loadtests.redis_call_cost [--calls 5000]
 """
@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.embedded import EmbeddedRedis
-from gateway.redis_client import redis_client
-from gateway.redis_wire import RedisWire, WireAddress
+from devstack import EmbeddedRedis
+from gateway.backends.redis.client import redis_client
+from gateway.backends.redis.wire import RedisWire, WireAddress
 
 SCRIPT = "return redis.call('GET', KEYS[1])"
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from auth.keys import ApiKey
-from gateway.embedded import ManagedProcess
+from devstack import ManagedProcess
 from loadtests.bench import Run, median_of, run_wrk_watching, targets
 from loadtests.processes import ROOT, backends, start_gateway
 from loadtests.wrk import post_script, unique_post_script

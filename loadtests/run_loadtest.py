@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auth import ApiKey
-from gateway.embedded import ManagedProcess
-from gateway.embedded.ports import free_port
+from devstack import ManagedProcess
+from devstack.ports import free_port
 from loadtests.processes import start
 from loadtests.step_summary import render, save, summarise
 

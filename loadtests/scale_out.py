@@ -28,8 +28,8 @@ import httpx
 import orjson
 
 from auth import ApiKey
-from gateway.embedded.ports import free_port
-from gateway.embedded.process import ManagedProcess
+from devstack.ports import free_port
+from devstack.process import ManagedProcess
 from loadtests.processes import ROOT, start
 from loadtests.stats import percentile
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedTriton
+from devstack import EmbeddedTriton
 from gateway.settings import Settings
 from loadtests.bench import targets
 from loadtests.processes import ROOT, backends, start_gateway

@@ -29,8 +29,8 @@ import httpx
 import psutil
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedTriton
-from gateway.serving import STOP_MARGIN_S
+from devstack import EmbeddedTriton
+from gateway.runtime.serving import STOP_MARGIN_S
 from loadtests.processes import backends, start_gateway
 
 BODY = {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [0.5] * 30}]}

@@ -34,8 +34,8 @@ import tritonclient.grpc.aio as triton_grpc_aio
 import uvloop
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from gateway.embedded import EmbeddedTriton
-from gateway.triton.connections import ConnectionPool
+from devstack import EmbeddedTriton
+from gateway.backends.triton.connections import ConnectionPool
 from loadtests.stats import Summary, summarize
 
 MODEL = "tabular_classifier"

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from gateway.embedded import EmbeddedTriton
+from devstack import EmbeddedTriton
 from gateway.observability.tracing import triton_trace_arguments
 from loadtests.otlp_sink import OtlpReceiver
 

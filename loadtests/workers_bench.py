@@ -28,7 +28,7 @@ import httpx
 import psutil
 
 from auth import ApiKey
-from gateway.embedded import ManagedProcess
+from devstack import ManagedProcess
 from loadtests.bench import Run, median_of, run_wrk_watching, targets
 from loadtests.processes import backends, start_gateway
 from loadtests.wrk import post_script, require_wrk

@@ -4,7 +4,7 @@ In, in this order, each field length-prefixed:
 - a format tag (bump it and every old entry is unreachable);
 - the tenant ("" unless the key's cache is private to its tenant);
 - the model, the concrete version that serves the request, and that version's fingerprint
-  (see `gateway.catalog`): a new version or a changed artifact means new keys;
+  (see `gateway.control.catalog`): a new version or a changed artifact means new keys;
 - each input, sorted by name: name, datatype, shape, and its raw little-endian bytes
   (Triton's wire form, so JSON and binary requests of the same tensors agree, and the
   same bytes under another datatype or shape do not);

@@ -25,14 +25,15 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from auth import CircuitBreaker
-from gateway.redis_client import RELEASE_IF_OWNED, subscribed
-from gateway.redis_pipelining import ScriptBatcher
+from gateway.backends.redis.client import RELEASE_IF_OWNED, subscribed
+from gateway.backends.redis.pipelining import ScriptBatcher
+from resilience import CircuitBreaker
 
 ENTRY_PREFIX = "gateway:cache:"
 LOCK_PREFIX = "gateway:cache-lock:"
@@ -65,13 +66,22 @@ return 1
 _GLOB_SPECIALS = re.compile(r"([*?\[\]\\])")
 
 
+class Lock(Enum):
+    """Where a key's single-flight lock stands after one look."""
+
+    TAKEN = "taken"  # this caller holds it (its token): compute, the store releases it
+    HELD_ELSEWHERE = "held elsewhere"  # another caller computes: wait for its entry
+    NOT_TAKEN = "not taken"  # no lock was asked for (a fresh entry, Redis down): compute
+
+
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """What one look before a miss found: a fresh entry, or the lock (token None: another
-    caller holds it) and perhaps a stale entry."""
+    """What one look before a miss found: a fresh entry, or else the lock, and perhaps a
+    stale entry (past its TTL, within its stale-if-error grace)."""
 
     fresh: bytes | None = None
-    token: str | None = None
+    lock: Lock = Lock.NOT_TAKEN
+    token: str = ""  # the lock's, when TAKEN
     stale: bytes | None = None
 
 
@@ -143,10 +153,12 @@ class RedisTier:
         if answer[0] == 1:
             return Lookup(fresh=_bytes(answer[1]))
         stale = _bytes(answer[2]) if answer[0] == 2 else None
-        return Lookup(token=token if answer[1] else None, stale=stale)
+        if answer[1]:
+            return Lookup(lock=Lock.TAKEN, token=token, stale=stale)
+        return Lookup(lock=Lock.HELD_ELSEWHERE, stale=stale)
 
     def set_soon(
-        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str
     ) -> asyncio.Future[Any] | None:
         """Store an entry and release the lock `token` (if given and still ours), without
         waiting: the future of Redis's answer (failed with a Redis error if it failed), or
@@ -154,7 +166,7 @@ class RedisTier:
         if not self._breaker.allow():
             return None
         answer = self._scripts.submit(
-            self._set_and_release, [key, lock_key(digest)], [value, _ms(ttl_s), token or ""]
+            self._set_and_release, [key, lock_key(digest)], [value, _ms(ttl_s), token]
         )
         answer.add_done_callback(self._breaker.record)
         return answer

@@ -1,19 +1,26 @@
-"""`ResultCache`: two tiers, single-flight, fail-open.
+"""`ResultCache`: two tiers, single-flight, fail-open, counting its own outcomes.
 
-    replay(memo_key)                  an encoded response of an identical earlier request
-    lookup(key)                       the in-process tier (a dict lookup)
-    fetch(key, compute, policy)       everything else, once per key at a time:
+    replay(memo_key, model)           an encoded response of an identical earlier request
+                                                                              -> hit (local)
+    remember(memo_key, replay, ...)   keep an encoded response for `replay`
+    get_or_compute(key, compute, policy, directive, allow_stale)
+        Cache-Control: no-cache?  compute and store                          -> bypass
+        the in-process tier has it?                                          -> hit (local)
+        everything else, once per key at a time:
         another request of this process already fetching it?  wait for it   -> coalesced
-        one Redis round trip: the entry (-> hit), or else the key's lock
+        one Redis round trip: the entry (-> hit), or else the key's `Lock`
         another process holds the lock?  wait (bounded) for its entry        -> coalesced
         otherwise compute (ask Triton) and store                             -> miss
         Triton unavailable, the entry past its TTL but within the model's
           stale-if-error grace (and the request allows it)?  serve it        -> stale
+    bypassed(model)                   a request that did not consult the cache  -> bypass
     store(key, result, policy)        both tiers, if the entry fits the model's limit: this
                                       process's at once, Redis (one round trip that also
                                       releases the lock) in the background
-    remember(memo_key, response)      keep an encoded response for `replay`
     flush(timeout_s)                  wait for the background Redis writes (at shutdown)
+
+Each outcome is counted here: `gateway_cache_lookups_total{outcome}`, hits by tier, and the
+bytes and Triton seconds a hit or a coalesced request saved.
 
 Writing behind keeps the Redis write off the answer's path: a miss is answered as soon as
 Triton has answered. Other processes waiting for the key's lock see the entry a round trip
@@ -45,21 +52,24 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from auth import StoreUnavailable
-from auth.breaker import REDIS_FAILURES
 from gateway.cache.entry import EntryCodec, InvalidEntry
 from gateway.cache.local import LocalTier
-from gateway.cache.policy import CachePolicy
-from gateway.cache.redis_tier import Lookup, RedisTier, entry_key
+from gateway.cache.policy import CachePolicy, Directive
+from gateway.cache.redis_tier import Lock, Lookup, RedisTier, entry_key
 from gateway.errors import TritonUnavailable
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.observability.tracing import Spans
 from gateway.protocol.encode import EncodedResponse
 from gateway.protocol.types import InferResult
+from resilience import StoreUnavailable
+from resilience.breaker import REDIS_FAILURES
 
 logger = logging.getLogger(__name__)
 
+_MEMO = {"gateway.cache.tier": "local", "gateway.cache.entry": "response"}
+_LOCAL = {"gateway.cache.tier": "local", "gateway.cache.entry": "result"}
 _REDIS = {"gateway.cache.tier": "redis", "gateway.cache.entry": "result"}
+Compute = Callable[[], Awaitable[InferResult]]
 MAX_PENDING_WRITES = 1000
 # What the objects around the payload cost in memory (tracemalloc, CPython 3.11), rounded
 # up: an InferResult and its tuple; each Tensor with its shape tuple and its data's bytes
@@ -135,28 +145,71 @@ class ResultCache:
         self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
         self._writes: set[asyncio.Future[Any]] = set()  # background Redis writes
 
-    def replay(self, memo_key: bytes) -> Replay | None:
-        return self._memo.get(memo_key)
+    def replay(self, memo_key: bytes, model: str) -> Replay | None:
+        """The response kept for these request bytes, counted as a local hit if found."""
+        with self._spans.start("cache.lookup", attributes=_MEMO) as span:
+            replay = self._memo.get(memo_key)
+            span.set_attribute("gateway.cache.outcome", "miss" if replay is None else "hit")
+        if replay is not None:
+            self._count(model, Outcome.HIT, replay.output_bytes, replay.triton_s, "local")
+        return replay
 
-    def remember(self, memo_key: bytes, replay: Replay, key: CacheKey, policy: CachePolicy) -> None:
+    def remember(
+        self, memo_key: bytes, replay: Replay, model: str, version: str, policy: CachePolicy
+    ) -> None:
         response = replay.response
         # A right-sized copy: orjson's output can hold several KB of spare capacity.
         body = bytes(memoryview(response.body))
         copy = EncodedResponse(body, response.content_type, response.header_length)
         kept = Replay(copy, replay.output_bytes, replay.triton_s)
         self._memo.put(
-            memo_key, kept, len(body) + REPLAY_OVERHEAD_BYTES, policy.ttl_s, key.model, key.version
+            memo_key, kept, len(body) + REPLAY_OVERHEAD_BYTES, policy.ttl_s, model, version
         )
 
-    def lookup(self, key: CacheKey) -> InferResult | None:
-        return self._local.get(key.digest)
-
-    async def fetch(
+    async def get_or_compute(
         self,
         key: CacheKey,
-        compute: Callable[[], Awaitable[InferResult]],
+        compute: Compute,
         policy: CachePolicy,
+        directive: Directive = Directive.READ_AND_WRITE,
         allow_stale: bool = True,
+    ) -> tuple[InferResult, Outcome]:
+        """The result for `key` from a tier, another request's flight, or `compute`."""
+        if directive is Directive.WRITE_ONLY:
+            result = await compute()
+            self.store(key, result, policy)
+            self.bypassed(key.model)
+            return result, Outcome.BYPASS
+        with self._spans.start("cache.lookup", attributes=_LOCAL) as span:
+            cached = self._local.get(key.digest)
+            span.set_attribute("gateway.cache.outcome", "miss" if cached is None else "hit")
+        if cached is not None:
+            self._count(key.model, Outcome.HIT, _output_bytes(cached), cached.triton_s, "local")
+            return cached, Outcome.HIT
+        result, outcome = await self._fetch(key, compute, policy, allow_stale)
+        self._count(key.model, outcome, _output_bytes(result), result.triton_s, "redis")
+        return result, outcome
+
+    def local(self, key: CacheKey) -> InferResult | None:
+        """What this process's tier holds for `key` (nothing counted)."""
+        return self._local.get(key.digest)
+
+    def bypassed(self, model: str) -> None:
+        """Count a request answered without the cache (uncacheable, or Cache-Control)."""
+        self._metrics.cache_lookups.labels(model, Outcome.BYPASS.value).inc()
+
+    def _count(
+        self, model: str, outcome: Outcome, output_bytes: int, triton_s: float, tier: str
+    ) -> None:
+        self._metrics.cache_lookups.labels(model, outcome.value).inc()
+        if outcome is Outcome.HIT:
+            self._metrics.cache_hits.labels(model, tier).inc()
+        if outcome in (Outcome.HIT, Outcome.COALESCED):
+            self._metrics.cache_bytes_saved.labels(model).inc(output_bytes)
+            self._metrics.cache_triton_seconds_saved.labels(model).inc(triton_s)
+
+    async def _fetch(
+        self, key: CacheKey, compute: Compute, policy: CachePolicy, allow_stale: bool
     ) -> tuple[InferResult, Outcome]:
         flight = self._flights.get(key.digest)
         if flight is not None:
@@ -165,7 +218,7 @@ class ResultCache:
             ):
                 result, outcome = await asyncio.shield(flight)
             if outcome is Outcome.STALE and not allow_stale:
-                return await self.fetch(key, compute, policy, allow_stale)  # its own try
+                return await self._fetch(key, compute, policy, allow_stale)  # its own try
             return result, Outcome.STALE if outcome is Outcome.STALE else Outcome.COALESCED
         future: asyncio.Future[tuple[InferResult, Outcome]] = (
             asyncio.get_running_loop().create_future()
@@ -184,7 +237,7 @@ class ResultCache:
             del self._flights[key.digest]
 
     def store(
-        self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str | None = None
+        self, key: CacheKey, result: InferResult, policy: CachePolicy, token: str = ""
     ) -> None:
         """Keep `result` in both tiers and release the lock `token` (if any) in Redis; the
         Redis write happens in the background."""
@@ -234,11 +287,7 @@ class ResultCache:
         self._memo.purge(model, version)
 
     async def _lead(
-        self,
-        key: CacheKey,
-        compute: Callable[[], Awaitable[InferResult]],
-        policy: CachePolicy,
-        allow_stale: bool,
+        self, key: CacheKey, compute: Compute, policy: CachePolicy, allow_stale: bool
     ) -> tuple[InferResult, Outcome]:
         grace_s = policy.stale_if_error_s
         with self._spans.start("cache.lookup", attributes=_REDIS) as span:
@@ -248,15 +297,16 @@ class ResultCache:
                 )
             except StoreUnavailable:
                 self._metrics.cache_errors.labels("get").inc()
-                found = Lookup(token="")  # compute without the lock
+                found = Lookup()  # compute without the lock
             stored = self._verified(key, found.fresh) if found.fresh is not None else None
             span.set_attribute("gateway.cache.outcome", "miss" if stored is None else "hit")
         if stored is not None:
             self._local.put(key.digest, stored, _cost(stored), policy.ttl_s, key.model, key.version)
             return stored, Outcome.HIT
-        # An invalid entry: compute and overwrite it (no lock was taken).
-        token = "" if found.fresh is not None else found.token
-        if token is None:  # another process is computing it: wait for its entry
+        # An invalid entry (found.fresh, not verified) is computed and overwritten; no lock was
+        # asked for then.
+        token = found.token
+        if found.lock is Lock.HELD_ELSEWHERE:  # another process computes it: wait for its entry
             with self._spans.start(
                 "cache.singleflight.wait", attributes={"gateway.cache.waiting_for": "redis"}
             ):
@@ -308,7 +358,7 @@ class ResultCache:
             span.set_attribute("gateway.cache.stored", False)
         span.end()
 
-    async def _unlock(self, key: CacheKey, token: str | None) -> None:
+    async def _unlock(self, key: CacheKey, token: str) -> None:
         if token:
             with contextlib.suppress(StoreUnavailable):
                 await self._redis.unlock(key.digest, token)
@@ -324,6 +374,10 @@ class ResultCache:
             if value is not None:
                 return self._verified(key, value)
         return None
+
+
+def _output_bytes(result: InferResult) -> int:
+    return sum(len(tensor.data) for tensor in result.outputs)
 
 
 def _cost(result: InferResult) -> int:

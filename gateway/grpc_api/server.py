@@ -13,9 +13,9 @@ from __future__ import annotations
 import grpc
 from tritonclient.grpc import service_pb2_grpc
 
-from gateway.draining import Drain
 from gateway.grpc_api.service import InferenceService
 from gateway.observability.access_log import AccessLog
+from gateway.runtime.draining import Drain
 from gateway.services import Services
 
 MAX_RESPONSE_BYTES = 1 << 30

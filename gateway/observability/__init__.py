@@ -5,5 +5,5 @@
     logs.py      structured JSON log lines carrying trace and span ids
     requests.py  one access line and the request metrics per HTTP request
 
-Metric definitions live in `gateway.metrics`.
+Metric definitions live in `gateway.observability.metrics`.
 """

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metrics import Metrics
 from gateway.observability.access_log import AccessLog
+from gateway.observability.metrics import Metrics
 
 SCOPE_KEY = "gateway.request"
 UNMATCHED = "unmatched"  # route label of requests no route took (bounded cardinality)
@@ -36,6 +36,18 @@ class RequestInfo:
     key_id: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """What is known of the request, for its access line."""
+        known = (
+            ("model", self.model),
+            ("version", self.version),
+            ("cache", self.cache),
+            ("key_id", self.key_id),
+            ("trace_id", self.trace_id),
+            ("span_id", self.span_id),
+        )
+        return {name: value for name, value in known if value is not None}
 
 
 def request_info(scope: Scope) -> RequestInfo:
@@ -118,8 +130,5 @@ def _access_fields(
         "duration_ms": round(elapsed * 1000, 3),
         "client": client[0] if client else None,
     }
-    for name in ("model", "version", "cache", "key_id", "trace_id", "span_id"):
-        value = getattr(info, name)
-        if value is not None:
-            fields[name] = value
+    fields.update(info.fields())
     return fields

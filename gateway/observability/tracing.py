@@ -50,8 +50,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from gateway.metrics import Metrics
 from gateway.observability.light_spans import light_tracer
+from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, traces_endpoint
 
 logger = logging.getLogger(__name__)

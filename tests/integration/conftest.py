@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.model_build import build_repository
+from devstack import EmbeddedRedis, EmbeddedTriton
 from gateway.settings import Settings
+from model_build import build_repository
 from tests.support.data import REPOSITORY
 from tests.support.keys import ADMIN_KEY
 from tests.support.server import running_gateway

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key, infer_tabular
 from tests.support.polling import eventually

@@ -21,7 +21,7 @@ import pytest
 import redis
 from onnx import TensorProto, helper
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
 from tests.support import own_backends

@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from gateway.embedded import EmbeddedTriton
+from devstack import EmbeddedTriton
 from tests.support.data import ROOT
 from tests.support.metrics import exported_names
 

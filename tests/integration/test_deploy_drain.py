@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedRedis, EmbeddedTriton
+from devstack.ports import free_port
 from tests.support import own_backends
 from tests.support.admin import create_key
 from tests.support.deploy import gateway_command, gateway_env

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import trustme
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.keys import AUTH
 from tests.support.serve import gateway_serve

@@ -22,7 +22,7 @@ import redis
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aio_grpcclient
 
-from gateway.embedded.ports import free_port
+from devstack.ports import free_port
 from tests.support.data import ROOT, samples
 from tests.support.polling import eventually
 from tests.support.processes import alive, wait_gone

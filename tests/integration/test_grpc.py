@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedRedis, EmbeddedTriton
+from devstack.ports import free_port
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key
 from tests.support.data import INPUT_NAMES, OUTPUT_NAMES, onnxruntime_outputs, samples

@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key, infer_tabular
 from tests.support.keys import auth_headers

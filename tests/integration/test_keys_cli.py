@@ -11,7 +11,7 @@ import time
 import httpx
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis
+from devstack import EmbeddedRedis
 from tests.support.admin import infer_tabular
 from tests.support.data import ROOT
 

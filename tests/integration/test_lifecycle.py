@@ -23,8 +23,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.lifecycle.config_file import policy_versions, read_config, versions_on_disk
+from devstack import EmbeddedRedis, EmbeddedTriton
+from gateway.control.lifecycle.config_file import policy_versions, read_config, versions_on_disk
 from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
 from tests.support import own_backends

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.support.admin import create_key
 from tests.support.keys import auth_headers
 from tests.support.metrics import value

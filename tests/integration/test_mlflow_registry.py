@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.integration.test_lifecycle import constant_classifier
 from tests.support import own_backends

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from auth import ApiKey
-from gateway.embedded import EmbeddedRedis
+from devstack import EmbeddedRedis
 from tests.support.admin import create_key, infer_tabular
 from tests.support.data import ROOT
 from tests.support.keys import ADMIN_KEY, auth_headers

@@ -21,7 +21,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.keys import AUTH
 from tests.support.server import running_gateway

@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedRedis, EmbeddedTriton
+from devstack.ports import free_port
 from tests.integration.conftest import gateway_settings
 from tests.support.deploy import DEPLOY, tool
 from tests.support.metrics import exported_names

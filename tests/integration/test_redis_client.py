@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import redis.exceptions
 
-from gateway.embedded import EmbeddedRedis
-from gateway.redis_client import redis_client
+from devstack import EmbeddedRedis
+from gateway.backends.redis.client import redis_client
 from tests.support import own_backends
 
 DEADLINE_S = 0.25

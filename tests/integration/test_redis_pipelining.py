@@ -18,10 +18,10 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.commands.core import AsyncScript
 
-from gateway.embedded import EmbeddedRedis
-from gateway.redis_client import redis_client
-from gateway.redis_pipelining import ScriptBatcher
-from gateway.redis_wire import WireAddress
+from devstack import EmbeddedRedis
+from gateway.backends.redis.client import redis_client
+from gateway.backends.redis.pipelining import ScriptBatcher
+from gateway.backends.redis.wire import WireAddress
 from tests.support import own_backends
 
 # Echoes its argument under its key; an argument "fail" is an error reply for that call only.

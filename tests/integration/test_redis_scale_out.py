@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.embedded import EmbeddedTriton
-from gateway.embedded.redis_cluster import EmbeddedRedisCluster, EmbeddedSentinel
+from devstack import EmbeddedTriton
+from devstack.redis_cluster import EmbeddedRedisCluster, EmbeddedSentinel
 from tests.support.keys import AUTH
 from tests.support.polling import eventually
 from tests.support.serve import gateway_serve

@@ -1,4 +1,4 @@
-"""The gateway's own Redis connection (`gateway.redis_wire`) against a real redis-server:
+"""The gateway's own Redis connection (`gateway.backends.redis.wire`) against a real redis-server:
 AUTH and SELECT from the URL, a unix socket, a refused or wrong login failing its calls at
 once, a Redis killed and restarted (the calls in flight fail, the next ones reconnect), and
 nothing left open after `close()`. Batching, error replies, NOSCRIPT and a hung Redis are in
@@ -18,10 +18,10 @@ import pytest
 import redis
 import redis.exceptions
 
-from gateway.embedded import EmbeddedRedis
-from gateway.embedded.ports import free_port
-from gateway.redis_client import redis_client
-from gateway.redis_wire import RedisWire, WireAddress
+from devstack import EmbeddedRedis
+from devstack.ports import free_port
+from gateway.backends.redis.client import redis_client
+from gateway.backends.redis.wire import RedisWire, WireAddress
 from tests.support import own_backends
 from tests.support.polling import eventually
 

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from loadtests import stop_cycles
 from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value

@@ -10,8 +10,8 @@ import pytest
 import tritonclient.http as httpclient
 from numpy.typing import NDArray
 
-from gateway.model_build.embedding import cosines, read_texts, reference_embeddings
-from gateway.model_build.sentences import SENTENCES
+from model_build.embedding import cosines, read_texts, reference_embeddings
+from model_build.sentences import SENTENCES
 from tests.support.keys import auth_headers
 
 

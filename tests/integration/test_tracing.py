@@ -21,9 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
-from gateway.metrics import Metrics
+from devstack import EmbeddedRedis, EmbeddedTriton
+from devstack.ports import free_port
+from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter
 from gateway.observability.tracing import (
     HeadSampledTracerProvider,

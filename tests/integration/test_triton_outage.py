@@ -19,7 +19,7 @@ import httpx
 import pytest
 import redis
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.data import samples
 from tests.support.keys import AUTH

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
+from devstack import EmbeddedRedis, EmbeddedTriton
 
 
 def writable_copy(

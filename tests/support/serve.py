@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from gateway.embedded import EmbeddedRedis, EmbeddedTriton
-from gateway.embedded.ports import free_port
+from devstack import EmbeddedRedis, EmbeddedTriton
+from devstack.ports import free_port
 from tests.support.data import ROOT
 from tests.support.keys import ADMIN_KEY
 from tests.support.polling import eventually

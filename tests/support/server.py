@@ -11,9 +11,9 @@ from typing import BinaryIO
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 
+from devstack.ports import free_port
 from gateway.app import create_app
-from gateway.embedded.ports import free_port
-from gateway.serving import server_config
+from gateway.runtime.serving import server_config
 from gateway.settings import Settings
 
 

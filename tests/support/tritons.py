@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.embedded import EmbeddedTriton
+from devstack import EmbeddedTriton
 
 
 @contextmanager

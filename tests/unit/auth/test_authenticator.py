@@ -21,8 +21,8 @@ from auth import (
     MalformedKey,
     MissingKey,
     RevokedKey,
-    StoreUnavailable,
 )
+from resilience import StoreUnavailable
 
 HASHER = KeyHasher(b"unit-test-pepper-0123456789")
 

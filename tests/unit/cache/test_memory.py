@@ -10,10 +10,10 @@ import tracemalloc
 import numpy as np
 import orjson
 
+from gateway.backends.triton.client import _decode_response
 from gateway.cache import CacheKey, CachePolicy, EntryCodec, Replay, ResultCache
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.protocol import decode_infer_request, encode_infer_response
-from gateway.triton.client import _decode_response
 from tests.unit.cache.test_result_cache import MemoryRedis
 
 POLICY = CachePolicy(True, 600, 1_000_000)
@@ -56,7 +56,8 @@ def test_counted_bytes_cover_what_results_and_responses_cost() -> None:
             cache.store(key, result, POLICY)
             request = decode_infer_request("tabular_classifier", "", request_body(seed), None)
             replay = Replay(encode_infer_response(request, result), 16)
-            cache.remember((seed + ENTRIES).to_bytes(32, "big"), replay, key, POLICY)
+            memo = (seed + ENTRIES).to_bytes(32, "big")
+            cache.remember(memo, replay, key.model, key.version, POLICY)
         await cache.flush(5.0)
 
     redis = MemoryRedis()

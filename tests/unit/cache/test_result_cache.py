@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from auth import StoreUnavailable
 from gateway.cache import (
     CacheKey,
     CachePolicy,
@@ -18,10 +17,11 @@ from gateway.cache import (
     ResultCache,
     result_cache,
 )
-from gateway.cache.redis_tier import Lookup
+from gateway.cache.redis_tier import Lock, Lookup
 from gateway.errors import TritonUnavailable
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.protocol.types import InferResult, Tensor
+from resilience import StoreUnavailable
 
 POLICY = CachePolicy(True, 60, 10_000)
 KEY = CacheKey(bytes(32), "m", "1")
@@ -52,14 +52,13 @@ class MemoryRedis:
         self._check()
         if key in self.values and self._left(key) > grace_s:
             return Lookup(fresh=self.values[key])
-        token = None
-        if digest not in self.locks:
-            self.locks[digest] = token = f"token-{len(self.locks)}"
-        return Lookup(token=token, stale=self.values.get(key))
+        stale = self.values.get(key)
+        if digest in self.locks:
+            return Lookup(lock=Lock.HELD_ELSEWHERE, stale=stale)
+        self.locks[digest] = token = f"token-{len(self.locks)}"
+        return Lookup(lock=Lock.TAKEN, token=token, stale=stale)
 
-    async def set(
-        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
-    ) -> None:
+    async def set(self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str) -> None:
         self._check()
         self.values[key] = value
         self.expires[key] = time.monotonic() + ttl_s
@@ -67,7 +66,7 @@ class MemoryRedis:
             del self.locks[digest]
 
     def set_soon(
-        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
+        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str
     ) -> asyncio.Future[None]:
         return asyncio.ensure_future(self.set(key, value, ttl_s, digest, token))
 
@@ -94,7 +93,7 @@ async def fetched(
     cache: ResultCache, compute: Callable[[], Awaitable[InferResult]]
 ) -> tuple[InferResult, Outcome]:
     """One fetch, then the background Redis write it started."""
-    answer = await cache.fetch(KEY, compute, POLICY)
+    answer = await cache.get_or_compute(KEY, compute, POLICY)
     await cache.flush(1.0)
     return answer
 
@@ -115,14 +114,16 @@ def test_concurrent_identical_misses_make_one_call() -> None:
     cache = make_cache(MemoryRedis())
 
     async def scenario() -> list[Outcome]:
-        answers = await asyncio.gather(*(cache.fetch(KEY, compute, POLICY) for _ in range(50)))
+        answers = await asyncio.gather(
+            *(cache.get_or_compute(KEY, compute, POLICY) for _ in range(50))
+        )
         await cache.flush(1.0)
         return [outcome for _, outcome in answers]
 
     outcomes = asyncio.run(scenario())
     assert compute.calls == 1
     assert outcomes.count(Outcome.MISS) == 1 and outcomes.count(Outcome.COALESCED) == 49
-    assert cache.lookup(KEY) == RESULT
+    assert cache.local(KEY) == RESULT
 
 
 def test_another_process_waits_for_the_lock_holders_entry() -> None:
@@ -132,8 +133,8 @@ def test_another_process_waits_for_the_lock_holders_entry() -> None:
 
     async def scenario() -> tuple[Outcome, Outcome]:
         (_, a), (_, b) = await asyncio.gather(
-            first.fetch(KEY, compute, POLICY),
-            second.fetch(KEY, compute, POLICY),
+            first.get_or_compute(KEY, compute, POLICY),
+            second.get_or_compute(KEY, compute, POLICY),
         )
         await first.flush(1.0)
         await second.flush(1.0)
@@ -178,12 +179,12 @@ def test_errors_are_shared_with_followers_and_never_stored() -> None:
 
     async def scenario() -> list[BaseException | tuple[InferResult, Outcome]]:
         return await asyncio.gather(
-            *(cache.fetch(KEY, failing, POLICY) for _ in range(3)), return_exceptions=True
+            *(cache.get_or_compute(KEY, failing, POLICY) for _ in range(3)), return_exceptions=True
         )
 
     answers = asyncio.run(scenario())
     assert all(isinstance(a, RuntimeError) for a in answers)
-    assert redis.values == {} and cache.lookup(KEY) is None
+    assert redis.values == {} and cache.local(KEY) is None
     assert redis.locks == {}  # released although nothing was stored
 
 
@@ -196,7 +197,7 @@ def test_entries_over_the_size_limit_are_not_stored() -> None:
         await cache.flush(1.0)
 
     asyncio.run(scenario())
-    assert redis.values == {} and cache.lookup(KEY) is None
+    assert redis.values == {} and cache.local(KEY) is None
 
 
 class SlowRedis(MemoryRedis):
@@ -206,9 +207,7 @@ class SlowRedis(MemoryRedis):
         super().__init__()
         self.delay = delay
 
-    async def set(
-        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str | None
-    ) -> None:
+    async def set(self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str) -> None:
         await asyncio.sleep(self.delay)
         await super().set(key, value, ttl_s, digest, token)
 
@@ -219,10 +218,10 @@ def test_a_miss_is_answered_before_its_redis_write() -> None:
 
     async def scenario() -> None:
         started = time.monotonic()
-        _, outcome = await cache.fetch(KEY, Counting(delay=0), POLICY)
+        _, outcome = await cache.get_or_compute(KEY, Counting(delay=0), POLICY)
         assert outcome is Outcome.MISS and time.monotonic() - started < 0.1
         assert redis.values == {} and redis.locks != {}  # the write is under way
-        assert cache.lookup(KEY) == RESULT  # this process has it already
+        assert cache.local(KEY) == RESULT  # this process has it already
         await cache.flush(1.0)
         assert KEY.redis_key in redis.values and redis.locks == {}
 
@@ -245,7 +244,7 @@ def test_writes_beyond_the_pending_limit_stay_local_and_are_counted(
 
     asyncio.run(scenario())
     assert sorted(redis.values) == sorted(key.redis_key for key in keys[:2])
-    assert all(cache.lookup(key) == RESULT for key in keys)
+    assert all(cache.local(key) == RESULT for key in keys)
     assert metrics.cache_errors.labels("set")._value.get() == 1
 
 
@@ -272,15 +271,15 @@ def test_an_expired_entry_answers_when_triton_cannot_within_its_grace() -> None:
     cache = make_cache(redis)
 
     async def scenario() -> None:
-        await cache.fetch(KEY, Counting(0), STALE_POLICY)
+        await cache.get_or_compute(KEY, Counting(0), STALE_POLICY)
         await cache.flush(1.0)
         assert redis._left(KEY.redis_key) > 60  # kept for the TTL plus the grace
         redis.expires[KEY.redis_key] = time.monotonic() + 10  # past its TTL: stale
         cache._local.purge()
-        assert await cache.fetch(KEY, triton_down, STALE_POLICY) == (RESULT, Outcome.STALE)
+        assert await cache.get_or_compute(KEY, triton_down, STALE_POLICY) == (RESULT, Outcome.STALE)
         with pytest.raises(TritonUnavailable):  # the client said stale-if-error=0
-            await cache.fetch(KEY, triton_down, STALE_POLICY, allow_stale=False)
-        fresh = await cache.fetch(KEY, Counting(0), STALE_POLICY)
+            await cache.get_or_compute(KEY, triton_down, STALE_POLICY, allow_stale=False)
+        fresh = await cache.get_or_compute(KEY, Counting(0), STALE_POLICY)
         assert fresh == (RESULT, Outcome.MISS)  # Triton back: a stale entry is a miss
 
     asyncio.run(scenario())
@@ -292,12 +291,12 @@ def test_no_stale_answers_for_a_model_without_a_grace() -> None:
     strict = CachePolicy(True, 60, 10_000, stale_if_error_s=0)
 
     async def scenario() -> None:
-        await cache.fetch(KEY, Counting(0), strict)
+        await cache.get_or_compute(KEY, Counting(0), strict)
         await cache.flush(1.0)
         redis.expires[KEY.redis_key] = time.monotonic() - 1  # what Redis has deleted
         del redis.values[KEY.redis_key]
         cache._local.purge()
         with pytest.raises(TritonUnavailable):
-            await cache.fetch(KEY, triton_down, strict)
+            await cache.get_or_compute(KEY, triton_down, strict)
 
     asyncio.run(scenario())

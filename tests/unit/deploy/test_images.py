@@ -7,7 +7,7 @@ import re
 import subprocess
 from importlib.metadata import version
 
-from gateway.lifecycle.config_file import read_config
+from gateway.control.lifecycle.config_file import read_config
 from tests.support.deploy import DEPLOY, ROOT, tool
 from tests.support.locks import locked
 

@@ -1,0 +1,1 @@
+"""Clients of what the gateway stands in front of: Triton (`triton/`) and Redis (`redis/`)."""

@@ -1,8 +1,0 @@
-"""Model lifecycle at the gateway: publish a version, split traffic, promote, roll back,
-unload. See `service.py` for the operations and what each guarantees."""
-
-from gateway.lifecycle.errors import LifecycleError, QualityGateFailed
-from gateway.lifecycle.service import ModelLifecycle
-from gateway.lifecycle.traffic import TrafficSplit, TrafficSplits
-
-__all__ = ["LifecycleError", "ModelLifecycle", "QualityGateFailed", "TrafficSplit", "TrafficSplits"]

@@ -1,0 +1,242 @@
+"""What happens to an inference request between authentication and the response.
+
+    DataPlane.answer(model, version, body, ...)
+      a request naming no version goes where the model's traffic split sends it (if any)
+      the catalog knows the model and version, its cache is on, Cache-Control allows reads?
+        the same request bytes answered recently -> replay that response   X-Cache: hit
+      decode the v2 request (400 naming the input)
+      part of a sequence, no-store, uncacheable model/version? -> Triton    X-Cache: bypass
+      compute the cache key for the version the request resolves to, then
+      ResultCache.get_or_compute (the cache counts its own outcomes):
+        Cache-Control: no-cache  -> Triton, then store the answer          X-Cache: bypass
+        the in-process tier, another request's flight, Redis, another
+        process's entry, or Triton (then stored)      X-Cache: hit | coalesced | hit | miss
+        Triton unavailable: an entry within its stale-if-error grace  X-Cache: stale
+      encode the response the way the request asked (and keep it for replays)
+      the split names a shadow version? maybe a Mirror for after the response (shadow.py)
+
+The model's view is resolved once per request, so the memo, the cache key and the Triton
+call all name the same version and fingerprint. Pinning the version means the answer
+always comes from the version the key names, even if a newer version is loaded meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from auth import KeyRecord
+from gateway.backends.triton import TritonClient
+from gateway.cache import (
+    CacheKey,
+    Directive,
+    Outcome,
+    Replay,
+    ResultCache,
+    cache_key,
+    is_stateful,
+    memo_key,
+)
+from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
+from gateway.control.lifecycle.shadow import Mirror
+from gateway.control.lifecycle.traffic import TrafficSplits
+from gateway.errors import BadRequest, NotFound, TritonUnavailable
+from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
+from gateway.protocol.types import InferRequest, InferResult
+
+# Answers a replay may repeat: not a bypass (uncached) or a stale answer (only while Triton
+# cannot answer).
+_REPLAYABLE = frozenset({Outcome.MISS, Outcome.HIT, Outcome.COALESCED})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An encoded response and how its result was obtained."""
+
+    response: EncodedResponse
+    outcome: Outcome
+    version: str  # the model version that answered
+    mirror: Mirror | None = None  # to submit to ShadowTraffic once the response is sent
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The cacheable version a request resolves to."""
+
+    view: ModelView
+    version: str
+    fingerprint: str
+
+
+class DataPlane:
+    """Answers inference requests from the cache or from Triton."""
+
+    def __init__(
+        self,
+        triton: TritonClient,
+        catalog: ModelCatalog,
+        cache: ResultCache,
+        traffic: TrafficSplits,
+        cache_per_tenant: bool,
+    ) -> None:
+        self._triton = triton
+        self._catalog = catalog
+        self._cache = cache
+        self._traffic = traffic
+        self._cache_per_tenant = cache_per_tenant
+
+    async def answer(
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+        key: KeyRecord,
+        directive: Directive,
+        allow_stale: bool = True,
+    ) -> Answer:
+        request = (model, version, body, header_length, key, directive, allow_stale)
+        try:
+            return await self._answer(*request)
+        except NotFound:
+            if version:
+                raise
+            # The version this unversioned request was routed to went away meanwhile (a
+            # lifecycle change): look again, once.
+            await self._catalog.refresh()
+            return await self._answer(*request)
+
+    async def _answer(
+        self,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+        key: KeyRecord,
+        directive: Directive,
+        allow_stale: bool,
+    ) -> Answer:
+        view = self._catalog.get(model)
+        routed = version or self._route(view, key)
+        target = self._target(view, routed)
+        tenant = self._tenant(key)
+        memo = None
+        if target is not None and directive is Directive.READ_AND_WRITE:
+            memo = memo_key(
+                tenant, model, version, target.version, target.fingerprint, header_length, body
+            )
+            replay = self._cache.replay(memo, model)
+            if replay is not None:
+                return Answer(replay.response, Outcome.HIT, target.version)
+        request = await self._decoded(view, model, version, body, header_length)
+        if target is None or directive is Directive.NONE or is_stateful(request):
+            result = await self._bypass(
+                replace(request, version=routed) if routed else request, view
+            )
+            outcome = Outcome.BYPASS
+        else:
+            result, outcome = await self._cached(request, target, tenant, directive, allow_stale)
+        response = encode_infer_response(request, result)
+        if memo is not None and target is not None and outcome in _REPLAYABLE:
+            replay = Replay(response, _output_bytes(result), result.triton_s)
+            self._cache.remember(memo, replay, model, target.version, target.view.cache_policy)
+        return Answer(
+            response, outcome, result.version, self._mirror(view, request, result, outcome)
+        )
+
+    async def _decoded(
+        self,
+        view: ModelView | None,
+        model: str,
+        version: str,
+        body: bytes,
+        header_length: int | None,
+    ) -> InferRequest:
+        """The decoded request; a bad body for a model Triton does not serve is a 404, as
+        Triton answers (the model is looked up before its inputs are read)."""
+        try:
+            return decode_infer_request(model, version, body, header_length)
+        except BadRequest:
+            if view is None:  # the catalog may be behind Triton: ask it (NotFound if unknown)
+                await self._triton.model_metadata(model, version)
+            raise
+
+    def _route(self, view: ModelView | None, key: KeyRecord) -> str:
+        """The version a traffic split sends this unversioned request to ("" if none)."""
+        if view is None:
+            return ""
+        split = self._traffic.get(view.name)
+        if split is None:
+            return ""
+        return split.choose(view.name, view.fingerprints, key.id) or ""
+
+    def _mirror(
+        self, view: ModelView | None, request: InferRequest, result: InferResult, outcome: Outcome
+    ) -> Mirror | None:
+        """A copy for the split's shadow version, if this request is one to mirror."""
+        split = self._traffic.get(view.name) if view is not None else None
+        if view is None or split is None or split.shadow is None or outcome is Outcome.STALE:
+            return None
+        shadow = split.shadow.version
+        if result.version == shadow or shadow not in view.fingerprints or is_stateful(request):
+            return None
+        if not split.mirrors():
+            return None
+        return Mirror(replace(request, version=shadow), result, view.inference_timeout_s)
+
+    def _target(self, view: ModelView | None, version: str) -> Target | None:
+        if view is None or not view.cache_policy.enabled:
+            return None
+        resolved = version or view.default_version
+        fingerprint = view.fingerprints.get(resolved) if resolved else None
+        if resolved is None or fingerprint is None:
+            return None
+        return Target(view, resolved, fingerprint)
+
+    async def _cached(
+        self,
+        request: InferRequest,
+        target: Target,
+        tenant: str,
+        directive: Directive,
+        allow_stale: bool,
+    ) -> tuple[InferResult, Outcome]:
+        """The result through the cache; Triton is asked for the version the key names (a
+        newer version loaded meanwhile must not answer under this key)."""
+        view = target.view
+        digest = cache_key(request, target.version, target.fingerprint, tenant)
+        pinned = request if request.version else replace(request, version=target.version)
+
+        async def ask_triton() -> InferResult:
+            return await self._triton.infer(pinned, view.inference_timeout_s)
+
+        return await self._cache.get_or_compute(
+            CacheKey(digest, view.name, target.version),
+            ask_triton,
+            view.cache_policy,
+            directive,
+            allow_stale,
+        )
+
+    async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
+        try:
+            timeout_s = view.inference_timeout_s if view is not None else None
+            result = await self._triton.infer(request, timeout_s)
+        except TritonUnavailable as exc:
+            # Triton answers 503 both when it is down and for a version it unloaded (e.g.
+            # dropped by the version policy); the catalog tells the second apart: a 404.
+            if view is not None and request.version and request.version not in view.fingerprints:
+                raise NotFound(
+                    f"model '{request.model}' has no ready version {request.version}"
+                ) from exc
+            raise
+        if view is None or (request.version and request.version not in view.fingerprints):
+            self._catalog.refresh_soon()  # Triton serves something the catalog lacks
+        self._cache.bypassed(view.name if view else UNKNOWN_MODEL)
+        return result
+
+    def _tenant(self, key: KeyRecord) -> str:
+        return key.tenant_name if self._cache_per_tenant or key.private_cache else ""
+
+
+def _output_bytes(result: InferResult) -> int:
+    return sum(len(tensor.data) for tensor in result.outputs)

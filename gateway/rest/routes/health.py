@@ -1,0 +1,57 @@
+"""Liveness and readiness (`/v2/health/*`, open to everyone) and server metadata (`/v2`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from gateway import __version__
+from gateway.errors import ServiceUnavailable
+from gateway.rest.deps import AnyGrant, ServicesDep, json_response
+
+router = APIRouter(tags=["health"])
+
+# Protocol extensions the gateway passes through. Triton's repository, shared-memory,
+# statistics, trace and logging extensions are deliberately not exposed.
+EXPOSED_EXTENSIONS = (
+    "classification",
+    "sequence",
+    "model_configuration",
+    "schedule_policy",
+    "binary_tensor_data",
+    "parameters",
+)
+
+
+@router.get("/v2/health/live")
+async def live() -> Response:
+    """200 while the gateway process serves requests."""
+    return Response(status_code=200)
+
+
+@router.get("/v2/health/ready")
+async def ready(request: Request, services: ServicesDep) -> Response:
+    """200 when this worker can take inference requests and Triton was ready at the last
+    probe (`gateway.backends.triton.health`); else 503. 503 as soon as SIGTERM starts a drain."""
+    if request.state.drain.draining:
+        raise ServiceUnavailable("this gateway is shutting down", services.settings.retry_after_s)
+    if services.capacity.full:
+        raise ServiceUnavailable(
+            "this gateway worker is at capacity", services.settings.retry_after_s
+        )
+    if not services.triton_health.ready:  # the background probe's view: answers at once
+        raise ServiceUnavailable("Triton is not ready", services.settings.retry_after_s)
+    return Response(status_code=200)
+
+
+@router.get("/v2")
+async def server_metadata(services: ServicesDep, _: AnyGrant) -> Response:
+    """Server metadata; needs any valid key."""
+    triton = await services.triton.server_metadata()
+    offered = set(triton.get("extensions", []))
+    return json_response(
+        {
+            "name": "gateway",
+            "version": __version__,
+            "extensions": [e for e in EXPOSED_EXTENSIONS if e in offered],
+        }
+    )
