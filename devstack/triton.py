@@ -169,3 +169,19 @@ def _copy_if_changed(source: Path, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     shutil.copy2(source, tmp)
     tmp.replace(target)
+
+
+def triton_trace_arguments(traces_url: str) -> list[str]:
+    """tritonserver options that send its OpenTelemetry spans to `traces_url`.
+
+    Triton continues the trace of an incoming `traceparent` (the gateway sends one with
+    every call), so its spans join the gateway's traces.
+    """
+    address = traces_url.split("://", 1)[-1]  # Triton takes host:port/path
+    return [
+        "--trace-config=mode=opentelemetry",
+        "--trace-config=rate=1",
+        "--trace-config=level=TIMESTAMPS",
+        f"--trace-config=opentelemetry,url={address}",
+        "--trace-config=opentelemetry,resource=service.name=triton",
+    ]

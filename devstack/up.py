@@ -31,9 +31,9 @@ from devstack.banner import banner
 from devstack.bootstrap import bootstrap_admin
 from devstack.process import EmbeddedServer
 from devstack.supervisor import BackendSupervisor
+from devstack.triton import triton_trace_arguments
 from gateway.observability.logs import configure_logging
 from gateway.observability.otlp_json import traces_endpoint
-from gateway.observability.tracing import triton_trace_arguments
 from gateway.runtime.serve import serve
 from gateway.runtime.stack_state import STACK_FILE
 from gateway.runtime.startup_checks import check_port_free, claim_state_dir

@@ -37,7 +37,7 @@ from gateway.control.registry.provenance import Provenance
 from gateway.control.registry.sync import RegistrySync
 from gateway.errors import GatewayError
 from gateway.observability.metrics import Metrics
-from gateway.observability.tracing import Spans
+from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access
 from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane

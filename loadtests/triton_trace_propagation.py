@@ -23,7 +23,7 @@ import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from devstack import EmbeddedTriton
-from gateway.observability.tracing import triton_trace_arguments
+from devstack.triton import triton_trace_arguments
 from loadtests.otlp_sink import OtlpReceiver
 
 MODEL = "tabular_classifier"

@@ -15,8 +15,14 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gateway.control.registry.onnx_edits import (
+    ML_OPSET,
+    OPSET,
+    finish,
+    label_as_column,
+    reshape_input,
+)
 from model_build.build import ClassifierSpec, VersionSpec
-from model_build.graph import ML_OPSET, OPSET, finish, label_as_column, reshape_input
 
 MODEL = "digits_classifier"
 INPUT = "image"

@@ -15,8 +15,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gateway.control.registry.onnx_edits import ML_OPSET, OPSET, finish, label_as_column
 from model_build.build import ClassifierSpec, VersionSpec
-from model_build.graph import ML_OPSET, OPSET, finish, label_as_column
 
 MODEL = "tabular_classifier"
 INPUT = "features"

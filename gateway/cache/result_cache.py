@@ -58,7 +58,7 @@ from gateway.cache.policy import CachePolicy, Directive
 from gateway.cache.redis_tier import Lock, Lookup, RedisTier, entry_key
 from gateway.errors import TritonUnavailable
 from gateway.observability.metrics import Metrics
-from gateway.observability.tracing import Spans
+from gateway.observability.spans import Spans
 from gateway.protocol.encode import EncodedResponse
 from gateway.protocol.types import InferResult
 from resilience import StoreUnavailable

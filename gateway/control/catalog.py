@@ -224,8 +224,8 @@ class ModelCatalog:
         their statistics did not show it.
         """
         async with self._lock:
-            index = await self._triton.repository_index()
-            statistics = await self._triton.model_statistics()
+            index = await self._triton.control.repository_index()
+            statistics = await self._triton.control.model_statistics()
             counts = {
                 (s["name"], str(s["version"])): (
                     int(s.get("inference_count", 0)),
@@ -248,7 +248,7 @@ class ModelCatalog:
                 or (key in counts and _went_backwards(counts[key], self._versions[key].counts))
             ]
             for model in sorted({model for model, _ in changed}):
-                self._configs[model] = await self._triton.model_config(model)
+                self._configs[model] = await self._triton.control.model_config(model)
             versions: dict[tuple[str, str], _VersionState] = {}
             for key in ready:
                 previous = self._versions.get(key)

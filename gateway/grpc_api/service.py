@@ -55,6 +55,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
 
     def __init__(self, services: Services, drain: Drain, access_log: AccessLog | None) -> None:
         self._services = services
+        self._control = services.triton.control
         self._drain = drain
         self._access_log = access_log
 
@@ -71,7 +72,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
     async def ServerMetadata(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:
             await self._services.access.for_anyone_with_a_key(headers)
-            offered = set((await self._services.triton.server_metadata()).get("extensions", []))
+            offered = set((await self._control.server_metadata()).get("extensions", []))
             return service_pb2.ServerMetadataResponse(
                 name="gateway",
                 version=__version__,
@@ -83,7 +84,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
     async def ModelReady(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:
             await self._for_model(headers, request.name, request.version)
-            ready = await self._services.triton.is_model_ready(request.name, request.version)
+            ready = await self._control.is_model_ready(request.name, request.version)
             return service_pb2.ModelReadyResponse(ready=ready)
 
         return await self._unary(context, "ModelReady", answer)
@@ -91,7 +92,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
     async def ModelMetadata(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:
             await self._for_model(headers, request.name, request.version)
-            document = await self._services.triton.model_metadata(request.name, request.version)
+            document = await self._control.model_metadata(request.name, request.version)
             return from_json(document, service_pb2.ModelMetadataResponse())
 
         return await self._unary(context, "ModelMetadata", answer)
@@ -99,7 +100,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
     async def ModelConfig(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:
             await self._for_model(headers, request.name, request.version)
-            document = await self._services.triton.model_config(request.name, request.version)
+            document = await self._control.model_config(request.name, request.version)
             config = from_json(document, model_config_pb2.ModelConfig())
             return service_pb2.ModelConfigResponse(config=config)
 
@@ -111,7 +112,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
                 await self._for_model(headers, request.name, request.version)
             else:  # every model's: only the admin scope may learn their names
                 await self._services.access.for_admin(headers)
-            stats = await self._services.triton.model_statistics(request.name, request.version)
+            stats = await self._control.model_statistics(request.name, request.version)
             if request.name:
                 stats = [s for s in stats if s.get("name") == request.name]
             return from_json({"model_stats": stats}, service_pb2.ModelStatisticsResponse())

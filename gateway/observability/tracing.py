@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing, configured from the standard `OTEL_*` environment variables.
+"""The tracer provider: OpenTelemetry tracing, configured from the standard `OTEL_*` variables.
 
 - `OTEL_TRACES_EXPORTER`: `otlp` (the default when `OTEL_EXPORTER_OTLP_ENDPOINT` or
   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set), `console` (development), or `none`.
@@ -7,11 +7,8 @@
   a sixth of the SDK encoder's cost per span) or `http/protobuf` (the SDK's exporter).
   Endpoint, headers, timeout and compression come from `OTEL_EXPORTER_OTLP_*`;
   `OTEL_SERVICE_NAME` names the service (default `gateway`).
-- The sampler comes from `OTEL_TRACES_SAMPLER` / `_ARG` (default: parent-based, always on).
-  With `parentbased_traceidratio` (the production setting in deploy/), a request that
-  carries no `traceparent` is drawn before any span is built: one not drawn costs nothing
-  (the SDK would build a non-recording span and context for it); a caller's sampled or
-  unsampled `traceparent` is followed as the parent-based sampler does.
+- The sampler comes from `OTEL_TRACES_SAMPLER` / `_ARG` (default: parent-based, always on);
+  `parentbased_traceidratio` is drawn ahead of the SDK (`sampling.py`).
 
 A dead or slow collector never slows requests: finished spans go into a bounded queue
 (`OTEL_BSP_MAX_QUEUE_SIZE`, 8192 here) that a background thread exports in batches of
@@ -29,20 +26,13 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
-import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from contextvars import ContextVar, Token
+from collections.abc import Sequence
 from typing import Any, cast
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -50,13 +40,14 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from gateway.observability.light_spans import light_tracer
 from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, traces_endpoint
+from gateway.observability.sampling import (
+    HeadSampledTracerProvider,
+    root_ratio_from_environment,
+)
 
 logger = logging.getLogger(__name__)
-
-TRACER_NAME = "gateway"
 
 
 class MeteredExporter(SpanExporter):
@@ -135,34 +126,6 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
                 awaken.set()
 
 
-# Set while `Spans` starts a root span it has drawn itself: the sampler then records it.
-_DRAWN: ContextVar[bool] = ContextVar("gateway_trace_drawn", default=False)
-
-
-class _DrawnOrRatio(sampling.Sampler):
-    """Roots that `Spans` drew are sampled; other roots (the routes FastAPI's
-    instrumentation traces) by trace-id ratio, as `parentbased_traceidratio` would."""
-
-    def __init__(self, ratio: float) -> None:
-        self._ratio = sampling.TraceIdRatioBased(ratio)
-
-    def should_sample(self, *args: Any, **kwargs: Any) -> sampling.SamplingResult:
-        chosen = sampling.ALWAYS_ON if _DRAWN.get() else self._ratio
-        return chosen.should_sample(*args, **kwargs)
-
-    def get_description(self) -> str:
-        return f"DrawnByGatewayOr{self._ratio.get_description()}"
-
-
-class HeadSampledTracerProvider(TracerProvider):
-    """A provider whose inference requests' root spans are drawn by `Spans` with
-    `root_ratio` before the SDK is called (see _DrawnOrRatio)."""
-
-    def __init__(self, root_ratio: float, **options: Any) -> None:
-        super().__init__(sampler=sampling.ParentBased(_DrawnOrRatio(root_ratio)), **options)
-        self.root_ratio = root_ratio
-
-
 def tracer_provider_from_environment(metrics: Metrics) -> TracerProvider | None:
     """A provider built from OTEL_* variables, or None when tracing is off."""
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
@@ -187,18 +150,7 @@ def tracer_provider_from_environment(metrics: Metrics) -> TracerProvider | None:
             f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported by the gateway; "
             "use http/json (the default) or http/protobuf"
         )
-    return tracer_provider(exporter, metrics, root_ratio=_root_ratio_from_environment())
-
-
-def _root_ratio_from_environment() -> float | None:
-    """The ratio of `parentbased_traceidratio`, drawn ahead of the SDK; None otherwise."""
-    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip() != "parentbased_traceidratio":
-        return None
-    try:
-        ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
-    except ValueError:
-        return 1.0  # as the SDK reads an unparsable argument
-    return min(max(ratio, 0.0), 1.0)
+    return tracer_provider(exporter, metrics, root_ratio=root_ratio_from_environment())
 
 
 # The gateway's batching defaults, where the OTEL_BSP_* variables leave them to it.
@@ -230,245 +182,3 @@ def tracer_provider(
     logging.getLogger("opentelemetry.sdk._shared_internal").setLevel(logging.ERROR)
     logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.ERROR)
     return provider
-
-
-def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
-    """The gateway's tracer; a no-op one when tracing is off."""
-    return (provider or trace.NoOpTracerProvider()).get_tracer(TRACER_NAME)
-
-
-class _Current(AbstractContextManager[trace.Span]):
-    """`span` made current until the block ends, then ended: what the SDK's
-    `start_as_current_span` does, without its two generator-based context managers (a
-    third of a span's cost on the request path, measured). A request's SERVER span is also
-    kept as `_REQUEST`."""
-
-    __slots__ = ("_request", "_request_token", "_span", "_token")
-
-    def __init__(self, span: trace.Span, request: bool = False) -> None:
-        self._span = span
-        self._token: object = None
-        self._request = request
-        self._request_token: Token[trace.Span | None] | None = None
-
-    def __enter__(self) -> trace.Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        if self._request:
-            self._request_token = _REQUEST.set(self._span)
-        return self._span
-
-    def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
-        if self._request_token is not None:
-            _REQUEST.reset(self._request_token)
-        otel_context.detach(self._token)  # type: ignore[arg-type]
-        if isinstance(error, Exception) and self._span.is_recording():
-            self._span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
-        self._span.end()
-
-
-class _LeftOut(AbstractContextManager[trace.Span]):
-    """A request that head sampling left out: no span, but `_REQUEST` says so, so its
-    stages know at once that there is nothing to record. One shared instance: it keeps no
-    state (a request's own task starts without `_REQUEST` set, and ends with it unset)."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> trace.Span:
-        _REQUEST.set(trace.INVALID_SPAN)
-        return trace.INVALID_SPAN
-
-    def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
-        _REQUEST.set(None)
-
-
-_LEFT_OUT = _LeftOut()
-
-
-# The SERVER span `Spans` started for the request in progress (INVALID_SPAN: left out by
-# head sampling): where its stages put their attributes. A context variable read directly;
-# finding the current span through OpenTelemetry's context API cost ~1 µs per stage. Unset
-# outside the requests Spans starts (FastAPI's instrumented routes): there the stages ask
-# OpenTelemetry.
-_REQUEST: ContextVar[trace.Span | None] = ContextVar("gateway_request_span", default=None)
-
-
-def _current(kind: trace.SpanKind) -> trace.Span:
-    """The span a stage (INTERNAL) belongs to: its request's (`_REQUEST`) where Spans
-    started one; for anything else, OpenTelemetry's current span."""
-    if kind is trace.SpanKind.INTERNAL:
-        request = _REQUEST.get()
-        if request is not None:
-            return request
-    return trace.get_current_span()
-
-
-def _has_parent(context: Context) -> bool:
-    return trace.get_current_span(context).get_span_context().is_valid
-
-
-# One shared do-nothing context: what every span costs while tracing is off.
-_NO_SPAN: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
-
-
-class Spans:
-    """Starts the gateway's spans; with tracing off it does nothing at all.
-
-    OpenTelemetry's no-op tracer still sets up and tears down a context per span, and the
-    SDK builds a span object even for a request its sampler drops; both show on the hot
-    path. So: with tracing off every span is one shared null context, and a child of a
-    span that is not recording (a request not sampled) is skipped, as it would not be
-    recorded either. A request costs one span unless it is sampled.
-
-    Detail (GATEWAY_TRACE_SPANS): each span costs the SDK tens of microseconds to build
-    and export, as much as a cache hit itself. With `request` (the default) a request is
-    its SERVER span plus a CLIENT span per call to Triton (the parent of Triton's own
-    spans); the stages inside (`auth`, `cache.lookup`, `cache.store`, single-flight waits)
-    set their attributes on the SERVER span instead of opening spans of their own, and
-    those spans are built by `light_spans.LightTracer` where the sampler allows (always
-    on, parent-based always on, head-sampled ratio), not by the SDK. With `detailed` every
-    stage is a span of the SDK with its own timing.
-    """
-
-    def __init__(
-        self,
-        provider: trace.TracerProvider | None = None,
-        detailed: bool = True,
-        slow_s: float = 0.5,
-    ) -> None:
-        self._tracer = provider.get_tracer(TRACER_NAME) if provider is not None else None
-        self._detailed = detailed
-        self._light = (
-            light_tracer(
-                self._tracer,
-                getattr(provider, "sampler", None),
-                head_sampled=isinstance(provider, HeadSampledTracerProvider),
-            )
-            if self._tracer is not None and not detailed
-            else None
-        )
-        self._root_ratio: float = getattr(provider, "root_ratio", 1.0)
-        self._slow_ns = slow_s * 1e9
-
-    @property
-    def enabled(self) -> bool:
-        return self._tracer is not None
-
-    def start(
-        self,
-        name: str,
-        attributes: Mapping[str, str | int | bool] | None = None,
-        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
-        context: Context | None = None,
-    ) -> AbstractContextManager[trace.Span]:
-        if self._tracer is None:
-            return _NO_SPAN
-        if kind is not trace.SpanKind.SERVER:  # first: stages are most of the calls
-            current = _current(kind)
-            if not current.is_recording():
-                return _NO_SPAN
-            if kind is trace.SpanKind.INTERNAL and not self._detailed:
-                if attributes:  # a stage: its attributes go on the request span
-                    current.set_attributes(attributes)
-                return nullcontext(current)
-        else:
-            if context is not None and not _has_parent(context):
-                context = None  # a traceparent that could not be read: a root, drawn as any
-            if context is None and not self._drawn():
-                return _LEFT_OUT
-        if self._light is not None:
-            server = kind is trace.SpanKind.SERVER
-            if server and context is None:  # no caller's trace context: a root
-                return _Current(self._light.root(name, attributes), server)
-            parent = trace.get_current_span(context).get_span_context()
-            light = self._light.start(name, parent, kind, attributes)
-            if light is None:  # a caller's unsampled trace: passed on to Triton as such
-                return _Current(trace.NonRecordingSpan(parent), server)
-            return _Current(light, server)
-        drawn = _DRAWN.set(True) if kind is trace.SpanKind.SERVER and context is None else None
-        try:
-            span = self._tracer.start_span(
-                name, context=context, kind=kind, attributes=attributes, record_exception=False
-            )
-        finally:
-            if drawn is not None:
-                _DRAWN.reset(drawn)
-        return _Current(span, kind is trace.SpanKind.SERVER)
-
-    def propagation_headers(self) -> dict[str, str]:
-        """The W3C trace context (`traceparent`, `tracestate`) for a call made now: the
-        current span's; for a request not drawn by head sampling, an unsampled one, so the
-        callee knows the trace was not kept; none with tracing off."""
-        if self._tracer is None:
-            return {}
-        carrier: dict[str, str] = {}
-        if trace.get_current_span().get_span_context().is_valid:
-            propagate.inject(carrier)
-        else:  # no span at all: cheaper than the propagators finding nothing to inject
-            trace_id, span_id = random.getrandbits(128) or 1, random.getrandbits(64) or 1
-            carrier["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-00"
-        return carrier
-
-    def keep_notable(
-        self,
-        span: trace.Span,
-        name: str,
-        started_ns: int,
-        status: int,
-        attributes: Mapping[str, str | int | bool],
-    ) -> None:
-        """A request that head sampling did not draw but that failed (5xx) or took at least
-        the slow threshold is traced after all, as one SERVER span over its whole time:
-        head sampling cannot know in advance which requests will matter."""
-        if self._tracer is None or self._root_ratio >= 1.0:
-            return
-        if status < 500 and time.time_ns() - started_ns < self._slow_ns:  # most requests
-            return
-        if span.get_span_context().trace_flags.sampled:  # traced already (span has ended)
-            return
-        kept = "error" if status >= 500 else "slow"
-        outcome: dict[str, str | int] = {
-            "http.response.status_code": status,
-            "gateway.trace.kept": kept,
-        }
-        drawn = _DRAWN.set(True)
-        try:
-            late = self._tracer.start_span(
-                name, kind=trace.SpanKind.SERVER, start_time=started_ns, attributes=attributes
-            )
-        finally:
-            _DRAWN.reset(drawn)
-        late.set_attributes(outcome)
-        if status >= 500:
-            late.set_status(trace.StatusCode.ERROR)
-        late.end()
-
-    def _drawn(self) -> bool:
-        """Whether a request without a caller's trace context is traced (head sampling)."""
-        return self._root_ratio >= 1.0 or random.random() < self._root_ratio  # noqa: S311
-
-    def begin(
-        self, name: str, attributes: Mapping[str, str | int | bool] | None = None
-    ) -> trace.Span:
-        """A child span of the current one that is not made current: for work that goes on
-        after its request (the caller ends it). Only with detailed spans."""
-        if self._tracer is None or not self._detailed:
-            return trace.INVALID_SPAN
-        if not trace.get_current_span().is_recording():
-            return trace.INVALID_SPAN
-        return self._tracer.start_span(name, attributes=attributes, record_exception=False)
-
-
-def triton_trace_arguments(traces_url: str) -> list[str]:
-    """tritonserver options that send its OpenTelemetry spans to `traces_url`.
-
-    Triton continues the trace of an incoming `traceparent` (the gateway sends one with
-    every call), so its spans join the gateway's traces.
-    """
-    address = traces_url.split("://", 1)[-1]  # Triton takes host:port/path
-    return [
-        "--trace-config=mode=opentelemetry",
-        "--trace-config=rate=1",
-        "--trace-config=level=TIMESTAMPS",
-        f"--trace-config=opentelemetry,url={address}",
-        "--trace-config=opentelemetry,resource=service.name=triton",
-    ]

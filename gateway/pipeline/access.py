@@ -20,7 +20,7 @@ from gateway.errors import (
     Unauthorized,
 )
 from gateway.observability.metrics import Metrics
-from gateway.observability.tracing import Spans
+from gateway.observability.spans import Spans
 from gateway.protocol.headers import Headers, header
 
 

@@ -157,7 +157,7 @@ class DataPlane:
             return decode_infer_request(model, version, body, header_length)
         except BadRequest:
             if view is None:  # the catalog may be behind Triton: ask it (NotFound if unknown)
-                await self._triton.model_metadata(model, version)
+                await self._triton.control.model_metadata(model, version)
             raise
 
     def _route(self, view: ModelView | None, key: KeyRecord) -> str:

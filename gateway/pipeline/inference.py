@@ -35,7 +35,7 @@ from gateway.control.lifecycle.shadow import ShadowTraffic
 from gateway.errors import ClientDisconnected, GatewayError
 from gateway.observability.metrics import Metrics
 from gateway.observability.requests import RequestInfo
-from gateway.observability.tracing import Spans
+from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access, Grant
 from gateway.pipeline.capacity import Capacity, Overloaded
 from gateway.pipeline.dataplane import Answer, DataPlane

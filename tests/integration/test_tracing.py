@@ -23,13 +23,11 @@ from opentelemetry.trace import SpanKind
 
 from devstack import EmbeddedRedis, EmbeddedTriton
 from devstack.ports import free_port
+from devstack.triton import triton_trace_arguments
 from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter
-from gateway.observability.tracing import (
-    HeadSampledTracerProvider,
-    tracer_provider,
-    triton_trace_arguments,
-)
+from gateway.observability.sampling import HeadSampledTracerProvider
+from gateway.observability.tracing import tracer_provider
 from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer

@@ -33,34 +33,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
 from opentelemetry import trace
 
 from gateway.backends.triton.balancing import Outliers, choose, stick
+from gateway.backends.triton.codec import decode_response, encode_request
 from gateway.backends.triton.connections import NoAnswer, RequestNotSent, Response
+from gateway.backends.triton.control import TritonControl
 from gateway.backends.triton.discovery import Discovery
 from gateway.backends.triton.endpoint import Address, Endpoint
 from gateway.backends.triton.errors import (
-    http_errors,
     infer_errors,
-    raise_for_http_status,
     raise_for_status,
 )
-from gateway.backends.triton.merging import merge_indexes, merge_statistics, pending_requests
+from gateway.backends.triton.merging import pending_requests
 from gateway.backends.triton.model_deadlines import ModelDeadlines
+from gateway.backends.triton.paths import model_path
 from gateway.errors import GatewayError, InferenceTimeout, TritonBusy, TritonUnavailable
 from gateway.observability.metrics import Metrics
-from gateway.observability.tracing import Spans
-from gateway.protocol.names import check_model_path
-from gateway.protocol.types import InferRequest, InferResult, Tensor
+from gateway.observability.spans import Spans
+from gateway.protocol.types import InferRequest, InferResult
 from resilience import CircuitBreaker
 
 logger = logging.getLogger(__name__)
@@ -106,6 +104,9 @@ class TritonClient:
         self.discovery = Discovery([sources] if isinstance(sources, str) else sources, metrics_port)
         self.endpoints: list[Endpoint] = []
         self._update_endpoints(self.discovery.static())
+        self.control = TritonControl(
+            lambda: self.endpoints, self.discovery.sources, deadlines, retry_after_s
+        )
 
     def label_models_with(self, label: Callable[[str], str]) -> None:
         """Metric labels for model names (the catalog's: names a client makes up share one
@@ -127,7 +128,7 @@ class TritonClient:
         """One inference call, traced as a CLIENT span whose context Triton continues.
         Its deadline is `timeout_s` (the model's configured one) or fitted to the model's
         observed latency (`ModelDeadlines`)."""
-        header, payload = _encode_request(request)
+        header, payload = encode_request(request)
         rows = request.inputs[0].shape[0] if request.inputs[0].shape else 1
         deadline_s = self.deadlines.deadline_s(request.model, rows, timeout_s)
         attributes: dict[str, str | int] = {
@@ -145,7 +146,7 @@ class TritonClient:
                 "Inference-Header-Content-Length": str(len(header)),
                 **self._spans.propagation_headers(),
             }
-            path = _model_path(request.model, request.version) + "/infer"
+            path = model_path(request.model, request.version) + "/infer"
             started = time.perf_counter()
             try:
                 endpoint, response = await self._send(
@@ -155,7 +156,7 @@ class TritonClient:
                 span.set_attribute("gateway.triton_endpoint", endpoint.url)
                 raise_for_status(response.status, response.body, self._retry_after_s)
                 length = response.headers.get(b"inference-header-content-length")
-                result = _decode_response(request.model, response.body, length, elapsed)
+                result = decode_response(request.model, response.body, length, elapsed)
             except GatewayError as exc:
                 self._record_failure(request, exc, exc.status)
                 raise
@@ -353,89 +354,6 @@ class TritonClient:
         except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError):
             return
 
-    async def server_metadata(self) -> dict[str, Any]:
-        return await self._get_json("/v2")
-
-    async def model_metadata(self, model: str, version: str = "") -> dict[str, Any]:
-        return await self._get_json(_model_path(model, version), model, version)
-
-    async def model_config(self, model: str, version: str = "") -> dict[str, Any]:
-        return await self._get_json(_model_path(model, version) + "/config", model, version)
-
-    async def is_model_ready(self, model: str, version: str = "") -> bool:
-        with http_errors(self._retry_after_s):
-            endpoint = self._control(model, version)
-            response = await endpoint.http.get(_model_path(model, version) + "/ready")
-        return response.status_code == 200
-
-    async def repository_index(self) -> list[dict[str, Any]]:
-        """Every model version any Triton knows of, with its state: READY where one has it
-        READY, else the first Triton's state (UNAVAILABLE, ...)."""
-        indexes = await self._from_each("POST", "/v2/repository/index", {})
-        return merge_indexes(indexes)
-
-    async def model_statistics(self, model: str = "", version: str = "") -> list[dict[str, Any]]:
-        """Per loaded version (of every model, or of `model`), summed over the Tritons:
-        inference and execution counts, which restart on a reload, and queue and compute
-        times."""
-        path = _model_path(model, version) + "/stats" if model else "/v2/models/stats"
-        documents = await self._from_each("GET", path)
-        return merge_statistics([d.get("model_stats", []) for d in documents])
-
-    async def load_model(self, model: str) -> None:
-        """(Re)load a model on every Triton (explicit model control; each rereads changed
-        files from the shared repository); fails if any of them fails."""
-        path = f"/v2/repository/models/{_segment(model)}/load"
-        await self._on_every("POST", path, {})
-
-    async def unload_model(self, model: str) -> None:
-        path = f"/v2/repository/models/{_segment(model)}/unload"
-        await self._on_every("POST", path, {})
-
-    def _control(self, model: str = "", version: str = "") -> Endpoint:
-        """The Triton a control call goes to: a ready one with the model, else any."""
-        if not self.endpoints:
-            raise TritonUnavailable(
-                f"no Triton found at {', '.join(self.discovery.sources)}", self._retry_after_s
-            )
-        answering = [e for e in self.endpoints if e.probe_ready and not e.breaker.is_open]
-        serving = [e for e in answering if not model or e.serves(model, version)]
-        return (serving or answering or self.endpoints)[0]
-
-    async def _get_json(self, path: str, model: str = "", version: str = "") -> dict[str, Any]:
-        document: dict[str, Any] = await self._json(self._control(model, version), "GET", path)
-        return document
-
-    async def _on_every(self, method: str, path: str, body: Any) -> list[Any]:
-        """A model load or unload on every Triton; any failure is raised (the lifecycle then
-        rolls the change back)."""
-        targets = self.endpoints or [self._control()]
-        calls = (self._json(e, method, path, body, load=True) for e in targets)
-        return list(await asyncio.gather(*calls))
-
-    async def _from_each(self, method: str, path: str, body: Any = None) -> list[Any]:
-        """The same question to each Triton whose breaker is closed: the answers of those
-        that gave one (a Triton down or without the model leaves the others' answers); the
-        first failure when none answered."""
-        targets = [e for e in self.endpoints if not e.breaker.is_open] or [self._control()]
-        results = await asyncio.gather(
-            *(self._json(e, method, path, body) for e in targets), return_exceptions=True
-        )
-        answers = [r for r in results if not isinstance(r, BaseException)]
-        if answers:
-            return answers
-        raise next(r for r in results if isinstance(r, BaseException))  # every one failed
-
-    async def _json(
-        self, endpoint: Endpoint, method: str, path: str, body: Any = None, load: bool = False
-    ) -> Any:
-        # Loading a model can take much longer than a metadata call.
-        timeout = self.deadlines.ceiling_s if load else httpx.USE_CLIENT_DEFAULT
-        with http_errors(self._retry_after_s):
-            response = await endpoint.http.request(method, path, json=body, timeout=timeout)
-        raise_for_http_status(response, self._retry_after_s)
-        return orjson.loads(response.content) if response.content else None
-
     def _update_endpoints(self, addresses: Sequence[Address]) -> list[Endpoint]:
         """Make the endpoints those of `addresses`; return the ones that left."""
         known = {e.address: e for e in self.endpoints}
@@ -489,68 +407,3 @@ def _sequence_key(request: InferRequest) -> str | None:
     """The correlation id of a sequence request (its requests stick to one Triton)."""
     sequence = request.parameters.get("sequence_id")
     return None if sequence in (None, 0, "") else f"{request.model}\0{sequence}"
-
-
-def _model_path(model: str, version: str) -> str:
-    check_model_path(model, version)  # nothing Triton cannot have reaches it
-    path = f"/v2/models/{_segment(model)}"
-    return f"{path}/versions/{_segment(version)}" if version else path
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _encode_request(request: InferRequest) -> tuple[bytes, bytes]:
-    """Triton's binary tensor data extension: a JSON header, then the raw input bytes."""
-    inputs = [
-        {
-            "name": tensor.name,
-            "datatype": tensor.datatype,
-            "shape": list(tensor.shape),
-            "parameters": {"binary_data_size": len(tensor.data)},
-        }
-        for tensor in request.inputs
-    ]
-    document: dict[str, Any] = {}
-    if request.id is not None:
-        document["id"] = request.id
-    document["inputs"] = inputs
-    if request.outputs:
-        document["outputs"] = [
-            {
-                "name": output.name,
-                "parameters": {"binary_data": True}
-                | ({"classification": output.class_count} if output.class_count else {}),
-            }
-            for output in request.outputs
-        ]
-    document["parameters"] = {**request.parameters, "binary_data_output": True}
-    return orjson.dumps(document), b"".join(tensor.data for tensor in request.inputs)
-
-
-def _decode_response(
-    model: str, body: bytes, header_length: bytes | None, triton_s: float
-) -> InferResult:
-    try:
-        length = int(header_length) if header_length is not None else len(body)
-        document = orjson.loads(body[:length])
-        outputs = []
-        offset = length
-        for output in document.get("outputs", []):
-            size = int(output.get("parameters", {}).get("binary_data_size", -1))
-            if size < 0 or offset + size > len(body):
-                raise ValueError(f"output {output.get('name')!r} has no binary data")
-            data = body[offset : offset + size]
-            offset += size
-            # Interned: the same few names in every cached result, not a copy in each.
-            name, datatype = sys.intern(output["name"]), sys.intern(output["datatype"])
-            outputs.append(Tensor(name, datatype, tuple(output["shape"]), data))
-        return InferResult(
-            document.get("model_name", model),
-            str(document["model_version"]),
-            tuple(outputs),
-            triton_s,
-        )
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-        raise GatewayError(f"Triton's response could not be read: {exc}") from exc

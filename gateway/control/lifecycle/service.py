@@ -102,7 +102,7 @@ class ModelLifecycle:
     async def describe(self) -> list[dict[str, Any]]:
         """Every model: its versions and their states (Triton's index) and its split."""
         models: dict[str, dict[str, Any]] = {}
-        for entry in await self._triton.repository_index():
+        for entry in await self._triton.control.repository_index():
             model = models.setdefault(entry["name"], {"name": entry["name"], "versions": []})
             if "version" in entry:
                 model["versions"].append(
@@ -382,7 +382,7 @@ class ModelLifecycle:
 
     async def _load(self, model: str) -> None:
         """Have Triton (re)load `model` from the files on disk, and tell the other replicas."""
-        await self._triton.load_model(model)
+        await self._triton.control.load_model(model)
         try:
             await self._changes.reloaded(model)
         except StoreUnavailable:

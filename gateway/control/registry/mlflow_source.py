@@ -103,7 +103,7 @@ def _sklearn_to_onnx(estimator: Any, model_dir: Path) -> bytes:
     from tritonclient.grpc import model_config_pb2
 
     from gateway.control.lifecycle.config_file import read_config
-    from model_build.graph import ML_OPSET, OPSET, finish, label_as_column
+    from gateway.control.registry.onnx_edits import ML_OPSET, OPSET, finish, label_as_column
 
     config = read_config(model_dir)
     first = config.input[0]

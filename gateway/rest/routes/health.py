@@ -46,7 +46,7 @@ async def ready(request: Request, services: ServicesDep) -> Response:
 @router.get("/v2")
 async def server_metadata(services: ServicesDep, _: AnyGrant) -> Response:
     """Server metadata; needs any valid key."""
-    triton = await services.triton.server_metadata()
+    triton = await services.triton.control.server_metadata()
     offered = set(triton.get("extensions", []))
     return json_response(
         {

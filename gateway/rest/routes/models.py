@@ -19,7 +19,7 @@ router = APIRouter(tags=["models"])
 @router.get("/v2/models/stats")
 async def all_statistics(services: ServicesDep, _: AdminGrant) -> Response:
     """Inference statistics of every model version (admin)."""
-    return json_response({"model_stats": await services.triton.model_statistics()})
+    return json_response({"model_stats": await services.triton.control.model_statistics()})
 
 
 @router.get("/v2/models/{model}/stats")
@@ -28,21 +28,21 @@ async def statistics(
     services: ServicesDep, _: ModelGrant, model: str, version: str = ""
 ) -> Response:
     """Inference statistics of one model (or version): Triton's, and nothing of others."""
-    stats = await services.triton.model_statistics(model, version)
+    stats = await services.triton.control.model_statistics(model, version)
     return json_response({"model_stats": [s for s in stats if s.get("name") == model]})
 
 
 @router.get("/v2/models/{model}")
 @router.get("/v2/models/{model}/versions/{version}")
 async def metadata(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
-    return json_response(await services.triton.model_metadata(model, version))
+    return json_response(await services.triton.control.model_metadata(model, version))
 
 
 @router.get("/v2/models/{model}/ready")
 @router.get("/v2/models/{model}/versions/{version}/ready")
 async def ready(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
     """200 when the model (version) is loaded and ready; 400 otherwise, as Triton does."""
-    if not await services.triton.is_model_ready(model, version):
+    if not await services.triton.control.is_model_ready(model, version):
         described = f"model '{model}'" + (f" version {version}" if version else "")
         raise BadRequest(f"{described} is not ready")
     return Response(status_code=200)
@@ -51,4 +51,4 @@ async def ready(services: ServicesDep, _: ModelGrant, model: str, version: str =
 @router.get("/v2/models/{model}/config")
 @router.get("/v2/models/{model}/versions/{version}/config")
 async def config(services: ServicesDep, _: ModelGrant, model: str, version: str = "") -> Response:
-    return json_response(await services.triton.model_config(model, version))
+    return json_response(await services.triton.control.model_config(model, version))

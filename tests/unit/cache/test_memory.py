@@ -10,11 +10,11 @@ import tracemalloc
 import numpy as np
 import orjson
 
-from gateway.backends.triton.client import _decode_response
+from gateway.backends.triton.codec import decode_response
 from gateway.cache import CacheKey, CachePolicy, EntryCodec, Replay, ResultCache
 from gateway.observability.metrics import Metrics
 from gateway.protocol import decode_infer_request, encode_infer_response
-from tests.unit.cache.test_result_cache import MemoryRedis
+from tests.support.memory_redis_tier import MemoryRedis
 
 POLICY = CachePolicy(True, 600, 1_000_000)
 ENTRIES = 2_000
@@ -51,7 +51,7 @@ def test_counted_bytes_cover_what_results_and_responses_cost() -> None:
     async def fill(cache: ResultCache) -> None:
         for seed in range(ENTRIES):
             body, length = triton_answer(seed)
-            result = _decode_response("tabular_classifier", body, str(length).encode(), 0.0)
+            result = decode_response("tabular_classifier", body, str(length).encode(), 0.0)
             key = CacheKey(seed.to_bytes(32, "big"), "tabular_classifier", "2")
             cache.store(key, result, POLICY)
             request = decode_infer_request("tabular_classifier", "", request_body(seed), None)

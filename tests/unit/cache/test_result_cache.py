@@ -11,69 +11,21 @@ import pytest
 from gateway.cache import (
     CacheKey,
     CachePolicy,
+    Directive,
     EntryCodec,
     LockSettings,
     Outcome,
     ResultCache,
     result_cache,
 )
-from gateway.cache.redis_tier import Lock, Lookup
 from gateway.errors import TritonUnavailable
 from gateway.observability.metrics import Metrics
 from gateway.protocol.types import InferResult, Tensor
-from resilience import StoreUnavailable
+from tests.support.memory_redis_tier import MemoryRedis
 
 POLICY = CachePolicy(True, 60, 10_000)
 KEY = CacheKey(bytes(32), "m", "1")
 RESULT = InferResult("m", "1", (Tensor("y", "FP32", (1,), b"\x00\x00\x80?"),))
-
-
-class MemoryRedis:
-    """Stands in for RedisTier: entries with a life left, locks, and an off switch."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-        self.expires: dict[str, float] = {}  # key -> monotonic time its life ends
-        self.locks: dict[bytes, str] = {}
-        self.down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreUnavailable("down")
-
-    def _left(self, key: str) -> float:
-        return self.expires.get(key, float("inf")) - time.monotonic()
-
-    async def get(self, key: str, grace_s: float) -> bytes | None:
-        self._check()
-        return self.values.get(key) if self._left(key) > grace_s else None
-
-    async def get_or_lock(self, key: str, digest: bytes, ttl_s: float, grace_s: float) -> Lookup:
-        self._check()
-        if key in self.values and self._left(key) > grace_s:
-            return Lookup(fresh=self.values[key])
-        stale = self.values.get(key)
-        if digest in self.locks:
-            return Lookup(lock=Lock.HELD_ELSEWHERE, stale=stale)
-        self.locks[digest] = token = f"token-{len(self.locks)}"
-        return Lookup(lock=Lock.TAKEN, token=token, stale=stale)
-
-    async def set(self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str) -> None:
-        self._check()
-        self.values[key] = value
-        self.expires[key] = time.monotonic() + ttl_s
-        if token and self.locks.get(digest) == token:
-            del self.locks[digest]
-
-    def set_soon(
-        self, key: str, value: bytes, ttl_s: float, digest: bytes, token: str
-    ) -> asyncio.Future[None]:
-        return asyncio.ensure_future(self.set(key, value, ttl_s, digest, token))
-
-    async def unlock(self, digest: bytes, token: str) -> None:
-        self._check()
-        if self.locks.get(digest) == token:
-            del self.locks[digest]
 
 
 def make_cache(
@@ -300,3 +252,30 @@ def test_no_stale_answers_for_a_model_without_a_grace() -> None:
             await cache.get_or_compute(KEY, triton_down, strict)
 
     asyncio.run(scenario())
+
+
+def test_get_or_compute_counts_each_outcome_by_tier_and_what_it_saved() -> None:
+    redis, metrics, other_metrics = MemoryRedis(), Metrics(), Metrics()
+    cache, other_process = make_cache(redis, metrics), make_cache(redis, other_metrics)
+
+    def count(m: Metrics, outcome: str) -> float:
+        return float(m.cache_lookups.labels("m", outcome)._value.get())
+
+    def hits(m: Metrics, tier: str) -> float:
+        return float(m.cache_hits.labels("m", tier)._value.get())
+
+    async def scenario() -> list[Outcome]:
+        outcomes = [(await fetched(cache, Counting(0)))[1]]
+        outcomes.append((await cache.get_or_compute(KEY, Counting(0), POLICY))[1])  # local
+        outcomes.append((await other_process.get_or_compute(KEY, Counting(0), POLICY))[1])
+        no_cache = await cache.get_or_compute(KEY, Counting(0), POLICY, Directive.WRITE_ONLY)
+        outcomes.append(no_cache[1])
+        cache.bypassed("m")
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes == [Outcome.MISS, Outcome.HIT, Outcome.HIT, Outcome.BYPASS]
+    assert (count(metrics, "miss"), count(metrics, "hit"), count(metrics, "bypass")) == (1, 1, 2)
+    assert (hits(metrics, "local"), hits(other_metrics, "redis")) == (1, 1)
+    saved = metrics.cache_bytes_saved.labels("m")._value.get()
+    assert saved == len(RESULT.outputs[0].data)

@@ -8,32 +8,12 @@ from typing import Any
 
 import pytest
 
-from gateway.backends.triton import TritonClient
 from gateway.cache import CachePolicy
 from gateway.control.catalog import ModelCatalog, RepositoryFiles
 from gateway.control.model_changes import SharedModelState
+from tests.support.fake_triton import FakeTriton
 
 POLICY = CachePolicy(True, 60, 1000)
-
-
-class FakeTriton:
-    """Triton's index, statistics and configs as the catalog reads them."""
-
-    def __init__(self) -> None:
-        self.ready: dict[tuple[str, str], int] = {}  # (model, version) -> inference count
-        self.configs: dict[str, dict[str, Any]] = {}
-
-    async def repository_index(self) -> list[dict[str, Any]]:
-        return [{"name": m, "version": v, "state": "READY"} for m, v in self.ready]
-
-    async def model_statistics(self) -> list[dict[str, Any]]:
-        return [
-            {"name": m, "version": v, "inference_count": n, "execution_count": n}
-            for (m, v), n in self.ready.items()
-        ]
-
-    async def model_config(self, model: str) -> dict[str, Any]:
-        return self.configs.get(model, {"name": model})
 
 
 def write(repository: Path, model: str, version: str, content: bytes) -> None:
@@ -56,7 +36,7 @@ def test_versions_defaults_and_content_derived_fingerprints(tmp_path: Path) -> N
     write(tmp_path, "m", "1", b"one")
     write(tmp_path, "m", "2", b"two")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 0, ("m", "2"): 0}
+    triton.control.ready = {("m", "1"): 0, ("m", "2"): 0}
     first, second = catalog_for(triton, tmp_path), catalog_for(triton, tmp_path)
     asyncio.run(first.refresh())
     asyncio.run(second.refresh())
@@ -72,7 +52,7 @@ def test_files_changed_without_a_seen_reload_pause_caching_until_one_is_seen(
 ) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 0}
+    triton.control.ready = {("m", "1"): 0}
     changes: list[tuple[str, str]] = []
 
     async def changed(model: str, version: str) -> None:
@@ -82,14 +62,14 @@ def test_files_changed_without_a_seen_reload_pause_caching_until_one_is_seen(
     asyncio.run(catalog.refresh())
     before = fingerprint(catalog, "m", "1")
 
-    triton.ready[("m", "1")] = 7  # Triton served requests with the old model
+    triton.control.ready[("m", "1")] = 7  # Triton served requests with the old model
     write(tmp_path, "m", "1", b"one, edited")  # edited on disk: loaded or not? unknown
     asyncio.run(catalog.refresh())
     view = catalog.get("m")
     assert view is not None and "1" not in view.fingerprints  # pending: served uncached
     assert changes == []
 
-    triton.ready[("m", "1")] = 0  # a reload is seen: its statistics restart
+    triton.control.ready[("m", "1")] = 0  # a reload is seen: its statistics restart
     asyncio.run(catalog.refresh())
     assert fingerprint(catalog, "m", "1") != before
     assert changes == [("m", "1")]  # the old artifact's entries are purged
@@ -98,7 +78,7 @@ def test_files_changed_without_a_seen_reload_pause_caching_until_one_is_seen(
 def test_files_reverted_before_any_reload_resume_caching(tmp_path: Path) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 2}
+    triton.control.ready = {("m", "1"): 2}
     catalog = catalog_for(triton, tmp_path)
     asyncio.run(catalog.refresh())
     before = fingerprint(catalog, "m", "1")
@@ -114,7 +94,7 @@ def test_a_reload_by_the_gateway_itself_is_adopted_even_if_statistics_miss_it(
 ) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 0}
+    triton.control.ready = {("m", "1"): 0}
     catalog = catalog_for(triton, tmp_path)
     asyncio.run(catalog.refresh())
     before = fingerprint(catalog, "m", "1")
@@ -126,12 +106,12 @@ def test_a_reload_by_the_gateway_itself_is_adopted_even_if_statistics_miss_it(
 def test_config_changes_move_the_fingerprint_on_reload(tmp_path: Path) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 3}
+    triton.control.ready = {("m", "1"): 3}
     catalog = catalog_for(triton, tmp_path)
     asyncio.run(catalog.refresh())
     before = fingerprint(catalog, "m", "1")
-    triton.configs["m"] = {"name": "m", "max_batch_size": 8}
-    triton.ready[("m", "1")] = 0
+    triton.control.configs["m"] = {"name": "m", "max_batch_size": 8}
+    triton.control.ready[("m", "1")] = 0
     asyncio.run(catalog.refresh())
     assert fingerprint(catalog, "m", "1") != before
 
@@ -139,28 +119,28 @@ def test_config_changes_move_the_fingerprint_on_reload(tmp_path: Path) -> None:
 def test_new_and_removed_versions(tmp_path: Path) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 0}
+    triton.control.ready = {("m", "1"): 0}
     catalog = catalog_for(triton, tmp_path)
     asyncio.run(catalog.refresh())
     write(tmp_path, "m", "3", b"three")
-    triton.ready[("m", "3")] = 0
+    triton.control.ready[("m", "3")] = 0
     asyncio.run(catalog.refresh())
     view = catalog.get("m")
     assert view is not None and view.default_version == "3"
-    del triton.ready[("m", "1")], triton.ready[("m", "3")]
+    del triton.control.ready[("m", "1")], triton.control.ready[("m", "3")]
     asyncio.run(catalog.refresh())
     assert catalog.get("m") is None
 
 
 def test_without_a_repository_each_reload_gets_a_fresh_marker() -> None:
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 5}
+    triton.control.ready = {("m", "1"): 5}
     catalog = catalog_for(triton, None)
     asyncio.run(catalog.refresh())
     before = fingerprint(catalog, "m", "1")
     asyncio.run(catalog.refresh())
     assert fingerprint(catalog, "m", "1") == before
-    triton.ready[("m", "1")] = 0
+    triton.control.ready[("m", "1")] = 0
     asyncio.run(catalog.refresh())
     assert fingerprint(catalog, "m", "1") != before
 
@@ -173,12 +153,6 @@ def test_file_digests_are_reused_until_a_file_changes(tmp_path: Path) -> None:
     (tmp_path / "m" / "labels.txt").write_text("a\nb\n")
     assert files.digest("m", "1") != first
     assert files.digest("m", "9") is None
-
-
-def test_catalog_accepts_the_real_client_type() -> None:
-    # The fake mirrors the methods the catalog calls on the real client.
-    for name in ("repository_index", "model_statistics", "model_config"):
-        assert hasattr(TritonClient, name)
 
 
 @pytest.mark.timeout(60)  # the defect was a hang
@@ -211,7 +185,7 @@ class FakeShared:
 def test_a_reload_by_another_replica_is_adopted_once_its_change_is_done(tmp_path: Path) -> None:
     write(tmp_path, "m", "1", b"one")
     triton = FakeTriton()
-    triton.ready = {("m", "1"): 0}
+    triton.control.ready = {("m", "1"): 0}
     shared = FakeShared()
     catalog = ModelCatalog(
         triton,  # type: ignore[arg-type]

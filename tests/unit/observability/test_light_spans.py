@@ -17,7 +17,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.observability.light_spans import LightSpan
 from gateway.observability.otlp_json import encode_spans
-from gateway.observability.tracing import HeadSampledTracerProvider, Spans
+from gateway.observability.sampling import HeadSampledTracerProvider
+from gateway.observability.spans import Spans
 
 CALLER_TRACE = "ab" * 16
 CALLER_SPAN = "cd" * 8

@@ -18,17 +18,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from devstack.triton import triton_trace_arguments
 from devstack.up import _embedded_triton_tracing
 from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter, encode_spans, traces_endpoint
+from gateway.observability.sampling import HeadSampledTracerProvider
+from gateway.observability.spans import Spans, get_tracer
 from gateway.observability.tracing import (
     CountingBatchSpanProcessor,
-    HeadSampledTracerProvider,
-    Spans,
-    get_tracer,
     tracer_provider,
     tracer_provider_from_environment,
-    triton_trace_arguments,
 )
 from gateway.settings import Settings
 from tests.support.polling import eventually

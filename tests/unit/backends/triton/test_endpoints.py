@@ -252,14 +252,14 @@ def test_questions_take_the_answers_there_are_and_loads_need_every_triton() -> N
 
         for endpoint, has_model in zip(client.endpoints, (False, True), strict=True):
             endpoint.http = httpx.AsyncClient(base_url=endpoint.url, transport=triton(has_model))
-        assert await client.model_statistics("m") == [
+        assert await client.control.model_statistics("m") == [
             {"name": "m", "version": "1", "inference_count": 4}
         ]
         with pytest.raises(BadRequest):  # one Triton could not load it: the change fails
-            await client.load_model("m")
+            await client.control.load_model("m")
         client.endpoints[1].http = client.endpoints[0].http
         with pytest.raises(NotFound):  # no Triton answered: the first failure
-            await client.model_statistics("m")
+            await client.control.model_statistics("m")
         await client.close()
 
     run(scenario())

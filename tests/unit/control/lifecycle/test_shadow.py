@@ -16,6 +16,7 @@ from gateway.control.lifecycle.traffic import Shadow, TrafficSplit
 from gateway.observability.metrics import Metrics
 from gateway.pipeline.capacity import Capacity
 from gateway.protocol.types import InferRequest, InferResult, Tensor
+from tests.support.fake_triton import FakeTriton
 
 
 def tensor(name: str, array: NDArray[Any]) -> Tensor:
@@ -67,19 +68,6 @@ def test_a_split_keeps_its_shadow_through_redis_and_mirrors_its_share() -> None:
     assert not any(TrafficSplit({"1": 100}).mirrors() for _ in range(100))
 
 
-class HeldTriton:
-    """Triton at the boundary: every call waits until released."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.release = asyncio.Event()
-
-    async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResult:
-        self.calls += 1
-        await self.release.wait()
-        return result(request.version, tensor("label", np.array([[1]], np.int64)))
-
-
 class Figures:
     def __init__(self) -> None:
         self.added: list[tuple[str, str, str, str, list[float]]] = []
@@ -102,18 +90,20 @@ def test_mirrors_are_bounded_and_shed_first_when_the_worker_is_busy() -> None:
 
 
 async def bounded_and_shed() -> None:
-    triton, figures, metrics = HeldTriton(), Figures(), Metrics()
+    triton = FakeTriton(lambda r: result(r.version, tensor("label", np.array([[1]], np.int64))))
+    figures, metrics = Figures(), Metrics()
+    triton.hold()
     capacity = Capacity(limit=10, per_key=0, retry_after_s=1)
     shadows = ShadowTraffic(triton, figures, metrics, capacity, max_in_flight=2)  # type: ignore[arg-type]
     for _ in range(3):
         shadows.submit(mirror())
     await asyncio.sleep(0)
-    assert triton.calls == 2 and shed(metrics) == 1  # two at a time
+    assert len(triton.calls) == 2 and shed(metrics) == 1  # two at a time
     capacity.in_flight = 5  # half the worker's capacity in live requests
-    triton.release.set()
+    triton.release()
     await asyncio.sleep(0.01)
     assert figures.added == [("m", "2", "1", AGREEMENT, [1.0])] * 2
     shadows.submit(mirror())
-    assert shed(metrics) == 2 and triton.calls == 2
+    assert shed(metrics) == 2 and len(triton.calls) == 2
     shadows.submit(None)  # most answers carry no mirror
     await shadows.close()

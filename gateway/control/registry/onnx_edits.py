@@ -1,4 +1,5 @@
-"""Small edits to exported ONNX graphs so their inputs and outputs match `config.pbtxt`."""
+"""Small edits to exported ONNX graphs so their inputs and outputs match `config.pbtxt` (used
+by the MLflow source for scikit-learn models, and by `model_build` for the repository's own)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.backends.triton.client import _decode_response, _encode_request
+from gateway.backends.triton.codec import decode_response, encode_request
 from gateway.errors import GatewayError
 from gateway.protocol.types import InferRequest, RequestedOutput, Tensor
 
@@ -22,7 +22,7 @@ def test_request_carries_raw_inputs_and_asks_for_binary_outputs() -> None:
         id="r1",
         parameters={"priority": 1},
     )
-    header, payload = _encode_request(request)
+    header, payload = encode_request(request)
     document = orjson.loads(header)
     assert payload == X.tobytes()
     assert document["id"] == "r1"
@@ -59,7 +59,7 @@ def test_response_outputs_are_sliced_from_the_binary_part() -> None:
             ],
         }
     )
-    result = _decode_response("m", header + probabilities + label, b"%d" % len(header), 0.0)
+    result = decode_response("m", header + probabilities + label, b"%d" % len(header), 0.0)
     assert result.version == "2"
     assert [(t.name, t.shape, t.data) for t in result.outputs] == [
         ("probabilities", (1, 2), probabilities),
@@ -75,4 +75,4 @@ def test_a_response_without_binary_data_is_an_error() -> None:
         }
     )
     with pytest.raises(GatewayError, match="could not be read"):
-        _decode_response("m", header, None, 0.0)
+        decode_response("m", header, None, 0.0)
