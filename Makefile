@@ -114,15 +114,15 @@ test: models lint test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 loadtest: models
-	$(BIN)/python -m loadtests.run_loadtest
+	$(BIN)/python -m loadtests load
 
 bench: models bench-deps
-	$(BIN)/python -m loadtests.bench
-	$(BIN)/python -m loadtests.tracing_cost
+	$(BIN)/python -m loadtests bench
+	$(BIN)/python -m loadtests tracing
 
 # Minutes of unique misses: the gateway's memory levels off within its cache bound.
 soak: models bench-deps
-	$(BIN)/python -m loadtests.soak
+	$(BIN)/python -m loadtests soak
 
 format: install
 	$(BIN)/ruff format .

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -38,121 +37,25 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import httpx
 import numpy as np
-from tritonclient.grpc import service_pb2
 
 from auth import ApiKey
 from devstack import EmbeddedTriton, ManagedProcess
 from devstack.ports import free_port
-from loadtests.h2load import run_grpc
-from loadtests.openloop import OpenLoopResult, open_loop
-from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
-from loadtests.processes import ROOT, backends, cpu_seconds, start, start_gateway
-from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
+from loadtests.kit.h2load import run_grpc
+from loadtests.kit.machine import machine
+from loadtests.kit.openloop import OpenLoopResult, open_loop
+from loadtests.kit.otlp_sink import OtlpReceiver, ReceivedSpan
+from loadtests.kit.processes import ROOT, backends, cpu_seconds, start, start_gateway
+from loadtests.kit.runs import Run, median_of, run_wrk_watching
+from loadtests.kit.targets import TRITON_MODELS, Target, targets
+from loadtests.kit.wrk import post_script, require_wrk, run_wrk, unique_post_script
 
 CACHE_DETAILS = ("gateway.cache.tier", "gateway.cache.entry")  # tell cache spans apart
-TRITON_MODELS = ["tabular_classifier", "text_tokenizer", "text_encoder", "text_embedding"]
 CONCURRENCY = (1, 16)
-TEXT = "wireless noise cancelling headphones with long battery life"
-
-
-@dataclass(frozen=True)
-class Target:
-    """A model as each system addresses it."""
-
-    name: str
-    triton_path: str  # also the gateway's
-    alternative: str  # the alternatives' model name
-    body: str  # v2 JSON request
-    unique: tuple[str, str]  # the body around a unique "<counter>.5, <run>" insertion
-    bentoml_path: str
-    bentoml_body: str
-    bentoml_unique: tuple[str, str]
-    grpc: service_pb2.ModelInferRequest
-
-    def wrk_script(self, requests: str, headers: dict[str, str]) -> str:
-        """wrk's Lua for `requests`: "hit" repeats one body, "miss" sends a unique one each."""
-        if requests == "hit":
-            return post_script(self.body, headers)
-        return unique_post_script(*self.unique, headers, run_id=random.randrange(1, 16_000_000))
-
-
-def targets() -> list[Target]:
-    features = [round(0.5 + 0.1 * i, 1) for i in range(30)]
-    data = ", ".join(str(v) for v in features)
-    tabular = (
-        '{"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", '
-        f'"data": [{data}]}}]}}'
-    )
-    tabular_unique = (tabular[: tabular.index("[0.5,") + 1], tabular[tabular.index(", 0.7,") :])
-    bento_tabular = f'{{"features": [[{data}]]}}'
-    bento_tabular_unique = (
-        bento_tabular[: bento_tabular.index("[[") + 2],
-        bento_tabular[bento_tabular.index(", 0.7,") :],
-    )
-    text = (
-        '{"inputs": [{"name": "text", "shape": [1, 1], "datatype": "BYTES", '
-        f'"data": ["{TEXT}"]}}]}}'
-    )
-    text_unique = (text[: text.index(TEXT)] + "query ", text[text.index(TEXT) + len(TEXT) :])
-    bento_text = f'{{"texts": ["{TEXT}"]}}'
-    bento_text_unique = ('{"texts": ["query ', '"]}')
-
-    def grpc_tabular(version: str) -> service_pb2.ModelInferRequest:
-        request = service_pb2.ModelInferRequest(
-            model_name="tabular_classifier", model_version=version
-        )
-        tensor = request.inputs.add()
-        tensor.name, tensor.datatype = "features", "FP32"
-        tensor.shape.extend([1, 30])
-        request.raw_input_contents.append(np.asarray([features], dtype=np.float32).tobytes())
-        return request
-
-    grpc_text = service_pb2.ModelInferRequest(model_name="text_embedding")
-    tensor = grpc_text.inputs.add()
-    tensor.name, tensor.datatype = "text", "BYTES"
-    tensor.shape.extend([1, 1])
-    grpc_text.raw_input_contents.append(len(TEXT).to_bytes(4, "little") + TEXT.encode())
-    return [
-        Target(
-            "smallest (tabular v1, logistic regression)",
-            "/v2/models/tabular_classifier/versions/1/infer",
-            "tabular_v1",
-            tabular,
-            tabular_unique,
-            "/tabular_v1",
-            bento_tabular,
-            bento_tabular_unique,
-            grpc_tabular("1"),
-        ),
-        Target(
-            "tabular_classifier (v2, gradient-boosted trees)",
-            "/v2/models/tabular_classifier/infer",
-            "tabular",
-            tabular,
-            tabular_unique,
-            "/tabular",
-            bento_tabular,
-            bento_tabular_unique,
-            grpc_tabular(""),
-        ),
-        Target(
-            "text_embedding (MiniLM, fp32)",
-            "/v2/models/text_embedding/infer",
-            "text_embedding",
-            text,
-            text_unique,
-            "/text_embedding",
-            bento_text,
-            bento_text_unique,
-            grpc_text,
-        ),
-    ]
 
 
 @dataclass
@@ -357,18 +260,6 @@ def measure(urls: dict[str, str], key: str, duration_s: float, rounds: int) -> l
     return rows
 
 
-@dataclass(frozen=True)
-class Run:
-    wrk: WrkResult
-    cores: float | None = None  # CPU the gateway's processes used meanwhile, in cores
-
-    @property
-    def cpu_us_per_request(self) -> float | None:
-        if self.cores is None or not self.wrk.requests_per_s:
-            return None
-        return self.cores / self.wrk.requests_per_s * 1e6
-
-
 def one_round(
     target: Target, urls: dict[str, str], key: str, connections: int, duration_s: float
 ) -> Iterator[tuple[str, Run]]:
@@ -402,28 +293,6 @@ def one_round(
     for system, url, script, pid in http_rows[1:]:
         time.sleep(0.2)
         yield system, run_wrk_watching(url, script, connections, duration_s, pid)
-
-
-def run_wrk_watching(
-    url: str, script: str, connections: int, duration_s: float, pid: int | None
-) -> Run:
-    """A wrk run, and the CPU that process `pid` (a gateway) used meanwhile, if given."""
-    if pid is None:
-        return Run(run_wrk(url, script, connections=connections, duration_s=duration_s))
-    cpu, started = cpu_seconds(pid), time.monotonic()
-    result = run_wrk(url, script, connections=connections, duration_s=duration_s)
-    return Run(result, (cpu_seconds(pid) - cpu) / (time.monotonic() - started))
-
-
-def median_run(results: list[WrkResult]) -> WrkResult:
-    """The run with the median throughput (its latencies come with it)."""
-    ranked = sorted(results, key=lambda r: r.requests_per_s)
-    return ranked[(len(ranked) - 1) // 2]
-
-
-def median_of(runs: list[Run]) -> Run:
-    middle = median_run([run.wrk for run in runs])
-    return next(run for run in runs if run.wrk is middle)
 
 
 def overload(urls: dict[str, str], key: str, rows: list[Row]) -> list[tuple[str, OpenLoopResult]]:
@@ -551,40 +420,6 @@ def stage_label(span: ReceivedSpan) -> str:
     """The span's name, and the cache tier and entry where it has them."""
     details = [str(span.attributes[k]) for k in CACHE_DETAILS if k in span.attributes]
     return f"{span.name} ({', '.join(details)})" if details else span.name
-
-
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            cpu,
-        )
-    versions = {}
-    for package in (
-        "nvidia-pytriton",
-        "onnxruntime",
-        "fastapi",
-        "uvicorn",
-        "httptools",
-        "redis",
-        "opentelemetry-sdk",
-    ):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": str(os.cpu_count()),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "triton": "2.51.0 (nvidia-pytriton 0.7.0 wheel), CPU, Python-based onnxruntime backend",
-        **versions,
-    }
 
 
 def chart(rows: list[Row], path: Path) -> None:

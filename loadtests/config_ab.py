@@ -28,9 +28,10 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from loadtests.bench import TRITON_MODELS, run_wrk_watching, targets
-from loadtests.processes import backends, start_gateway
-from loadtests.wrk import require_wrk
+from loadtests.kit.processes import backends, start_gateway
+from loadtests.kit.runs import run_wrk_watching
+from loadtests.kit.targets import TRITON_MODELS, targets
+from loadtests.kit.wrk import require_wrk
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from auth import ApiKey
 from devstack import ManagedProcess
 from devstack.ports import free_port
-from loadtests.processes import start
+from loadtests.kit.processes import start
 from loadtests.step_summary import render, save, summarise
 
 HERE = Path(__file__).resolve().parent

@@ -32,9 +32,9 @@ import psutil
 from auth import ApiKey
 from devstack import EmbeddedTriton
 from gateway.settings import Settings
-from loadtests.bench import targets
-from loadtests.processes import ROOT, backends, start_gateway
-from loadtests.wrk import require_wrk, run_wrk, unique_post_script
+from loadtests.kit.processes import ROOT, backends, start_gateway
+from loadtests.kit.targets import targets
+from loadtests.kit.wrk import require_wrk, run_wrk, unique_post_script
 
 MIB = 1024 * 1024
 ALLOWANCE_MIB = 32  # allocator fragmentation and arenas beyond what the tier counts

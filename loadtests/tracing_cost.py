@@ -22,10 +22,12 @@ from pathlib import Path
 import httpx
 
 from auth import ApiKey
-from loadtests.bench import TRITON_MODELS, machine, run_wrk_watching, targets
-from loadtests.otlp_sink import OtlpSink
-from loadtests.processes import ROOT, backends, start_gateway
-from loadtests.wrk import require_wrk
+from loadtests.kit.machine import machine
+from loadtests.kit.otlp_sink import OtlpSink
+from loadtests.kit.processes import ROOT, backends, start_gateway
+from loadtests.kit.runs import run_wrk_watching
+from loadtests.kit.targets import TRITON_MODELS, targets
+from loadtests.kit.wrk import require_wrk
 
 # The miss path's CPU in the make bench report this issue started from (2026-12-01, 16
 # connections): the goal is half of it.

@@ -247,8 +247,13 @@ def test_forged_or_corrupted_entries_in_redis_are_ignored(
         answers = [infer(url, TABULAR, features(row), version="1") for row in (8, 9)]
         assert [a.cache for a in answers] == ["miss", "miss"]
         assert answers[0].outputs == genuine.outputs and answers[1].outputs == other.outputs
-        # 3. a made-up entry
-        client.set(first, b"GWC1" + b"\x00" * 200, px=fresh)
+        # The misses' stores go out after their answers: wait for both entries to be back.
+        eventually(
+            lambda: client.get(first) != bytes(corrupted) and client.get(second) != entry, 10
+        )
+        # 3. a made-up entry (under both keys: which key is row 8's depends on the digest)
+        for key in keys:
+            client.set(key, b"GWC1" + b"\x00" * 200, px=fresh)
         assert infer(url, TABULAR, features(8), version="1").cache == "miss"
         text = httpx.get(f"{url}/metrics").text
         assert 'gateway_cache_verification_failures_total{model="tabular_classifier"} 3.0' in text

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from devstack import EmbeddedRedis, EmbeddedTriton
-from loadtests import stop_cycles
+from loadtests.investigations import stop_cycles
 from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
@@ -79,5 +79,5 @@ def test_sigterm_stops_both_workers_while_bodies_never_arrive(serve: Served) -> 
 def test_repeated_stops_under_load_never_hang(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
-    """A few cycles of `loadtests/stop_cycles.py` (50 of them: see its closing line)."""
+    """A few cycles of `loadtests/investigations/stop_cycles.py` (50: see its closing line)."""
     assert stop_cycles.run((triton, redis_server.url), tmp_path, cycles=3, grace_s=1.0)

@@ -28,7 +28,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.otlp_json import OtlpJsonSpanExporter
 from gateway.observability.sampling import HeadSampledTracerProvider
 from gateway.observability.tracing import tracer_provider
-from loadtests.otlp_sink import OtlpReceiver, ReceivedSpan
+from loadtests.kit.otlp_sink import OtlpReceiver, ReceivedSpan
 from tests.integration.conftest import gateway_settings
 from tests.support.cache_client import infer
 from tests.support.keys import ADMIN_KEY, auth_headers

@@ -1,1 +1,1 @@
-"""FastAPI routers, one file per resource. Inference is not here: see infer_endpoint."""
+"""FastAPI routers, one file per resource. Inference is not here: see gateway/rest/infer.py."""

@@ -10,10 +10,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from loadtests.bench import median_run, stage_label
-from loadtests.otlp_sink import OtlpReceiver, OtlpSink
+from loadtests.bench import stage_label
+from loadtests.kit.otlp_sink import OtlpReceiver, OtlpSink
+from loadtests.kit.runs import median_run
+from loadtests.kit.wrk import WrkResult, parse
 from loadtests.step_summary import render, save, summarise
-from loadtests.wrk import WrkResult, parse
 
 WRK_OUTPUT = """\
 Running 3s test @ http://127.0.0.1:8000/v2/models/m/infer

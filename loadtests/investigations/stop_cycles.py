@@ -1,6 +1,6 @@
 """Start and stop `gateway serve --workers 2` under load, many times: no stop may hang.
 
-    .venv/bin/python -m loadtests.stop_cycles [--cycles 50] [--grace 2]
+    .venv/bin/python -m loadtests.investigations.stop_cycles [--cycles 50] [--grace 2]
 
 Each cycle starts the gateway (2 workers, GATEWAY_SHUTDOWN_GRACE_S=grace) in front of an
 embedded Triton and Redis, puts load on it (4 threads sending inference requests back to
@@ -31,7 +31,7 @@ import psutil
 from auth import ApiKey
 from devstack import EmbeddedTriton
 from gateway.runtime.serving import STOP_MARGIN_S
-from loadtests.processes import backends, start_gateway
+from loadtests.kit.processes import backends, start_gateway
 
 BODY = {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [0.5] * 30}]}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tritonclient.grpc import service_pb2
 
-from loadtests.wrk import WrkResult
+from loadtests.kit.wrk import WrkResult
 
 INSTALL_HINT = "h2load is missing: sudo apt-get install -y nghttp2-client (or `make bench-deps`)"
 

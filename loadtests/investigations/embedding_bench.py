@@ -2,7 +2,7 @@
 to version 1 on the fixed sentence set; in-process ONNX Runtime with the model config's
 thread settings (2 intra-op threads).
 
-    .venv/bin/python -m loadtests.embedding_bench [--repeats 200]
+    .venv/bin/python -m loadtests.investigations.embedding_bench [--repeats 200]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ ModelInfer returns a fixed answer (no key, no cache, no Triton: nothing but grpc
 direct Triton gRPC and the gateway's gRPC cache hit, by the same load generator (h2load),
 one process each. Writes docs/benchmarks/grpc-ceiling.md.
 
-    .venv/bin/python -m loadtests.grpc_ceiling [--duration 3] [--rounds 3]
+    .venv/bin/python -m loadtests.investigations.grpc_ceiling [--duration 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from auth import ApiKey
 from devstack.ports import free_port, port_open
-from loadtests.bench import TRITON_MODELS, machine, targets
-from loadtests.h2load import run_grpc
-from loadtests.processes import ROOT, backends, cpu_seconds, start_gateway
+from loadtests.kit.h2load import run_grpc
+from loadtests.kit.machine import machine
+from loadtests.kit.processes import ROOT, backends, cpu_seconds, start_gateway
+from loadtests.kit.targets import TRITON_MODELS, targets
 
 CONNECTIONS = (1, 16)
 
@@ -79,7 +80,13 @@ def main() -> None:
         _, gateway = start_gateway("gateway", 1, Path(folder), services, key, {}, grpc_port)
         fixed_port = free_port()
         fixed = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.grpc_ceiling", "--serve", str(fixed_port)],
+            [
+                sys.executable,
+                "-m",
+                "loadtests.investigations.grpc_ceiling",
+                "--serve",
+                str(fixed_port),
+            ],
             cwd=ROOT,
         )
         try:
@@ -136,7 +143,8 @@ def render(
     lines = [
         "# The ceiling of a Python gRPC server",
         "",
-        f"`.venv/bin/python -m loadtests.grpc_ceiling --duration {duration_s:g} --rounds "
+        f"`.venv/bin/python -m loadtests.investigations.grpc_ceiling --duration {duration_s:g} "
+        "--rounds "
         f"{rounds}`, {facts['date']}. Machine: {facts['cpu']}, {facts['cores']} cores shared by "
         "everything. h2load, tabular_classifier v1's request; median of the rounds.",
         "",

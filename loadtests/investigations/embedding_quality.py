@@ -2,7 +2,7 @@
 calibration set (what the int8 build tuned on), the quality gate's probe set and the
 held-out set (neither seen by the build), with the goal on the held-out set.
 
-    .venv/bin/python -m loadtests.embedding_quality
+    .venv/bin/python -m loadtests.investigations.embedding_quality
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ GETs in one pipeline, and the script's EVALSHA on the gateway's own connection
 (`gateway.backends.redis.wire`, what the cache's get-or-lock and store use on a plain Redis)
 alone and ten in one turn. A cache miss makes two script calls.
 
-    .venv/bin/python -m loadtests.redis_call_cost [--calls 5000]
+    .venv/bin/python -m loadtests.investigations.redis_call_cost [--calls 5000]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tracing configured, the heaviest load of `make bench`: the embedded Triton stays up.
 
-    .venv/bin/python -m loadtests.tracing_safety [--seconds 30]
+    .venv/bin/python -m loadtests.investigations.tracing_safety [--seconds 30]
 
 Starts an OTLP sink and `gateway up` with OTEL_EXPORTER_OTLP_ENDPOINT pointing at it and
 the defaults otherwise (so GATEWAY_TRITON_TRACING is false: the embedded Triton 2.51 does
@@ -25,10 +25,10 @@ import httpx
 import psutil
 
 from auth import ApiKey
-from loadtests.bench import targets
-from loadtests.otlp_sink import OtlpReceiver
+from loadtests.kit.otlp_sink import OtlpReceiver
+from loadtests.kit.targets import targets
+from loadtests.kit.wrk import post_script, run_wrk, unique_post_script
 from loadtests.run_loadtest import start_stack
-from loadtests.wrk import post_script, run_wrk, unique_post_script
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """Which async client should the gateway use to call Triton? Measure, don't guess.
 
-    .venv/bin/python -m loadtests.triton_clients [--requests 4000] [--concurrency 1 16]
+    .venv/bin/python -m loadtests.investigations.triton_clients [--requests 4000]
+        [--concurrency 1 16]
 
 Starts an embedded Triton serving `tabular_classifier` (the smallest model) and sends the
 same one-row request through each candidate, in this process, closed loop:
@@ -36,7 +37,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from devstack import EmbeddedTriton
 from gateway.backends.triton.connections import ConnectionPool
-from loadtests.stats import Summary, summarize
+from loadtests.kit.stats import Summary, summarize
 
 MODEL = "tabular_classifier"
 ROW = np.linspace(0.0, 1.0, 30, dtype=np.float32).reshape(1, 30)

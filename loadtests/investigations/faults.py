@@ -1,6 +1,6 @@
 """Faults under steady load: what clients see while Triton or Redis fails, and recovery.
 
-    .venv/bin/python -m loadtests.faults [--rate 40] [--output DIR]
+    .venv/bin/python -m loadtests.investigations.faults [--rate 40] [--output DIR]
 
 Starts `gateway up` (embedded Triton and Redis, under its supervisor) and sends two
 open-loop streams at `--rate` requests/s each, from two clients (keys): misses (a new input
@@ -32,9 +32,9 @@ import httpx
 import orjson
 
 from auth import ApiKey
-from loadtests.processes import ROOT
+from loadtests.kit.processes import ROOT
+from loadtests.kit.stats import percentile
 from loadtests.run_loadtest import start_stack
-from loadtests.stats import percentile
 
 PATH = "/v2/models/tabular_classifier/infer"
 
@@ -193,7 +193,8 @@ def main() -> int:
         [
             "# Faults under load",
             "",
-            f"`.venv/bin/python -m loadtests.faults --rate {args.rate:g}` against `gateway up` "
+            f"`.venv/bin/python -m loadtests.investigations.faults --rate {args.rate:g}` "
+            "against `gateway up` "
             "(embedded Triton and Redis under its supervisor), one worker, tabular_classifier: "
             f"two open-loop streams of {args.rate:g} requests/s each from two keys, misses "
             f"(a new input each) and hits (one cached input), {args.seconds:g} s per fault, "

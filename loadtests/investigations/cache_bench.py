@@ -1,6 +1,6 @@
 """Benchmark of the result cache: direct Triton, gateway miss, gateway hit, in one run.
 
-    .venv/bin/python -m loadtests.cache_bench [--duration 10] [--connections 16]
+    .venv/bin/python -m loadtests.investigations.cache_bench [--duration 10] [--connections 16]
                                               [--profile DIR]
 
 Starts an embedded Redis and Triton (serving `tabular_classifier`, the smallest model)
@@ -37,9 +37,9 @@ import httpx
 
 from auth import ApiKey
 from devstack import EmbeddedTriton, ManagedProcess
-from loadtests import processes
-from loadtests.otlp_sink import OtlpSink
-from loadtests.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
+from loadtests.kit import processes
+from loadtests.kit.otlp_sink import OtlpSink
+from loadtests.kit.wrk import WrkResult, post_script, require_wrk, run_wrk, unique_post_script
 
 MODEL = "tabular_classifier"
 PROFILE_SUFFIX = os.environ.get("BENCH_PROFILE_FORMAT", ".svg")  # ".txt": collapsed stacks

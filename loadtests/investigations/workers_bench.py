@@ -1,6 +1,6 @@
 """Two workers against one on the cache-hit path, with a socket per worker and with one shared.
 
-    .venv/bin/python -m loadtests.workers_bench [--duration 3] [--rounds 7]
+    .venv/bin/python -m loadtests.investigations.workers_bench [--duration 3] [--rounds 7]
 
 Starts an embedded Redis and Triton (`tabular_classifier`) and three gateways
 (`gateway serve`): 1 worker; 2 workers with a listening socket each (SO_REUSEPORT, the
@@ -29,9 +29,10 @@ import psutil
 
 from auth import ApiKey
 from devstack import ManagedProcess
-from loadtests.bench import Run, median_of, run_wrk_watching, targets
-from loadtests.processes import backends, start_gateway
-from loadtests.wrk import post_script, require_wrk
+from loadtests.kit.processes import backends, start_gateway
+from loadtests.kit.runs import Run, median_of, run_wrk_watching
+from loadtests.kit.targets import targets
+from loadtests.kit.wrk import post_script, require_wrk
 
 GATEWAYS = {  # name: (workers, extra environment)
     "1 worker": (1, {}),

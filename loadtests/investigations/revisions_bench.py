@@ -1,7 +1,7 @@
 """Did a change make the gateway faster? Two revisions side by side, in one run.
 
-    .venv/bin/python -m loadtests.revisions_bench --base REV [--rounds 3] [--duration 3]
-                                                  [--connections 1 16]
+    .venv/bin/python -m loadtests.investigations.revisions_bench --base REV [--rounds 3]
+        [--duration 3] [--connections 1 16]
 
 Checks out `--base` (any git revision) into a temporary worktree and starts, in front of
 one embedded Triton (the smallest model) and Redis, a one-worker gateway from that
@@ -24,9 +24,10 @@ from pathlib import Path
 
 from auth.keys import ApiKey
 from devstack import ManagedProcess
-from loadtests.bench import Run, median_of, run_wrk_watching, targets
-from loadtests.processes import ROOT, backends, start_gateway
-from loadtests.wrk import post_script, unique_post_script
+from loadtests.kit.processes import ROOT, backends, start_gateway
+from loadtests.kit.runs import Run, median_of, run_wrk_watching
+from loadtests.kit.targets import targets
+from loadtests.kit.wrk import post_script, unique_post_script
 
 
 def git(*args: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from loadtests.stats import percentile
+from loadtests.kit.stats import percentile
 
 
 @dataclass

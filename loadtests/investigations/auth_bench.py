@@ -1,6 +1,6 @@
 """Micro-benchmark: authenticating a remembered key in-process (no Redis round trip).
 
-    .venv/bin/python -m loadtests.auth_bench [--iterations 200000]
+    .venv/bin/python -m loadtests.investigations.auth_bench [--iterations 200000]
 
 Times, per call, on one core: parsing a key (shape and checksum), its HMAC-SHA256, and the
 whole `Authenticator.authenticate` of a key it remembers (what every request with a

@@ -1,6 +1,7 @@
 """Scale-out: one Triton against two behind the gateway, and a Triton killed under load.
 
-    .venv/bin/python -m loadtests.scale_out [--seconds 20] [--connections 8] [--output DIR]
+    .venv/bin/python -m loadtests.investigations.scale_out [--seconds 20] [--connections 8]
+        [--output DIR]
 
 1. `gateway up --tritons 1`, then `--tritons 2` (the same model repository): closed-loop
    text_embedding misses (a sentence never sent before each request) from `--connections`
@@ -30,8 +31,8 @@ import orjson
 from auth import ApiKey
 from devstack.ports import free_port
 from devstack.process import ManagedProcess
-from loadtests.processes import ROOT, start
-from loadtests.stats import percentile
+from loadtests.kit.processes import ROOT, start
+from loadtests.kit.stats import percentile
 
 EMBED = "/v2/models/text_embedding/infer"
 TABULAR = "/v2/models/tabular_classifier/infer"
@@ -186,7 +187,8 @@ def main() -> int:
         [
             "# Scale-out: Tritons behind one gateway",
             "",
-            f"`.venv/bin/python -m loadtests.scale_out --seconds {args.seconds:g} --connections "
+            f"`.venv/bin/python -m loadtests.investigations.scale_out --seconds {args.seconds:g} "
+            "--connections "
             f"{args.connections}`: `gateway up --tritons N` (one gateway worker, embedded Redis, "
             "N Tritons on the same model repository). One run on a shared 2-core machine.",
             "",

@@ -1,6 +1,6 @@
 """Does Triton continue the caller's trace? Over gRPC and over HTTP, measured.
 
-    .venv/bin/python -m loadtests.triton_trace_propagation [--requests 100]
+    .venv/bin/python -m loadtests.investigations.triton_trace_propagation [--requests 100]
 
 Starts an OTLP/HTTP receiver and an embedded Triton tracing into it
 (`--trace-config mode=opentelemetry`), sends the same inference with a fresh W3C
@@ -24,7 +24,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from devstack import EmbeddedTriton
 from devstack.triton import triton_trace_arguments
-from loadtests.otlp_sink import OtlpReceiver
+from loadtests.kit.otlp_sink import OtlpReceiver
 
 MODEL = "tabular_classifier"
 ROW = np.zeros((1, 30), np.float32)
