@@ -1,6 +1,6 @@
 """`make bench`: the gateway against direct Triton and the alternatives, in one run.
 
-    .venv/bin/python -m loadtests.bench [--duration 3] [--rounds 3] [--output docs/benchmarks]
+    .venv/bin/python -m loadtests bench [--duration 3] [--rounds 3] [--output docs/benchmarks]
                                         [--no-bentoml]
 
 On three models (the smallest: `tabular_classifier` v1, logistic regression;
@@ -534,7 +534,7 @@ def report(
     lines = [
         "# Benchmarks",
         "",
-        f"`.venv/bin/python -m loadtests.bench --duration {duration_s:g} --rounds {rounds}` "
+        f"`.venv/bin/python -m loadtests bench --duration {duration_s:g} --rounds {rounds}` "
         f"(what `make bench` runs), {facts['date']}.",
         f"Machine: {facts['cores']} cores ({facts['cpu']}), {facts['platform']}, "
         f"Python {facts['python']};",
@@ -638,7 +638,8 @@ def worker_cpu_lines(rows: list[Row], cores: str) -> list[str]:
         "(wrk had most of the rest). At 1 connection, where one worker at a time is busy, "
         "a request cost "
         f"{one_1[1]:.0f} µs with 1 worker and {two_1[1]:.0f} µs with 2 "
-        "(`loadtests/workers_bench.py` adds how the connections fell on the workers).",
+        "(`loadtests/investigations/workers_bench.py` adds how the connections fell on the "
+        "workers).",
     ]
 
 

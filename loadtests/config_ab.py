@@ -3,15 +3,15 @@ gateway worker each, wrk rounds interleaved (each round starting from another
 configuration), the median of each. How the hot-path changes in
 docs/benchmarks/hot-path.md were measured.
 
-    .venv/bin/python -m loadtests.config_ab [--requests hit|miss] [--connections 16]
+    .venv/bin/python -m loadtests ab [--requests hit|miss] [--connections 16]
         [--rounds 4] [--duration 3] NAME=[VAR=VALUE,...][@CHECKOUT] ...
 
 Each NAME=... is a gateway: its extra environment variables, and with @CHECKOUT the code of
 another checkout (to compare a change with the code before it):
 
     git worktree add /tmp/before HEAD~1
-    .venv/bin/python -m loadtests.config_ab --requests hit before=@/tmp/before after=
-    .venv/bin/python -m loadtests.config_ab per-line=GATEWAY_ACCESS_LOG_FLUSH_S=0 batched=
+    .venv/bin/python -m loadtests ab --requests hit before=@/tmp/before after=
+    .venv/bin/python -m loadtests ab per-line=GATEWAY_ACCESS_LOG_FLUSH_S=0 batched=
 
 Smallest model (tabular_classifier v1); hits repeat one body, misses send a unique one.
 """

@@ -1,6 +1,6 @@
 """`make loadtest`: the Locust scenarios headless against a fresh `gateway up`.
 
-    .venv/bin/python -m loadtests.run_loadtest [--output DIR] [extra locust arguments]
+    .venv/bin/python -m loadtests load [--output DIR] [extra locust arguments]
 
 Starts `gateway up` (embedded Redis and Triton, state in a temporary folder, an admin key
 made for the run), runs `loadtests/locustfile.py` with the step-load shape

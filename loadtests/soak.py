@@ -1,6 +1,6 @@
 """Soak: minutes of unique cache misses; the gateway's memory must level off within its bound.
 
-    .venv/bin/python -m loadtests.soak [--minutes 5] [--baseline-minutes 2] [--output DIR]
+    .venv/bin/python -m loadtests soak [--minutes 5] [--baseline-minutes 2] [--output DIR]
 
 Two gateways (`gateway serve`, one worker each) in front of one embedded Triton and Redis,
 measured one after the other under wrk (16 connections) sending only unique inputs, so
@@ -116,7 +116,7 @@ def report(bounded: Run, baseline: Run) -> tuple[str, bool]:
     lines = [
         "# Soak: unique misses, gateway memory",
         "",
-        "`make models && .venv/bin/python -m loadtests.soak` (wrk, 16 connections, one "
+        "`make models && .venv/bin/python -m loadtests soak` (wrk, 16 connections, one "
         "worker, tabular_classifier, every request a new input). One run on a shared 2-core "
         "machine; RSS of the gateway's worker process.",
         "",

@@ -6,7 +6,7 @@ once. Rows are interleaved run by run, each round starting from another configur
 keeps its median of `--rounds`. Writes
 docs/benchmarks/tracing.md (`make bench` runs it).
 
-    .venv/bin/python -m loadtests.tracing_cost [--duration 3] [--rounds 3]
+    .venv/bin/python -m loadtests tracing [--duration 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def render(rows: list[Row], duration_s: float, rounds: int, exports: int) -> str
     lines = [
         "# What tracing costs",
         "",
-        f"`.venv/bin/python -m loadtests.tracing_cost --duration {duration_s:g} --rounds "
+        f"`.venv/bin/python -m loadtests tracing --duration {duration_s:g} --rounds "
         f"{rounds}` (run by `make bench`), {datetime.now(UTC).isoformat(timespec='seconds')}.",
         f"Machine: {facts.get('cpu', '?')}; everything shares it: compare ratios.",
         "tabular_classifier v1 (the smallest model), wrk 16 connections, one gateway worker "

@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from gateway.backends.redis.client import RELEASE_IF_OWNED, subscribed
-from gateway.backends.redis.pipelining import ScriptBatcher
+from gateway.backends.redis.pipelining import script_calls
 from resilience import CircuitBreaker
 
 ENTRY_PREFIX = "gateway:cache:"
@@ -120,7 +120,7 @@ class RedisTier:
     def __init__(self, client: aioredis.Redis, breaker: CircuitBreaker) -> None:
         self._redis = client
         self._breaker = breaker
-        self._scripts = ScriptBatcher(client)
+        self._scripts = script_calls(client)
         self._get_or_lock = client.register_script(_GET_OR_LOCK)
         self._get_fresh = client.register_script(_GET_FRESH)
         self._set_and_release = client.register_script(_SET_AND_RELEASE)

@@ -3,8 +3,9 @@
 uvicorn's supervisor binds one socket and shares it with every worker; whichever worker
 wakes first accepts, so connections can pile onto one worker. With SO_REUSEPORT, every
 worker listens on a socket of its own on the same port and the kernel hashes each
-connection to one of them. Measured with `loadtests/workers_bench.py` (2 workers, 16 wrk
-connections, 7 runs each): with the shared socket, splits of 15/1 and 16/0 occurred, and
+connection to one of them. Measured with `loadtests/investigations/workers_bench.py` (2
+workers, 16 wrk connections, 7 runs each): with the shared socket, splits of 15/1 and 16/0
+occurred, and
 in that 16/0 run two workers served 4,756 req/s, what one worker does; with a socket
 each, the worst split was 12/4 and the lowest run served 6,128 req/s.
 

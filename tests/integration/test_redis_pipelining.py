@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript
 
 from devstack import EmbeddedRedis
 from gateway.backends.redis.client import redis_client
-from gateway.backends.redis.pipelining import ScriptBatcher
+from gateway.backends.redis.pipelining import ScriptCalls, script_calls
 from gateway.backends.redis.wire import WireAddress
 from tests.support import own_backends
 
@@ -46,11 +46,11 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedi
 
 @dataclass
 class EchoBatcher:
-    """A client, the ECHO script registered on it, and a ScriptBatcher over it."""
+    """A client, the ECHO script registered on it, and its script calls."""
 
     client: aioredis.Redis
     script: AsyncScript
-    batcher: ScriptBatcher
+    batcher: ScriptCalls
 
     async def run(self, key: str, value: str) -> Any:
         return await self.batcher.run(self.script, [key], [value])
@@ -65,7 +65,7 @@ async def echo_batcher(server: EmbeddedRedis, path: str) -> AsyncIterator[EchoBa
             server.url, socket_timeout=DEADLINE_S, retry=None
         )
         client = aioredis.Redis.from_pool(pool)  # closes the pool with the client
-    batcher = ScriptBatcher(client)
+    batcher = script_calls(client)
     assert (path == "own connection") == (WireAddress.of(client) is not None)
     try:
         yield EchoBatcher(client, client.register_script(ECHO), batcher)

@@ -1,6 +1,7 @@
 """Script calls of concurrent requests sent to Redis together: one pipeline per event-loop
 turn (auto-pipelining).
 
+    scripts = script_calls(client)             the transport, chosen once for the client
     await scripts.run(script, keys, args)      (or scripts.submit(...): the answer's future,
                                                for a call nobody waits for)
       the first call of a turn schedules a flush for the end of the turn (`call_soon`);
@@ -10,8 +11,9 @@ turn (auto-pipelining).
              lost (NOSCRIPT) is loaded and its calls sent again
 
 Through redis-py one round trip costs the process ~80 µs of CPU, a command in a pipeline
-~20 (`loadtests/redis_call_cost.py`); with 16 connections of cache misses the get-or-lock
-and store calls of several requests fall in the same turn (a miss took ~20 % less CPU).
+~20 (`loadtests/investigations/redis_call_cost.py`); with 16 connections of cache misses the
+get-or-lock and store calls of several requests fall in the same turn (a miss took ~20 %
+less CPU).
 
 On a plain redis:// or unix:// Redis the batch goes on a connection of the gateway's own
 (`gateway.backends.redis.wire`): one write for the turn's calls, replies settling the callers'
@@ -31,7 +33,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -54,55 +56,113 @@ class _Call:
     )
 
 
-class ScriptBatcher:
-    """Runs registered scripts, batching the calls made in one event-loop turn."""
+class ScriptCalls(Protocol):
+    """Registered scripts run for the cache, the calls of one event-loop turn together."""
+
+    @property
+    def batches(self) -> int:
+        """Batches sent so far (writes on the gateway's own connection, or pipelines)."""
+
+    async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
+        """The call's answer."""
+
+    def submit(
+        self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        """The call, joining this turn's batch; its answer's future (for a call nobody
+        waits for: no coroutine or task of its own on the way)."""
+
+    def close(self) -> None:
+        """Close a connection of the gateway's own (redis-py's close with their client)."""
+
+
+def script_calls(client: aioredis.Redis) -> ScriptCalls:
+    """The transport of the cache's script calls on `client`, chosen once: the gateway's own
+    connection on a plain or unix-socket Redis, redis-py pipelines on TLS or Sentinel, one
+    call at a time on a Cluster."""
+    if isinstance(client, RedisCluster):
+        return OneByOne()
+    address = WireAddress.of(client)
+    if address is not None:
+        return OnTheWire(RedisWire(address))
+    return Pipelined(client)
+
+
+class OnTheWire:
+    """Calls on the gateway's own connection, which writes a turn's calls at once."""
+
+    def __init__(self, wire: RedisWire) -> None:
+        self._wire = wire
+
+    @property
+    def batches(self) -> int:
+        return self._wire.writes
+
+    async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
+        return await self.submit(script, keys, args)
+
+    def submit(
+        self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        count = len(keys)
+        return self._wire.call(
+            "EVALSHA",
+            script.sha,
+            count,
+            *keys,
+            *args,
+            retry=("EVAL", script.script, count, *keys, *args),
+        )
+
+    def close(self) -> None:
+        self._wire.close()
+
+
+class OneByOne:
+    """Each call alone (a Redis Cluster: a pipeline fails as a whole when one primary is
+    down, and a node that is down must fail only the calls for its slots)."""
+
+    batches = 0
+
+    async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
+        return await script(keys=keys, args=args)
+
+    def submit(
+        self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]
+    ) -> asyncio.Future[Any]:
+        return asyncio.ensure_future(script(keys=keys, args=args))
+
+    def close(self) -> None:
+        pass
+
+
+class Pipelined:
+    """A turn's calls as one redis-py pipeline of EVALSHAs (or one call alone)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
-        self._direct = isinstance(client, RedisCluster)
-        address = WireAddress.of(client)
-        self._wire = RedisWire(address) if address is not None else None
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._pipelines = 0
 
     @property
     def batches(self) -> int:
-        """Batches sent so far (writes on the gateway's own connection, or pipelines)."""
-        return self._wire.writes if self._wire is not None else self._pipelines
-
-    def close(self) -> None:
-        """Close the gateway's own connection, if it has one (redis-py's close with it)."""
-        if self._wire is not None:
-            self._wire.close()
+        return self._pipelines
 
     async def run(self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
-        if self._direct:
-            return await script(keys=keys, args=args)
         return await self.submit(script, keys, args)
 
     def submit(
         self, script: AsyncScript, keys: Sequence[Key], args: Sequence[Arg]
     ) -> asyncio.Future[Any]:
-        """The call, joining this turn's batch; its answer's future (no coroutine or task of
-        its own on the way, unless on a Redis Cluster)."""
-        if self._wire is not None:
-            count = len(keys)
-            return self._wire.call(
-                "EVALSHA",
-                script.sha,
-                count,
-                *keys,
-                *args,
-                retry=("EVAL", script.script, count, *keys, *args),
-            )
-        if self._direct:
-            return asyncio.ensure_future(script(keys=keys, args=args))
         call = _Call(script, keys, args)
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append(call)
         return call.answer
+
+    def close(self) -> None:
+        pass
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

@@ -2,8 +2,9 @@
 
 The cache's script calls (`gateway.backends.redis.pipelining`) are two Redis round trips of every
 miss. Through redis-py's asyncio client one costs the process ~80 µs of CPU alone, a
-command in a pipeline ~20 (`loadtests/redis_call_cost.py`): a pipeline object, a pooled
-connection taken and given back, a stream reader waking a task. This does what that path
+command in a pipeline ~20 (`loadtests/investigations/redis_call_cost.py`): a pipeline
+object, a pooled connection taken and given back, a stream reader waking a task. This does
+what that path
 needs and no more, on an asyncio protocol with `hiredis` (the C parser redis-py itself
 uses) reading the replies:
 

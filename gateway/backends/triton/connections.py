@@ -4,8 +4,9 @@ The one request the hot path makes to Triton is always the same shape: a POST wi
 Content-Length body to one host, answered with a Content-Length body. This pool does only
 that, on asyncio protocols with `httptools` (the C parser uvicorn already uses) reading the
 answer: one `write` per request, no per-request session, cookie, URL or header objects.
-Measured against aiohttp on this path (`loadtests/triton_clients.py`): a third of the CPU
-per call with one call in flight, a quarter to a fifth with 16, and 0.3 ms or more off the
+Measured against aiohttp on this path (`loadtests/investigations/triton_clients.py`): a
+third of the CPU per call with one call in flight, a quarter to a fifth with 16, and 0.3 ms
+or more off the
 p50 at one in flight (docs/triton-client.md).
 
 Rules:
