@@ -18,8 +18,9 @@ queue is full, spans are dropped and counted (`gateway_trace_spans_dropped_total
 failed exports are counted (`gateway_trace_export_failures_total`); the state change
 (failing / working again) is logged once each time.
 
-The W3C `traceparent` of the current span goes to Triton as gRPC metadata, so Triton's own
-spans (when Triton traces with `--trace-config mode=opentelemetry`) join the same trace.
+The W3C `traceparent` of the current span goes to Triton as an HTTP header of each
+inference call (`Spans.propagation_headers`), so Triton's own spans (when Triton traces with
+`--trace-config mode=opentelemetry`) join the same trace.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import psutil
 from devstack import EmbeddedRedis, EmbeddedTriton, ManagedProcess
 from devstack.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(
