@@ -12,6 +12,7 @@ COPY requirements/runtime.txt ./requirements/
 RUN /opt/gateway/bin/pip install --require-hashes --no-deps -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY auth ./auth
+COPY resilience ./resilience
 COPY gateway ./gateway
 RUN /opt/gateway/bin/pip install --no-deps --no-build-isolation . \
  && /opt/gateway/bin/pip check \

@@ -14,7 +14,9 @@ RUN /opt/gateway/bin/pip install --require-hashes --no-deps \
       --extra-index-url https://download.pytorch.org/whl/cpu -r requirements/dev.txt
 COPY pyproject.toml README.md ./
 COPY auth ./auth
+COPY resilience ./resilience
 COPY gateway ./gateway
+COPY model_build ./model_build
 COPY model_repository ./model_repository
 RUN /opt/gateway/bin/pip install --no-deps --no-build-isolation . \
  && /opt/gateway/bin/gateway models build --repository /src/model_repository

@@ -64,3 +64,21 @@ def test_the_tensorrt_plan_script_parses_and_names_the_models_inputs() -> None:
         config = read_config(ROOT / "model_repository" / model)
         named = {part.split(":")[0] for shape in text.split() for part in shape.split(",")}
         assert named == {tensor.name for tensor in config.input}, model
+
+
+def test_the_images_copy_every_package_their_command_imports() -> None:
+    """The serving package imports `auth` and `resilience`; `gateway models build` imports
+    `model_build` too (tests/unit/test_architecture.py holds the rest of the map)."""
+
+    def copied(dockerfile: str) -> set[str]:
+        build = stages(dockerfile)[0]
+        return {line.split()[1] for line in build if line.startswith("COPY ") and "--" not in line}
+
+    def admitted(dockerfile: str) -> set[str]:
+        ignore = (DOCKER / f"{dockerfile}.dockerignore").read_text().splitlines()
+        return {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+
+    serving = {"gateway", "auth", "resilience"}
+    assert serving <= copied("gateway.Dockerfile") & admitted("gateway.Dockerfile")
+    building = serving | {"model_build"}
+    assert building <= copied("models.Dockerfile") & admitted("models.Dockerfile")
