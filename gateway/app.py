@@ -3,8 +3,9 @@
     RequestObserver             access line and request metrics, for every request
       ClosingConnections        after SIGTERM, while draining: Connection: close
         InferEndpoint           POST .../infer, plain ASGI (the hot path)
-          FastAPI                 everything else (health, metadata, admin, /metrics),
-                                  traced by OpenTelemetry's FastAPI instrumentation
+          OpenAIFront           /v1/embeddings, /v1/models (OpenAI's API), plain ASGI
+            FastAPI             everything else (health, metadata, admin, /metrics),
+                                traced by OpenTelemetry's FastAPI instrumentation
 
     create_app(settings)    -> the app, for uvicorn or a test client
     app_from_environment()  -> the same, settings read from GATEWAY_* (uvicorn factory)
@@ -34,6 +35,7 @@ from gateway.observability.logs import configure_logging
 from gateway.observability.metrics import Metrics
 from gateway.observability.requests import RequestObserver, request_info
 from gateway.observability.tracing import tracer_provider_from_environment
+from gateway.openai.front import OpenAIFront
 from gateway.rest.error_handlers import install_error_handlers
 from gateway.rest.infer import InferEndpoint
 from gateway.rest.routes import (
@@ -115,7 +117,8 @@ def create_app(
             server_request_hook=_note_trace_ids,
             exclude_spans=["receive", "send"],
         )
-    return RequestObserver(ClosingConnections(InferEndpoint(api), drain), access_log)
+    fronts = InferEndpoint(OpenAIFront(api))  # v2 inference first: the hot path
+    return RequestObserver(ClosingConnections(fronts, drain), access_log)
 
 
 async def _close_within(stack: AsyncExitStack, timeout_s: float) -> None:

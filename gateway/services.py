@@ -41,7 +41,9 @@ from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access
 from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane
+from gateway.pipeline.embeddings import EmbeddingsPlane
 from gateway.pipeline.inference import InferencePipeline
+from gateway.pipeline.rows import RowBatcher
 from gateway.runtime.stack_state import BackendRestarts
 from gateway.settings import Settings
 from resilience import CircuitBreaker, StoreUnavailable
@@ -69,6 +71,7 @@ class Services:
     registry: RegistrySync | None  # with GATEWAY_MLFLOW_TRACKING_URI
     capacity: Capacity
     shadows: ShadowTraffic
+    embeddings: EmbeddingsPlane
     pipeline: InferencePipeline
 
 
@@ -125,6 +128,13 @@ async def open_services(
         dataplane = DataPlane(
             triton, control.catalog, cache, control.traffic, settings.cache_per_tenant
         )
+        embeddings = EmbeddingsPlane(
+            control.catalog,
+            cache,
+            RowBatcher(triton),
+            repository_path(settings.model_repository),
+            settings.cache_per_tenant,
+        )
         yield Services(
             settings=settings,
             metrics=metrics,
@@ -141,8 +151,9 @@ async def open_services(
             registry=control.registry,
             capacity=capacity,
             shadows=shadows,
+            embeddings=embeddings,
             pipeline=InferencePipeline(
-                capacity, access, dataplane, shadows, control.catalog, metrics, spans
+                capacity, access, dataplane, embeddings, shadows, control.catalog, metrics, spans
             ),
         )
 

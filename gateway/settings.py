@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, gt=0, description="Largest accepted request body (413 above)"
     )
+    openai_max_inputs: int = Field(
+        default=2048, gt=0, description="Most inputs in one /v1/embeddings request (400 above)"
+    )
 
     cache_enabled: bool = Field(default=True, description="Cache results unless a model opts out")
     cache_ttl_s: float = Field(default=300.0, gt=0, description="Lifetime of a Redis entry")

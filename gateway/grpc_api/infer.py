@@ -20,7 +20,7 @@ from gateway.grpc_api.convert import infer_body, infer_response
 from gateway.grpc_api.status import CODES, grpc_code, trailers
 from gateway.observability.requests import RequestInfo
 from gateway.pipeline.access import Grant
-from gateway.pipeline.dataplane import Answer
+from gateway.pipeline.dataplane import Answer, V2Request
 from gateway.pipeline.inference import SpanAttributes
 
 ServicerContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -51,8 +51,8 @@ class GrpcCall:
     def status_attribute(self, status: int) -> tuple[str, int]:
         return "rpc.grpc.status_code", code_of(status).value[0]
 
-    async def body(self) -> tuple[bytes, int | None]:
-        return infer_body(self._request)
+    async def request(self) -> V2Request:
+        return V2Request(*infer_body(self._request))
 
     async def respond(self, answer: Answer, grant: Grant) -> None:
         self._response = infer_response(answer.response)

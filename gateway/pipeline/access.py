@@ -73,6 +73,12 @@ class Access:
 
         return await self._granted(headers, in_scope)
 
+    def check_scope(self, key: auth.KeyRecord, model: str) -> None:
+        """For a request whose body names its model (after `for_anyone_with_a_key`): 403
+        unless `key`'s `infer` scope covers `model`, counted as any refusal."""
+        if not key.allows_model(model):
+            raise self._refused(auth.Forbidden(f"this API key may not use model '{model}'"))
+
     async def for_admin(self, headers: Headers) -> Grant:
         return await self._granted(headers, _admin)
 

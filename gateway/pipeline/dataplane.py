@@ -40,12 +40,21 @@ from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import TrafficSplits
 from gateway.errors import BadRequest, NotFound, TritonUnavailable
+from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
 
 # Answers a replay may repeat: not a bypass (uncached) or a stale answer (only while Triton
 # cannot answer).
 _REPLAYABLE = frozenset({Outcome.MISS, Outcome.HIT, Outcome.COALESCED})
+
+
+@dataclass(frozen=True, slots=True)
+class V2Request:
+    """A KServe v2 inference body (JSON, or a JSON header then binary tensors)."""
+
+    body: bytes
+    header_length: int | None  # Inference-Header-Content-Length
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +65,7 @@ class Answer:
     outcome: Outcome
     version: str  # the model version that answered
     mirror: Mirror | None = None  # to submit to ShadowTraffic once the response is sent
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The cacheable version a request resolves to."""
-
-    view: ModelView
-    version: str
-    fingerprint: str
+    cached_parts: tuple[int, int] | None = None  # per-input answers: (cached, of all)
 
 
 class DataPlane:
@@ -117,8 +118,8 @@ class DataPlane:
     ) -> Answer:
         view = self._catalog.get(model)
         routed = version or self._route(view, key)
-        target = self._target(view, routed)
-        tenant = self._tenant(key)
+        target = Target.of(view, routed)
+        tenant = cache_tenant(key, self._cache_per_tenant)
         memo = None
         if target is not None and directive is Directive.READ_AND_WRITE:
             memo = memo_key(
@@ -183,15 +184,6 @@ class DataPlane:
             return None
         return Mirror(replace(request, version=shadow), result, view.inference_timeout_s)
 
-    def _target(self, view: ModelView | None, version: str) -> Target | None:
-        if view is None or not view.cache_policy.enabled:
-            return None
-        resolved = version or view.default_version
-        fingerprint = view.fingerprints.get(resolved) if resolved else None
-        if resolved is None or fingerprint is None:
-            return None
-        return Target(view, resolved, fingerprint)
-
     async def _cached(
         self,
         request: InferRequest,
@@ -233,9 +225,6 @@ class DataPlane:
             self._catalog.refresh_soon()  # Triton serves something the catalog lacks
         self._cache.bypassed(view.name if view else UNKNOWN_MODEL)
         return result
-
-    def _tenant(self, key: KeyRecord) -> str:
-        return key.tenant_name if self._cache_per_tenant or key.private_cache else ""
 
 
 def _output_bytes(result: InferResult) -> int:

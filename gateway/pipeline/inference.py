@@ -7,7 +7,9 @@
         the key: authenticated, its scope covers the model, its rate limit   401 403 429 503
         the key's share of the worker's capacity                             429
         the request's body, as the front reads it                            400 408 413
-        the data plane: the result cache or Triton (dataplane.py)            400 404 503
+        (a body that names its model: that model's scope now)                403
+        the data plane: the result cache or Triton (dataplane.py), or for
+        embeddings a cache entry per input (embeddings.py)                   400 404 503
         the front sends the answer
         a copy to the traffic split's shadow version, if any, after the answer
       a GatewayError is answered as the front answers errors; anything else is logged and
@@ -32,13 +34,14 @@ from gateway.cache import Directive
 from gateway.cache.policy import allows_stale
 from gateway.control.catalog import ModelCatalog
 from gateway.control.lifecycle.shadow import ShadowTraffic
-from gateway.errors import ClientDisconnected, GatewayError
+from gateway.errors import ClientDisconnected, GatewayError, NotFound
 from gateway.observability.metrics import Metrics
 from gateway.observability.requests import RequestInfo
 from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access, Grant
 from gateway.pipeline.capacity import Capacity, Overloaded
-from gateway.pipeline.dataplane import Answer, DataPlane
+from gateway.pipeline.dataplane import Answer, DataPlane, V2Request
+from gateway.pipeline.embeddings import EmbeddingModel, EmbeddingsPlane, EmbeddingsRequest
 from gateway.protocol.headers import Headers, header
 from gateway.protocol.names import check_model_path
 
@@ -49,7 +52,7 @@ SpanAttributes = dict[str, str | int | bool]
 class InferenceCall(Protocol):
     """One inference request as a front sees it."""
 
-    model: str
+    model: str  # "" when the body names it (OpenAI's API): its scope is checked once read
     version: str  # "" when the request names none
     info: RequestInfo  # what the access line and the metrics say of the request
     span_name: str
@@ -65,8 +68,8 @@ class InferenceCall(Protocol):
     def status_attribute(self, status: int) -> tuple[str, int]:
         """The span attribute that reports `status` in this front's terms."""
 
-    async def body(self) -> tuple[bytes, int | None]:
-        """The v2 request body and its JSON header's length (binary tensor data)."""
+    async def request(self) -> V2Request | EmbeddingsRequest:
+        """The request's body, read and put in the pipeline's terms."""
 
     async def respond(self, answer: Answer, grant: Grant) -> None:
         """Send the answer (with the key's rate-limit values)."""
@@ -83,6 +86,7 @@ class InferencePipeline:
         capacity: Capacity,
         access: Access,
         dataplane: DataPlane,
+        embeddings: EmbeddingsPlane,
         shadows: ShadowTraffic,
         catalog: ModelCatalog,
         metrics: Metrics,
@@ -91,6 +95,7 @@ class InferencePipeline:
         self._capacity = capacity
         self._access = access
         self._dataplane = dataplane
+        self._embeddings = embeddings
         self._shadows = shadows
         self._catalog = catalog
         self._metrics = metrics
@@ -152,23 +157,45 @@ class InferencePipeline:
             return 500
 
     async def _infer(self, call: InferenceCall) -> None:
-        grant = await self._access.for_model(call.headers, call.model)
+        access = self._access
+        if call.model:
+            grant = await access.for_model(call.headers, call.model)
+        else:
+            grant = await access.for_anyone_with_a_key(call.headers)
         call.info.key_id = grant.key.id
         with self._capacity.hold_for_key(grant.key.id):
-            body, header_length = await call.body()
+            request = await call.request()
             cache_control = header(call.headers, b"cache-control")
-            answer = await self._dataplane.answer(
-                call.model,
-                call.version,
-                body,
-                header_length,
-                grant.key,
-                Directive.from_header(cache_control),
-                allows_stale(cache_control),
-            )
+            directive, stale = Directive.from_header(cache_control), allows_stale(cache_control)
+            if isinstance(request, V2Request):
+                answer = await self._dataplane.answer(
+                    call.model,
+                    call.version,
+                    request.body,
+                    request.header_length,
+                    grant.key,
+                    directive,
+                    stale,
+                )
+            else:
+                exposed = self._exposed(request.model, grant)
+                call.info.model = self._catalog.metric_label(exposed.view.name)
+                answer = await self._embeddings.answer(
+                    request, exposed, grant.key, directive, stale
+                )
             call.info.version, call.info.cache = answer.version, answer.outcome.value
             await call.respond(answer, grant)
         self._shadows.submit(answer.mirror)  # only now: it must not delay the answer
+
+    def _exposed(self, name: str, grant: Grant) -> EmbeddingModel:
+        """The embedding model `name`, if the key may use it (403 before 404, as for v2)."""
+        try:
+            exposed = self._embeddings.model(name)
+        except NotFound:
+            self._access.check_scope(grant.key, name)
+            raise
+        self._access.check_scope(grant.key, exposed.view.name)
+        return exposed
 
 
 def _note_trace(info: RequestInfo, span: trace.Span) -> None:

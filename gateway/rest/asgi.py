@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from starlette.types import Message, Receive, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import (
     BadRequest,
@@ -15,7 +15,9 @@ from gateway.errors import (
     RequestTimeout,
 )
 from gateway.protocol.headers import header
-from gateway.runtime.deadlines import BodyDeadline
+from gateway.rest.compression import inflate
+from gateway.runtime.deadlines import BODY_ARRIVED, BodyDeadline
+from gateway.settings import Settings
 
 
 def int_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int | None:
@@ -69,6 +71,15 @@ async def _receive_body(receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def read_inflated(scope: Scope, receive: Receive, settings: Settings) -> bytes:
+    """The request's body within the settings' limit and deadline, gzip/deflate inflated
+    (413 if the inflated body is over the limit)."""
+    headers, limit = scope["headers"], settings.max_body_bytes
+    deadline = BodyDeadline(settings.body_timeout_s, settings.body_min_rate)
+    received = await read_body(receive, headers, limit, deadline, BODY_ARRIVED in scope)
+    return inflate(received, header(headers, b"content-encoding"), limit)
 
 
 async def send_response(

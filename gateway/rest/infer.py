@@ -21,12 +21,11 @@ from gateway.cache import Outcome
 from gateway.errors import GatewayError, MethodNotAllowed
 from gateway.observability.requests import request_info
 from gateway.pipeline.access import Grant
-from gateway.pipeline.dataplane import Answer
+from gateway.pipeline.dataplane import Answer, V2Request
 from gateway.pipeline.inference import SpanAttributes
 from gateway.protocol.headers import header
-from gateway.rest.asgi import int_header, read_body, send_error, send_response
-from gateway.rest.compression import chosen_encoding, compress, inflate
-from gateway.runtime.deadlines import BODY_ARRIVED, BodyDeadline
+from gateway.rest.asgi import int_header, read_inflated, send_error, send_response
+from gateway.rest.compression import chosen_encoding, compress
 from gateway.services import Services
 
 STALE_CACHE_STATUS = b"gateway; hit; fwd=miss; fwd-status=503; detail=stale-if-error"
@@ -85,13 +84,9 @@ class RestCall:
     def status_attribute(self, status: int) -> tuple[str, int]:
         return "http.response.status_code", status
 
-    async def body(self) -> tuple[bytes, int | None]:
-        headers, limit = self.headers, self._settings.max_body_bytes
-        deadline = BodyDeadline(self._settings.body_timeout_s, self._settings.body_min_rate)
-        arrived = BODY_ARRIVED in self._scope
-        received = await read_body(self._receive, headers, limit, deadline, arrived)
-        body = inflate(received, header(headers, b"content-encoding"), limit)
-        return body, int_header(headers, b"inference-header-content-length")
+    async def request(self) -> V2Request:
+        body = await read_inflated(self._scope, self._receive, self._settings)
+        return V2Request(body, int_header(self.headers, b"inference-header-content-length"))
 
     async def respond(self, answer: Answer, grant: Grant) -> None:
         response = answer.response

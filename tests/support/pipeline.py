@@ -3,8 +3,10 @@ traffic splits and rate limits faked at their boundaries (tests/unit/pipeline/).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -18,8 +20,11 @@ from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access
 from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane
+from gateway.pipeline.embeddings import EmbeddingsPlane
 from gateway.pipeline.inference import InferencePipeline
-from tests.support.fake_triton import FakeTriton
+from gateway.pipeline.rows import RowBatcher
+from gateway.protocol.types import InferRequest, InferResult
+from tests.support.fake_triton import FakeTriton, labels
 from tests.support.memory_redis_tier import MemoryRedis
 
 MODEL = "m"
@@ -70,6 +75,7 @@ class Shadows:
 class Harness:
     pipeline: InferencePipeline
     dataplane: DataPlane
+    embeddings: EmbeddingsPlane
     triton: FakeTriton
     redis: MemoryRedis
     splits: Splits
@@ -79,9 +85,17 @@ class Harness:
     keys: auth.KeyService
 
 
-async def harness(repository: Path, versions: tuple[str, ...] = ("1", "2")) -> Harness:
-    """A pipeline over model `m` with `versions` READY (files in `repository`)."""
-    triton = FakeTriton()
+async def harness(
+    repository: Path,
+    versions: tuple[str, ...] = ("1", "2"),
+    answer: Callable[[InferRequest], InferResult] = labels,
+    config: dict[str, Any] | None = None,
+) -> Harness:
+    """A pipeline over model `m` with `versions` READY (files in `repository`), Triton
+    answering with `answer`, the model's config `config`."""
+    triton = FakeTriton(answer)
+    if config is not None:
+        triton.control.configs[MODEL] = config
     for version in versions:
         (repository / MODEL / version).mkdir(parents=True, exist_ok=True)
         (repository / MODEL / version / "model.onnx").write_bytes(version.encode())
@@ -112,8 +126,12 @@ async def harness(repository: Path, versions: tuple[str, ...] = ("1", "2")) -> H
     access = Access(authenticator, Unlimited(), metrics, 1, spans)  # type: ignore[arg-type]
     capacity = Capacity(limit=4, per_key=2, retry_after_s=1)
     shadow_traffic: ShadowTraffic = shadows  # type: ignore[assignment]
+    rows = RowBatcher(triton)  # type: ignore[arg-type]
+    embeddings = EmbeddingsPlane(catalog, cache, rows, repository, cache_per_tenant=False)
     pipeline = InferencePipeline(
-        capacity, access, dataplane, shadow_traffic, catalog, metrics, spans
+        capacity, access, dataplane, embeddings, shadow_traffic, catalog, metrics, spans
     )
     keys = auth.KeyService(store, hasher)
-    return Harness(pipeline, dataplane, triton, redis, splits, shadows, capacity, metrics, keys)
+    return Harness(
+        pipeline, dataplane, embeddings, triton, redis, splits, shadows, capacity, metrics, keys
+    )

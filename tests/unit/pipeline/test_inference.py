@@ -14,7 +14,7 @@ import pytest
 from gateway.errors import ClientDisconnected, GatewayError
 from gateway.observability.requests import RequestInfo
 from gateway.pipeline.access import Grant
-from gateway.pipeline.dataplane import Answer
+from gateway.pipeline.dataplane import Answer, V2Request
 from gateway.pipeline.inference import SpanAttributes
 from gateway.protocol.headers import Headers
 from tests.support.pipeline import MODEL, Harness, harness, label_of, request_body
@@ -43,11 +43,11 @@ class FakeCall:
     def status_attribute(self, status: int) -> tuple[str, int]:
         return "status", status
 
-    async def body(self) -> tuple[bytes, int | None]:
+    async def request(self) -> V2Request:
         self.bodies_read += 1
         if self.disconnect:
             raise ClientDisconnected
-        return self.body_bytes, None
+        return V2Request(self.body_bytes, None)
 
     async def respond(self, answer: Answer, grant: Grant) -> None:
         self.sent.append("answer")

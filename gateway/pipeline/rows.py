@@ -1,0 +1,138 @@
+"""`RowBatcher`: single-row inference calls made in one event-loop turn, sent to Triton as
+batches, each row's result handed back to its caller.
+
+The per-input cache (embeddings.py) asks for one row per input it could not find, each
+from its own single-flight computation (`ResultCache.get_or_compute`); the cache's Redis
+replies for a request's inputs arrive together, so the rows that miss reach the batcher in
+the same turn. The first row of a turn schedules a flush for the end of the turn; rows of
+the same model, version and inputs go as batches of at most the model's `max_batch_size`,
+all batches at once (one round trip each). A failed batch fails each of its rows.
+
+A row is an `InferRequest` whose every input has a batch dimension of 1. Rows of INT64
+inputs of different lengths (token ids and their attention mask) are padded with zeros to
+the longest row of their batch: the models this is used for pool over the attention mask,
+so padding does not change a row's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.backends.triton import TritonClient
+from gateway.errors import GatewayError
+from gateway.protocol.datatypes import BYTES, ELEMENT_SIZES
+from gateway.protocol.types import InferRequest, InferResult, Tensor
+
+# A batch's identity: model, version, and each input's name and datatype.
+_Group = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+@dataclass(slots=True)
+class _Row:
+    request: InferRequest
+    answer: asyncio.Future[InferResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class RowBatcher:
+    """Batches the rows asked for in one event-loop turn."""
+
+    def __init__(self, triton: TritonClient) -> None:
+        self._triton = triton
+        self._pending: dict[_Group, list[_Row]] = {}
+        self._limits: dict[_Group, tuple[int, float | None]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def infer_row(
+        self, request: InferRequest, max_batch_size: int, timeout_s: float | None = None
+    ) -> InferResult:
+        """The result of one row; it goes to Triton with the other rows of this turn."""
+        group = (
+            request.model,
+            request.version,
+            tuple((tensor.name, tensor.datatype) for tensor in request.inputs),
+        )
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        row = _Row(request)
+        self._pending.setdefault(group, []).append(row)
+        self._limits[group] = (max(1, max_batch_size), timeout_s)
+        return await row.answer
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for group, rows in pending.items():
+            size, timeout_s = self._limits.pop(group)
+            for start in range(0, len(rows), size):
+                task = asyncio.ensure_future(self._send(rows[start : start + size], timeout_s))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+
+    async def _send(self, rows: list[_Row], timeout_s: float | None) -> None:
+        try:
+            batch = stack([row.request for row in rows])
+            result = await self._triton.infer(batch, timeout_s)
+            answers = split(result, len(rows))
+        except BaseException as exc:  # every caller hears how its batch failed
+            for row in rows:
+                if not row.answer.done():
+                    row.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for row, answer in zip(rows, answers, strict=True):
+            if not row.answer.done():  # a caller cancelled meanwhile gets nothing
+                row.answer.set_result(answer)
+
+
+def stack(rows: Sequence[InferRequest]) -> InferRequest:
+    """One request of `rows` (same model, version and inputs), row after row."""
+    first = rows[0]
+    inputs = tuple(
+        _stacked([row.inputs[index] for row in rows]) for index in range(len(first.inputs))
+    )
+    return InferRequest(first.model, first.version, inputs, first.outputs)
+
+
+def split(result: InferResult, count: int) -> list[InferResult]:
+    """`count` one-row results of a batch's result."""
+    columns = [_rows_of(tensor, count) for tensor in result.outputs]
+    share_s = result.triton_s / count  # each row's share of Triton's time
+    return [
+        InferResult(result.model, result.version, tuple(c[n] for c in columns), share_s)
+        for n in range(count)
+    ]
+
+
+def _stacked(tensors: list[Tensor]) -> Tensor:
+    first = tensors[0]
+    if len({t.shape for t in tensors}) == 1:  # BYTES elements carry their own lengths
+        shape = (len(tensors), *first.shape[1:])
+        return Tensor(first.name, first.datatype, shape, b"".join(t.data for t in tensors))
+    if first.datatype != "INT64" or any(len(t.shape) != 2 for t in tensors):
+        raise GatewayError(f"rows of input '{first.name}' differ in shape and cannot be padded")
+    longest = max(t.shape[1] for t in tensors)
+    size = ELEMENT_SIZES["INT64"]
+    data = b"".join(t.data + bytes(size * (longest - t.shape[1])) for t in tensors)
+    return Tensor(first.name, first.datatype, (len(tensors), longest), data)
+
+
+def _rows_of(tensor: Tensor, count: int) -> list[Tensor]:
+    if not tensor.shape or tensor.shape[0] != count:
+        raise GatewayError(
+            f"Triton answered output '{tensor.name}' with shape {list(tensor.shape)} "
+            f"for a batch of {count}"
+        )
+    if tensor.datatype == BYTES:
+        raise GatewayError(f"output '{tensor.name}' is BYTES: rows of it are not split")
+    row_bytes = len(tensor.data) // count
+    shape = (1, *tensor.shape[1:])
+    return [
+        Tensor(
+            tensor.name, tensor.datatype, shape, tensor.data[n * row_bytes : (n + 1) * row_bytes]
+        )
+        for n in range(count)
+    ]
