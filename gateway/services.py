@@ -43,6 +43,7 @@ from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane
 from gateway.pipeline.embeddings import EmbeddingsPlane
 from gateway.pipeline.inference import InferencePipeline
+from gateway.pipeline.row_cache import RowCache
 from gateway.pipeline.rows import RowBatcher
 from gateway.runtime.stack_state import BackendRestarts
 from gateway.settings import Settings
@@ -125,13 +126,13 @@ async def open_services(
             triton, control.agreement, metrics, capacity, settings.shadow_max_in_flight
         )
         stack.push_async_callback(shadows.close)  # before the agreement's last flush
+        rows = RowCache(cache, RowBatcher(triton))
         dataplane = DataPlane(
-            triton, control.catalog, cache, control.traffic, settings.cache_per_tenant
+            triton, control.catalog, cache, control.traffic, settings.cache_per_tenant, rows
         )
         embeddings = EmbeddingsPlane(
             control.catalog,
-            cache,
-            RowBatcher(triton),
+            rows,
             repository_path(settings.model_repository),
             settings.cache_per_tenant,
         )

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
@@ -87,6 +87,16 @@ class Outcome(StrEnum):
     COALESCED = "coalesced"
     BYPASS = "bypass"
     STALE = "stale"  # Triton could not answer; an entry past its TTL, within its grace
+
+    @classmethod
+    def combined(cls, parts: Iterable[Outcome]) -> Outcome:
+        """The outcome of an answer made of parts (rows, inputs): a miss if Triton computed
+        any part, else the first of bypass, stale, coalesced found, else a hit."""
+        found = set(parts)
+        for outcome in (cls.MISS, cls.BYPASS, cls.STALE, cls.COALESCED):
+            if outcome in found:
+                return outcome
+        return cls.HIT
 
 
 @dataclass(frozen=True, slots=True)

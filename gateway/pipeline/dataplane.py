@@ -6,7 +6,8 @@
         the same request bytes answered recently -> replay that response   X-Cache: hit
       decode the v2 request (400 naming the input)
       part of a sequence, no-store, uncacheable model/version? -> Triton    X-Cache: bypass
-      compute the cache key for the version the request resolves to, then
+      compute the cache key for the version the request resolves to (a key per row
+        for models that declare their rows independent: `cache_rows`), then
       ResultCache.get_or_compute (the cache counts its own outcomes):
         Cache-Control: no-cache  -> Triton, then store the answer          X-Cache: bypass
         the in-process tier, another request's flight, Redis, another
@@ -36,10 +37,12 @@ from gateway.cache import (
     is_stateful,
     memo_key,
 )
-from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
+from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView, config_parameter
 from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import TrafficSplits
 from gateway.errors import BadRequest, NotFound, TritonUnavailable
+from gateway.pipeline.row_cache import Row, RowCache
+from gateway.pipeline.rows import joined, split_rows
 from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
@@ -78,8 +81,10 @@ class DataPlane:
         cache: ResultCache,
         traffic: TrafficSplits,
         cache_per_tenant: bool,
+        rows: RowCache,
     ) -> None:
         self._triton = triton
+        self._rows = rows
         self._catalog = catalog
         self._cache = cache
         self._traffic = traffic
@@ -195,8 +200,11 @@ class DataPlane:
         """The result through the cache; Triton is asked for the version the key names (a
         newer version loaded meanwhile must not answer under this key)."""
         view = target.view
-        digest = cache_key(request, target.version, target.fingerprint, tenant)
         pinned = request if request.version else replace(request, version=target.version)
+        rows = split_rows(pinned) if rows_independent(view) else None
+        if rows is not None:
+            return await self._cached_rows(rows, target, tenant, directive, allow_stale)
+        digest = cache_key(request, target.version, target.fingerprint, tenant)
 
         async def ask_triton() -> InferResult:
             return await self._triton.infer(pinned, view.inference_timeout_s)
@@ -208,6 +216,20 @@ class DataPlane:
             directive,
             allow_stale,
         )
+
+    async def _cached_rows(
+        self,
+        rows: list[InferRequest],
+        target: Target,
+        tenant: str,
+        directive: Directive,
+        allow_stale: bool,
+    ) -> tuple[InferResult, Outcome]:
+        """A batch of independent rows, an entry per row (row_cache.py)."""
+        parts = await self._rows.results(
+            [Row(row, target.view, target) for row in rows], tenant, directive, allow_stale
+        )
+        return joined([result for result, _ in parts]), Outcome.combined(o for _, o in parts)
 
     async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
         try:
@@ -229,3 +251,9 @@ class DataPlane:
 
 def _output_bytes(result: InferResult) -> int:
     return sum(len(tensor.data) for tensor in result.outputs)
+
+
+def rows_independent(view: ModelView) -> bool:
+    """Whether the model declares its rows independent (`cache_rows: "independent"` in its
+    config): a batch's answer is its rows' answers, so each row can be cached on its own."""
+    return config_parameter(view.config, "cache_rows") == "independent"

@@ -25,7 +25,6 @@ A model is exposed by parameters in its config.pbtxt:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 from collections.abc import Iterable
@@ -38,11 +37,11 @@ import orjson
 from numpy.typing import NDArray
 
 from auth import KeyRecord
-from gateway.cache import CacheKey, Directive, Outcome, ResultCache, cache_key
+from gateway.cache import Directive, Outcome
 from gateway.control.catalog import ModelCatalog, ModelView, config_parameter
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.pipeline.dataplane import Answer
-from gateway.pipeline.rows import RowBatcher
+from gateway.pipeline.row_cache import Row, RowCache
 from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse
 from gateway.protocol.datatypes import encode_bytes_elements
@@ -109,13 +108,11 @@ class EmbeddingsPlane:
     def __init__(
         self,
         catalog: ModelCatalog,
-        cache: ResultCache,
-        rows: RowBatcher,
+        rows: RowCache,
         repository: Path | None,
         cache_per_tenant: bool,
     ) -> None:
         self._catalog = catalog
-        self._cache = cache
         self._rows = rows
         self._repository = repository
         self._cache_per_tenant = cache_per_tenant
@@ -144,20 +141,17 @@ class EmbeddingsPlane:
         if request.dimensions is not None and not exposed.truncatable:
             raise BadRequest(f"the model '{request.model}' does not support 'dimensions'")
         inputs, tokens = self._measured(exposed, request)
-        rows = {row_input: self._row(exposed, row_input) for row_input in inputs}
-        target = Target.of(exposed.view, "")
         tenant = cache_tenant(key, self._cache_per_tenant)
-        outcomes = await asyncio.gather(
-            *(self._result(row, target, tenant, directive, allow_stale) for row in rows.values())
-        )
-        by_input = dict(zip(rows, outcomes, strict=True))
-        vectors = [self._vector(exposed, by_input[i][0], request.dimensions) for i in inputs]
-        outcome = _overall([by_input[i][1] for i in inputs])
+        rows = [self._row(exposed, value) for value in inputs]
+        parts = await self._rows.results(rows, tenant, directive, allow_stale)
+        vectors = [self._vector(exposed, result, request.dimensions) for result, _ in parts]
         body = _response(request, vectors, tokens)
-        version = outcomes[0][0].version if outcomes else ""
-        cached = sum(by_input[i][1] in _CACHED for i in inputs)
+        cached = sum(outcome in _CACHED for _, outcome in parts)
         return Answer(
-            EncodedResponse(body, JSON, None), outcome, version, cached_parts=(cached, len(inputs))
+            EncodedResponse(body, JSON, None),
+            Outcome.combined(outcome for _, outcome in parts),
+            parts[0][0].version,
+            cached_parts=(cached, len(parts)),
         )
 
     def _measured(
@@ -179,56 +173,27 @@ class EmbeddingsPlane:
             inputs[index], counts[index] = _cut(tokenizer, inputs[index], limit)
         return inputs, sum(counts)
 
-    def _row(self, exposed: EmbeddingModel, value: Input) -> InferRequest:
-        """The one-row request that computes `value`'s vector."""
+    def _row(self, exposed: EmbeddingModel, value: Input) -> Row:
+        """The one-row request that computes `value`'s vector, and where it is cached."""
         if isinstance(value, str):
-            text = Tensor(
-                exposed.text_input, "BYTES", (1, 1), encode_bytes_elements([value.encode()])
-            )
-            return InferRequest(exposed.view.name, "", (text,))
+            view = exposed.view
+            target = Target.of(view, "")
+            encoded = encode_bytes_elements([value.encode()])
+            text = Tensor(exposed.text_input, "BYTES", (1, 1), encoded)
+            version = target.version if target is not None else ""
+            return Row(InferRequest(view.name, version, (text,)), view, target)
         if exposed.tokens_model is None:
             raise BadRequest(f"the model '{exposed.name}' takes text, not token ids")
         model, version = exposed.tokens_model
+        encoder = self._catalog.get(model)
+        if encoder is None:
+            raise GatewayError(f"the model '{model}' that takes token ids is not ready")
         ids = np.asarray(value, dtype="<i8").reshape(1, -1)
-        return InferRequest(
-            model,
-            version,
-            (
-                Tensor("input_ids", "INT64", ids.shape, ids.tobytes()),
-                Tensor("attention_mask", "INT64", ids.shape, np.ones_like(ids).tobytes()),
-            ),
+        tensors = (
+            Tensor("input_ids", "INT64", ids.shape, ids.tobytes()),
+            Tensor("attention_mask", "INT64", ids.shape, np.ones_like(ids).tobytes()),
         )
-
-    async def _result(
-        self,
-        row: InferRequest,
-        text_target: Target | None,
-        tenant: str,
-        directive: Directive,
-        allow_stale: bool,
-    ) -> tuple[InferResult, Outcome]:
-        view = self._catalog.get(row.model)
-        target = text_target if row.version == "" else Target.of(view, row.version)
-        if view is None:
-            raise GatewayError(f"the model '{row.model}' that computes token inputs is not ready")
-        max_batch = int(view.config.get("max_batch_size", 0) or 1)
-        if target is None or directive is Directive.NONE:
-            self._cache.bypassed(row.model)
-            result = await self._rows.infer_row(row, max_batch, view.inference_timeout_s)
-            return result, Outcome.BYPASS
-        pinned = InferRequest(row.model, target.version, row.inputs)
-        digest = cache_key(pinned, target.version, target.fingerprint, tenant)
-
-        async def compute() -> InferResult:
-            return await self._rows.infer_row(pinned, max_batch, view.inference_timeout_s)
-
-        return await self._cache.get_or_compute(
-            CacheKey(digest, row.model, target.version),
-            compute,
-            target.view.cache_policy,
-            directive,
-            allow_stale,
-        )
+        return Row(InferRequest(model, version, tensors), encoder, Target.of(encoder, version))
 
     def _vector(
         self, exposed: EmbeddingModel, result: InferResult, dimensions: int | None
@@ -283,14 +248,6 @@ def _cut(tokenizer: Any, value: Input, limit: int) -> tuple[Input, int]:
     offsets = tokenizer.encode(value).offsets
     cut = value[: offsets[(1 if specials else 0) + kept - 1][1]] if kept else ""
     return cut, len(tokenizer.encode(cut).ids)
-
-
-def _overall(outcomes: list[Outcome]) -> Outcome:
-    """A request's X-Cache: a miss if Triton computed any input, a hit if none."""
-    for outcome in (Outcome.MISS, Outcome.BYPASS, Outcome.STALE, Outcome.COALESCED):
-        if outcome in outcomes:
-            return outcome
-    return Outcome.HIT
 
 
 def _response(request: EmbeddingsRequest, vectors: list[NDArray[np.float32]], tokens: int) -> bytes:

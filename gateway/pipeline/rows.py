@@ -22,7 +22,12 @@ from dataclasses import dataclass, field
 
 from gateway.backends.triton import TritonClient
 from gateway.errors import GatewayError
-from gateway.protocol.datatypes import BYTES, ELEMENT_SIZES
+from gateway.protocol.datatypes import (
+    BYTES,
+    ELEMENT_SIZES,
+    decode_bytes_elements,
+    encode_bytes_elements,
+)
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 
 # A batch's identity: model, version, and each input's name and datatype.
@@ -120,19 +125,59 @@ def _stacked(tensors: list[Tensor]) -> Tensor:
     return Tensor(first.name, first.datatype, (len(tensors), longest), data)
 
 
+def split_rows(request: InferRequest) -> list[InferRequest] | None:
+    """`request` as one request per row of its batch, or None when it is one row, or its
+    inputs do not share a batch dimension."""
+    sizes = {tensor.shape[0] for tensor in request.inputs if tensor.shape}
+    if len(sizes) != 1 or any(not t.shape for t in request.inputs):
+        return None
+    (count,) = sizes
+    if count < 2:
+        return None
+    columns = [_rows_of(tensor, count) for tensor in request.inputs]
+    return [
+        InferRequest(
+            request.model,
+            request.version,
+            tuple(column[n] for column in columns),
+            request.outputs,
+            parameters=request.parameters,
+        )
+        for n in range(count)
+    ]
+
+
+def joined(results: Sequence[InferResult]) -> InferResult:
+    """The one-row results of a batch's rows as the batch's result."""
+    first = results[0]
+    outputs = tuple(
+        Tensor(
+            tensor.name,
+            tensor.datatype,
+            (len(results), *tensor.shape[1:]),
+            b"".join(result.outputs[index].data for result in results),
+        )
+        for index, tensor in enumerate(first.outputs)
+    )
+    triton_s = sum(result.triton_s for result in results)
+    return InferResult(first.model, first.version, outputs, triton_s)
+
+
 def _rows_of(tensor: Tensor, count: int) -> list[Tensor]:
+    """`tensor`'s rows, each with a batch dimension of 1."""
     if not tensor.shape or tensor.shape[0] != count:
         raise GatewayError(
             f"Triton answered output '{tensor.name}' with shape {list(tensor.shape)} "
             f"for a batch of {count}"
         )
+    shape, data = (1, *tensor.shape[1:]), tensor.data
     if tensor.datatype == BYTES:
-        raise GatewayError(f"output '{tensor.name}' is BYTES: rows of it are not split")
-    row_bytes = len(tensor.data) // count
-    shape = (1, *tensor.shape[1:])
+        elements = decode_bytes_elements(data)
+        each = len(elements) // count
+        parts = [encode_bytes_elements(elements[n * each : (n + 1) * each]) for n in range(count)]
+        return [Tensor(tensor.name, BYTES, shape, part) for part in parts]
+    size = len(data) // count
     return [
-        Tensor(
-            tensor.name, tensor.datatype, shape, tensor.data[n * row_bytes : (n + 1) * row_bytes]
-        )
+        Tensor(tensor.name, tensor.datatype, shape, data[n * size : (n + 1) * size])
         for n in range(count)
     ]

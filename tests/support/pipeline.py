@@ -22,6 +22,7 @@ from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane
 from gateway.pipeline.embeddings import EmbeddingsPlane
 from gateway.pipeline.inference import InferencePipeline
+from gateway.pipeline.row_cache import RowCache
 from gateway.pipeline.rows import RowBatcher
 from gateway.protocol.types import InferRequest, InferResult
 from tests.support.fake_triton import FakeTriton, labels
@@ -120,14 +121,14 @@ async def harness(
         spans=spans,
     )
     splits, shadows = Splits(), Shadows()
-    dataplane = DataPlane(triton, catalog, cache, splits, cache_per_tenant=False)  # type: ignore[arg-type]
+    rows = RowCache(cache, RowBatcher(triton))  # type: ignore[arg-type]
+    dataplane = DataPlane(triton, catalog, cache, splits, False, rows)  # type: ignore[arg-type]
     store, hasher = auth.InMemoryKeyStore(), auth.KeyHasher(b"p" * 32)
     authenticator = auth.Authenticator(store, hasher, observer=metrics)
     access = Access(authenticator, Unlimited(), metrics, 1, spans)  # type: ignore[arg-type]
     capacity = Capacity(limit=4, per_key=2, retry_after_s=1)
     shadow_traffic: ShadowTraffic = shadows  # type: ignore[assignment]
-    rows = RowBatcher(triton)  # type: ignore[arg-type]
-    embeddings = EmbeddingsPlane(catalog, cache, rows, repository, cache_per_tenant=False)
+    embeddings = EmbeddingsPlane(catalog, rows, repository, cache_per_tenant=False)
     pipeline = InferencePipeline(
         capacity, access, dataplane, embeddings, shadow_traffic, catalog, metrics, spans
     )

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 import auth
@@ -123,3 +124,31 @@ def test_a_bad_body_is_400_for_a_known_model_and_404_for_an_unknown_one(tmp_path
         assert h.triton.calls == []
 
     run(tmp_path, scenario)
+
+
+def rows_body(*rows: tuple[float, ...]) -> bytes:
+    tensor = {"name": "x", "datatype": "FP32", "shape": [len(rows), len(rows[0])]}
+    return orjson.dumps({"inputs": [{**tensor, "data": [v for row in rows for v in row]}]})
+
+
+def test_a_model_with_independent_rows_caches_each_row(tmp_path: Path) -> None:
+    config = {
+        "name": MODEL,
+        "max_batch_size": 8,
+        "parameters": {"cache_rows": {"string_value": "independent"}},
+    }
+
+    async def scenario(h: Harness) -> None:
+        first = await ask(h, rows_body((1.0, 1.0), (2.0, 2.0)))
+        assert first.outcome is Outcome.MISS and h.triton.calls[-1].inputs[0].shape == (2, 2)
+        second = await ask(h, rows_body((2.0, 2.0), (3.0, 3.0), (1.0, 1.0), (3.0, 3.0)))
+        assert second.outcome is Outcome.MISS
+        assert h.triton.calls[-1].inputs[0].shape == (1, 2)  # only the new row, once
+        assert orjson.loads(second.response.body)["outputs"][0]["data"] == [4, 6, 2, 6]
+        assert (await ask(h, rows_body((3.0, 3.0), (2.0, 2.0)))).outcome is Outcome.HIT
+        assert len(h.triton.calls) == 2
+
+    async def main() -> None:
+        await scenario(await harness(tmp_path, config=config))
+
+    asyncio.run(main())
