@@ -337,7 +337,13 @@ def _policy_resolver(settings: Settings) -> Any:
         settings.cache_max_entry_bytes,
         settings.cache_stale_if_error_s,
     )
-    names = ("cache_enabled", "cache_ttl_s", "cache_max_entry_bytes", "cache_stale_if_error_s")
+    names = (
+        "cache_enabled",
+        "cache_ttl_s",
+        "cache_max_entry_bytes",
+        "cache_stale_if_error_s",
+        "cache_rows",
+    )
 
     def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:
         parameters = {name: config_parameter(config, name) for name in names}

@@ -2,8 +2,8 @@
 
 A model's policy comes from, in order: `GATEWAY_CACHE_MODELS` (JSON, per model name), the
 model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`,
-`cache_stale_if_error_s`), then the global defaults (`GATEWAY_CACHE_ENABLED`, `_TTL_S`,
-`_MAX_ENTRY_BYTES`, `_STALE_IF_ERROR_S`).
+`cache_stale_if_error_s`, `cache_rows`), then the global defaults
+(`GATEWAY_CACHE_ENABLED`, `_TTL_S`, `_MAX_ENTRY_BYTES`, `_STALE_IF_ERROR_S`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class ModelCacheSettings(BaseModel):
     ttl_s: float | None = Field(default=None, gt=0)
     max_entry_bytes: int | None = Field(default=None, gt=0)
     stale_if_error_s: float | None = Field(default=None, ge=0)
+    per_row: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,9 @@ class CachePolicy:
     # How long past its TTL an entry may still answer when Triton cannot (RFC 5861's
     # stale-if-error); 0: never, for models whose answers must be fresh.
     stale_if_error_s: float = 0.0
+    # An entry per row of a batch: the model declares its rows independent (the config's
+    # `cache_rows: "independent"`), so a batch's answer is its rows' answers.
+    per_row: bool = False
 
 
 class Directive(Enum):
@@ -66,6 +70,7 @@ def resolve_policy(
     ttl_s = defaults.ttl_s
     max_entry_bytes = defaults.max_entry_bytes
     stale_s = defaults.stale_if_error_s
+    per_row = str(parameter.get("cache_rows") or "").strip().lower() == "independent"
     if parameter.get("cache_stale_if_error_s"):
         stale_s = _number(parameter["cache_stale_if_error_s"], stale_s, allow_zero=True)
     if parameter.get("cache_enabled") is not None:
@@ -80,7 +85,9 @@ def resolve_policy(
         max_entry_bytes = override.max_entry_bytes or max_entry_bytes
         if override.stale_if_error_s is not None:
             stale_s = override.stale_if_error_s
-    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s)
+        if override.per_row is not None:
+            per_row = override.per_row
+    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s, per_row)
 
 
 def allows_stale(cache_control: bytes | None) -> bool:

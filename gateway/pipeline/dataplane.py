@@ -37,7 +37,7 @@ from gateway.cache import (
     is_stateful,
     memo_key,
 )
-from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView, config_parameter
+from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import TrafficSplits
 from gateway.errors import BadRequest, NotFound, TritonUnavailable
@@ -201,7 +201,7 @@ class DataPlane:
         newer version loaded meanwhile must not answer under this key)."""
         view = target.view
         pinned = request if request.version else replace(request, version=target.version)
-        rows = split_rows(pinned) if rows_independent(view) else None
+        rows = split_rows(pinned) if view.cache_policy.per_row else None
         if rows is not None:
             return await self._cached_rows(rows, target, tenant, directive, allow_stale)
         digest = cache_key(request, target.version, target.fingerprint, tenant)
@@ -251,9 +251,3 @@ class DataPlane:
 
 def _output_bytes(result: InferResult) -> int:
     return sum(len(tensor.data) for tensor in result.outputs)
-
-
-def rows_independent(view: ModelView) -> bool:
-    """Whether the model declares its rows independent (`cache_rows: "independent"` in its
-    config): a batch's answer is its rows' answers, so each row can be cached on its own."""
-    return config_parameter(view.config, "cache_rows") == "independent"

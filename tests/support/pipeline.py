@@ -30,6 +30,7 @@ from tests.support.memory_redis_tier import MemoryRedis
 
 MODEL = "m"
 POLICY = CachePolicy(True, 60, 100_000)
+PER_ROW = CachePolicy(True, 60, 100_000, per_row=True)
 
 
 def request_body(*values: float) -> bytes:
@@ -91,6 +92,7 @@ async def harness(
     versions: tuple[str, ...] = ("1", "2"),
     answer: Callable[[InferRequest], InferResult] = labels,
     config: dict[str, Any] | None = None,
+    policy: CachePolicy = POLICY,
 ) -> Harness:
     """A pipeline over model `m` with `versions` READY (files in `repository`), Triton
     answering with `answer`, the model's config `config`."""
@@ -107,7 +109,7 @@ async def harness(
         triton,  # type: ignore[arg-type]
         repository,
         60.0,
-        lambda model, config: POLICY,
+        lambda model, config: policy,
     )
     await catalog.refresh()
     redis = MemoryRedis()

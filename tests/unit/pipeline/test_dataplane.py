@@ -16,7 +16,7 @@ from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import Shadow, TrafficSplit
 from gateway.errors import BadRequest, NotFound
 from gateway.pipeline.dataplane import Answer
-from tests.support.pipeline import MODEL, Harness, harness, label_of, request_body
+from tests.support.pipeline import MODEL, PER_ROW, Harness, harness, label_of, request_body
 
 KEY = auth.KeyRecord(id="k1", name="team", hash="h", models=("*",), created_at=0.0)
 
@@ -132,11 +132,7 @@ def rows_body(*rows: tuple[float, ...]) -> bytes:
 
 
 def test_a_model_with_independent_rows_caches_each_row(tmp_path: Path) -> None:
-    config = {
-        "name": MODEL,
-        "max_batch_size": 8,
-        "parameters": {"cache_rows": {"string_value": "independent"}},
-    }
+    config = {"name": MODEL, "max_batch_size": 8}
 
     async def scenario(h: Harness) -> None:
         first = await ask(h, rows_body((1.0, 1.0), (2.0, 2.0)))
@@ -149,6 +145,6 @@ def test_a_model_with_independent_rows_caches_each_row(tmp_path: Path) -> None:
         assert len(h.triton.calls) == 2
 
     async def main() -> None:
-        await scenario(await harness(tmp_path, config=config))
+        await scenario(await harness(tmp_path, config=config, policy=PER_ROW))
 
     asyncio.run(main())
