@@ -5,6 +5,8 @@
     load      Locust, step by step up to saturation (`make loadtest`)
     soak      minutes of unique misses: memory levels off within the cache bound (`make soak`)
     ab        gateway configurations or revisions side by side, rounds interleaved
+    corpus    re-embedding a corpus with 5 % changed: the per-input cache against a
+              whole-request cache and direct Triton
 
 Each scenario takes `--help`. The kit they share is `loadtests/kit/`; one-off measurements
 behind design decisions live in `loadtests/investigations/` and run as their own modules.
@@ -21,6 +23,7 @@ SCENARIOS = {
     "load": "loadtests.run_loadtest",
     "soak": "loadtests.soak",
     "ab": "loadtests.config_ab",
+    "corpus": "loadtests.corpus",
 }
 
 

@@ -97,10 +97,6 @@ class EmbeddingModel:
             truncatable=config_parameter(config, "openai_dimensions") == "truncate",
         )
 
-    @property
-    def max_batch_size(self) -> int:
-        return int(self.view.config.get("max_batch_size", 0) or 0)
-
 
 class EmbeddingsPlane:
     """Answers embedding requests from per-input cache entries or from Triton."""
@@ -193,7 +189,9 @@ class EmbeddingsPlane:
             Tensor("input_ids", "INT64", ids.shape, ids.tobytes()),
             Tensor("attention_mask", "INT64", ids.shape, np.ones_like(ids).tobytes()),
         )
-        return Row(InferRequest(model, version, tensors), encoder, Target.of(encoder, version))
+        target = Target.of(encoder, version)
+        pinned = target.version if target is not None else version
+        return Row(InferRequest(model, pinned, tensors), encoder, target)
 
     def _vector(
         self, exposed: EmbeddingModel, result: InferResult, dimensions: int | None
