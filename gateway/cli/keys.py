@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import auth
@@ -37,12 +38,16 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     create.add_argument("--burst", type=int)
     create.add_argument("--expires-in", type=float, help="seconds until it expires")
 
-    actions.add_parser("list", help="list keys (no secrets)")
+    listed = actions.add_parser("list", help="list keys (no secrets)")
     revoke = actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
     rotate = actions.add_parser("rotate", help="issue a replacement; the old key expires later")
     rotate.add_argument("key_id")
     rotate.add_argument("--overlap", type=float, help="seconds the old key keeps working")
+    for action in (create, listed, revoke, rotate):
+        action.add_argument(
+            "--state-dir", type=Path, help="of the `gateway up` to use (default: GATEWAY_STATE_DIR)"
+        )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,6 +21,7 @@ gateway keys generate | create | list | revoke | rotate
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,31 +79,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"gateway: {problem}", file=sys.stderr)
         return 2
+    if getattr(args, "state_dir", None) is not None:  # up, and the commands that find it
+        settings = settings.model_copy(update={"state_dir": args.state_dir})
+    status = 0
     try:
         if args.command == "up":
             from devstack.up import up
 
-            if args.state_dir is not None:
-                settings = settings.model_copy(update={"state_dir": args.state_dir})
             up(settings, args.host, args.port, args.workers, args.tritons, args.grpc_port)
         elif args.command == "serve":
             from gateway.runtime.serve import serve
 
             serve(settings, args.host, args.port, args.workers, args.grpc_port or None)
         elif args.command == "models" and args.models_command == "build":
-            return _build_models(args.repository or settings.model_repository, args.force)
+            status = _build_models(args.repository or settings.model_repository, args.force)
         elif args.command == "models" and args.models_command == "seed":
-            return _seed_models(args.source, args.destination, args.gpu)
+            status = _seed_models(args.source, args.destination, args.gpu)
         elif args.command == "models":
-            return models_cli.run(args, settings)
+            status = models_cli.run(args, settings)
         elif args.command == "keys":
-            return keys_cli.run(args, settings)
+            status = keys_cli.run(args, settings)
+        sys.stdout.flush()  # here, so a reader that went away is seen below
     except StartupRefused as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    except BrokenPipeError:  # `gateway models list | head`: the reader has had enough
+        # Python flushes stdout again at exit; give it somewhere to go quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE
+    return status
 
 
 def _setting_options(args: argparse.Namespace) -> dict[str, Path]:

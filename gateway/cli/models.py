@@ -32,6 +32,9 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser = models.add_parser(name, help=help_text)
         parser.add_argument("--url", help="the gateway (default: from stack.json)")
         parser.add_argument("--key", help="an admin key (default: GATEWAY_KEY)")
+        parser.add_argument(
+            "--state-dir", type=Path, help="of the `gateway up` to use (default: GATEWAY_STATE_DIR)"
+        )
         return parser
 
     listing = command("list", "models, versions, states and traffic splits")
@@ -63,13 +66,19 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     unload.add_argument("version")
 
 
+DEFAULT_URL = "http://127.0.0.1:8000"
 COMMANDS = ("list", "publish", "sync", "traffic", "promote", "rollback", "unload")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    url = (
-        args.url or stack_value(settings.state_dir, "gateway") or "http://127.0.0.1:8000"
-    ).rstrip("/")
+    url = (args.url or stack_value(settings.state_dir, "gateway") or "").rstrip("/")
+    hint = ""
+    if not url:
+        url = DEFAULT_URL
+        hint = (
+            f" (no running `gateway up` in {settings.state_dir}, so the default; --url, or "
+            "--state-dir for the stack you started)"
+        )
     if args.models_command == "publish" and (args.file is None) == (args.source is None):
         print(
             "gateway: publish takes FILE.onnx or --from models:/..., one of them", file=sys.stderr
@@ -84,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             response = _send(client, args)
         except httpx.HTTPError as exc:
-            print(f"gateway: cannot reach {url}: {exc}", file=sys.stderr)
+            print(f"gateway: cannot reach {url}{hint}: {exc}", file=sys.stderr)
             return 1
         except OSError as exc:  # the file to publish
             print(f"gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)

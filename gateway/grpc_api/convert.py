@@ -57,6 +57,12 @@ def infer_body(request: service_pb2.ModelInferRequest) -> tuple[bytes, int]:
         raise BadRequest(
             f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs"
         )
+    typed = [tensor.name for tensor in request.inputs if tensor.HasField("contents")]
+    if raw and typed:  # Triton's own words for it
+        raise BadRequest(
+            f"contents field must not be specified when using raw_input_contents for "
+            f"'{typed[0]}' for model '{request.model_name}'"
+        )
     inputs, blobs = [], []
     for index, tensor in enumerate(request.inputs):
         data = raw[index] if raw else _typed_bytes(tensor)

@@ -3,7 +3,7 @@ same request path as REST.
 
     ModelInfer                                   the inference pipeline (`infer.py`)
     ServerLive, ServerReady                      as /v2/health/live and /ready (no key)
-    ServerMetadata                               any valid key
+    ServerMetadata                               any valid key; Triton's, as on REST
     ModelReady, ModelMetadata, ModelConfig,      a key whose scopes cover the model
     ModelStatistics                              (of all models: the admin scope)
 
@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import grpc
 from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 
-from gateway import __version__
 from gateway.errors import GatewayError
 from gateway.grpc_api.convert import from_json
 from gateway.grpc_api.infer import (
@@ -41,7 +40,7 @@ from gateway.observability.access_log import AccessLog
 from gateway.observability.requests import RequestInfo
 from gateway.pipeline.access import Grant
 from gateway.protocol.names import check_model_path
-from gateway.rest.routes.health import EXPOSED_EXTENSIONS
+from gateway.rest.routes.health import GATEWAY, served_metadata
 from gateway.runtime.draining import Drain
 from gateway.services import Services
 
@@ -72,12 +71,9 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
     async def ServerMetadata(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:
             await self._services.access.for_anyone_with_a_key(headers)
-            offered = set((await self._control.server_metadata()).get("extensions", []))
-            return service_pb2.ServerMetadataResponse(
-                name="gateway",
-                version=__version__,
-                extensions=[e for e in EXPOSED_EXTENSIONS if e in offered],
-            )
+            served = served_metadata(await self._control.server_metadata())
+            context.set_trailing_metadata([("x-gateway", GATEWAY)])
+            return from_json(served, service_pb2.ServerMetadataResponse())
 
         return await self._unary(context, "ServerMetadata", answer)
 

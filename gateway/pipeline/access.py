@@ -38,13 +38,22 @@ class Grant:
 
 
 def presented_key(headers: Headers) -> str | None:
+    """The key the request carries; an Authorization header that is not `Bearer <key>`
+    (and no X-API-Key) is refused saying so, rather than as a missing key."""
     authorization = header(headers, b"authorization")
     if authorization is not None:
         scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
     api_key = header(headers, b"x-api-key")
-    return api_key.decode("latin-1").strip() if api_key else None
+    if api_key:
+        return api_key.decode("latin-1").strip()
+    if authorization is not None:
+        raise auth.MalformedKey(
+            "the Authorization header must be 'Bearer <key>' (the word Bearer, a space, "
+            "then the key)"
+        )
+    return None
 
 
 class Access:

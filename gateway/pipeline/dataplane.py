@@ -162,9 +162,14 @@ class DataPlane:
         try:
             return decode_infer_request(model, version, body, header_length)
         except BadRequest:
-            if view is None:  # the catalog may be behind Triton: ask it (NotFound if unknown)
-                await self._triton.control.model_metadata(model, version)
+            await self.check_known(model, version)
             raise
+
+    async def check_known(self, model: str, version: str) -> None:
+        """NotFound if Triton serves no `model` (`version`): a bad body for a model Triton
+        does not serve is a 404, as Triton answers (it looks the model up first)."""
+        if self._catalog.get(model) is None:  # the catalog may be behind Triton: ask it
+            await self._triton.control.model_metadata(model, version)
 
     def _route(self, view: ModelView | None, key: KeyRecord) -> str:
         """The version a traffic split sends this unversioned request to ("" if none)."""

@@ -34,7 +34,7 @@ from gateway.cache import Directive
 from gateway.cache.policy import allows_stale
 from gateway.control.catalog import ModelCatalog
 from gateway.control.lifecycle.shadow import ShadowTraffic
-from gateway.errors import ClientDisconnected, GatewayError, NotFound
+from gateway.errors import BadRequest, ClientDisconnected, GatewayError, NotFound
 from gateway.observability.metrics import Metrics
 from gateway.observability.requests import RequestInfo
 from gateway.observability.spans import Spans
@@ -164,7 +164,12 @@ class InferencePipeline:
             grant = await access.for_anyone_with_a_key(call.headers)
         call.info.key_id = grant.key.id
         with self._capacity.hold_for_key(grant.key.id):
-            request = await call.request()
+            try:
+                request = await call.request()
+            except BadRequest:  # an unreadable body (e.g. bad gzip) to an unknown model: 404
+                if call.model:
+                    await self._dataplane.check_known(call.model, call.version)
+                raise
             cache_control = header(call.headers, b"cache-control")
             directive, stale = Directive.from_header(cache_control), allows_stale(cache_control)
             if isinstance(request, V2Request):

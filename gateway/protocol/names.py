@@ -20,6 +20,7 @@ def check_model_path(model: str, version: str = "") -> None:
         raise BadRequest(
             f"a model name has at most {MAX_MODEL_NAME_BYTES} bytes; this one has {size}"
         )
-    if version and not (version.isdigit() and len(version) <= MAX_VERSION_DIGITS):
+    positive = version.isascii() and version.isdigit() and version.strip("0") != ""
+    if version and not (positive and len(version) <= MAX_VERSION_DIGITS):
         shown = version if len(version) <= 40 else version[:40] + "..."
         raise BadRequest(f"a model version is a positive integer; '{shown}' is not")

@@ -31,7 +31,10 @@ def test_missing_key_is_401_with_a_hint(gateway_url: str) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
     refused(httpx.get(f"{gateway_url}/v2/models/tabular_classifier"), 401)
     refused(httpx.get(f"{gateway_url}/v2"), 401)
-    refused(infer_tabular(gateway_url, {"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+    basic = refused(infer_tabular(gateway_url, {"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+    assert "must be 'Bearer <key>'" in basic
+    bare = refused(infer_tabular(gateway_url, {"Authorization": str(ApiKey.generate())}), 401)
+    assert "must be 'Bearer <key>'" in bare
 
 
 def test_health_stays_open(gateway_url: str) -> None:

@@ -46,6 +46,16 @@ def test_unknown_model_is_404_before_its_body_is_read(http: httpx.Client) -> Non
         assert "no_such_model" in error_of(response, 404)
     bad_for_a_known_model = http.post("/v2/models/tabular_classifier/infer", content=b"{not")
     error_of(bad_for_a_known_model, 400)
+    not_gzip = {"Content-Encoding": "gzip"}
+    response = http.post("/v2/models/no_such_model/infer", content=b"not gzip", headers=not_gzip)
+    assert "no_such_model" in error_of(response, 404)
+    known = http.post("/v2/models/tabular_classifier/infer", content=b"x", headers=not_gzip)
+    assert "gzip" in error_of(known, 400)
+
+
+def test_version_zero_is_400_not_404(http: httpx.Client) -> None:
+    response = http.post("/v2/models/tabular_classifier/versions/0/infer", json=tabular_request())
+    assert "positive integer" in error_of(response, 400)
 
 
 def test_unknown_version_is_404(http: httpx.Client) -> None:

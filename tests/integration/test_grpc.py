@@ -93,7 +93,7 @@ def test_health_metadata_config_and_statistics(
     client: grpcclient.InferenceServerClient, gateway: tuple[str, str]
 ) -> None:
     assert client.is_server_live() and client.is_server_ready()
-    assert client.get_server_metadata(headers=metadata()).name == "gateway"
+    assert client.get_server_metadata(headers=metadata()).name == "triton"
     assert client.is_model_ready("tabular_classifier", "2", headers=metadata())
     described = client.get_model_metadata("tabular_classifier", headers=metadata())
     rest = httpx.get(f"{gateway[0]}/v2/models/tabular_classifier", headers=auth_headers()).json()
@@ -172,6 +172,15 @@ def test_errors_carry_the_status_codes_triton_uses(
     request.raw_input_contents.append(x.tobytes())
     with grpc.insecure_channel(gateway[1]) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        mixed = service_pb2.ModelInferRequest()
+        mixed.CopyFrom(request)
+        mixed.inputs[0].contents.fp32_contents.extend(x.ravel().tolist())
+        with pytest.raises(grpc.RpcError) as mixed_call:
+            stub.ModelInfer(mixed, metadata=list(metadata().items()))
+        assert mixed_call.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "contents field must not be specified when using raw_input_contents for " in (
+            mixed_call.value.details() or ""
+        )
         limited_metadata = list(metadata(limited).items())
         _, call = stub.ModelInfer.with_call(request, metadata=limited_metadata)
         trailers = dict(call.trailing_metadata())

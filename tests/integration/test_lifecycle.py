@@ -186,8 +186,9 @@ def test_publish_split_promote_rollback_with_a_client_streaming(
 
         promoted = admin.post(f"/admin/models/{MODEL}/promote", json={"version": "3"})
         assert promoted.status_code == 200, promoted.text
-        assert promoted.json()["quality_gate"]["measure"] == "agreement"
-        assert promoted.json()["quality_gate"]["value"] >= 0.9
+        gate = promoted.json()["quality_gate"]
+        assert gate["result"] == "passed" and gate["against"] == "2"
+        assert gate["measure"] == "agreement" and gate["value"] >= 0.9
         assert served_versions(admin, 30) == Counter({"3": 30})
 
         back = admin.post(f"/admin/models/{MODEL}/rollback")
@@ -233,6 +234,35 @@ def test_the_quality_gate_blocks_a_bad_candidate_unless_forced(admin: httpx.Clie
     forced = admin.post(f"/admin/models/{MODEL}/promote", json={"version": bad, "force": True})
     assert forced.status_code == 200 and forced.json()["forced"] is True
     assert served_versions(admin, 10) == Counter({bad: 10})
+    assert admin.post(f"/admin/models/{MODEL}/rollback").status_code == 200
+
+
+def test_a_candidate_with_half_the_traffic_is_gated_against_the_serving_version(
+    admin: httpx.Client,
+) -> None:
+    """With the split 50/50 the candidate takes as much traffic as the serving version; the
+    gate still compares it with the serving version, never with itself."""
+    listed = admin.get("/admin/models").json()["models"]
+    (model,) = [m for m in listed if m["name"] == MODEL]
+    serving = model["traffic"]["serving"]
+    published = publish(admin, constant_classifier())
+    assert published.status_code == 201, published.text
+    bad = published.json()["version"]
+    weights = {serving: 50, bad: 50}
+    assert admin.put(f"/admin/models/{MODEL}/traffic", json={"weights": weights}).is_success
+    refused = admin.post(f"/admin/models/{MODEL}/promote", json={"version": bad})
+    assert refused.status_code == 409, refused.text
+    assert f"against version {serving}" in refused.json()["error"]
+    again = admin.post(f"/admin/models/{MODEL}/promote", json={"version": serving})
+    assert again.status_code == 200, again.text
+    assert again.json()["quality_gate"] == {
+        "result": "skipped",
+        "reason": f"version {serving} already serves the traffic of '{MODEL}'",
+    }
+    forced = admin.post(f"/admin/models/{MODEL}/promote", json={"version": bad, "force": True})
+    assert forced.json()["quality_gate"] == {"result": "skipped", "reason": "promoted with force"}
+    for _ in range(2):
+        assert admin.post(f"/admin/models/{MODEL}/rollback").status_code == 200
     assert admin.post(f"/admin/models/{MODEL}/rollback").status_code == 200
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
+from gateway import __version__
 from tests.support.data import INPUT_NAMES, OUTPUT_NAMES, onnxruntime_outputs, samples
 from tests.support.keys import auth_headers
 
@@ -92,7 +93,7 @@ def test_request_id_is_echoed(client: httpclient.InferenceServerClient) -> None:
 
 
 def test_metadata_config_and_health_through_tritonclient(
-    client: httpclient.InferenceServerClient,
+    client: httpclient.InferenceServerClient, gateway_url: str
 ) -> None:
     assert client.is_server_live()
     assert client.is_server_ready()
@@ -104,7 +105,10 @@ def test_metadata_config_and_health_through_tritonclient(
     config = client.get_model_config("tabular_classifier", "1", headers=auth_headers())
     assert config["max_batch_size"] == 64 and config["backend"] == "onnxruntime"
     server = client.get_server_metadata(headers=auth_headers())
-    assert server["name"] == "gateway"
+    assert server["name"] == "triton"  # as stock clients check; the gateway in X-Gateway
+    assert server["version"].startswith("2.")
+    answered = httpx.get(f"{gateway_url}/v2", headers=auth_headers())
+    assert answered.headers["x-gateway"] == f"gateway/{__version__}"
     assert "binary_tensor_data" in server["extensions"]
     assert "model_repository" not in server["extensions"]
 

@@ -134,7 +134,7 @@ class ModelLifecycle:
             pinned = False
             default = self._default(model)
             if self._traffic.get(model) is None and default is not None:
-                await self._store(model, TrafficSplit({default: 100}))
+                await self._store(model, TrafficSplit({default: 100}, serving=default))
                 pinned = True
             staging = model_dir / f".publishing-{version}"
             staging.mkdir()
@@ -177,7 +177,9 @@ class ModelLifecycle:
                     )
                 if not 0 < shadow.percent <= 100:
                     raise LifecycleError("the shadow's percent must be above 0 and at most 100")
-            split = TrafficSplit({v: w for v, w in weights.items() if w > 0}, sticky, shadow)
+            serving = self._serving(model)
+            kept = {v: w for v, w in weights.items() if w > 0}
+            split = TrafficSplit(kept, sticky, shadow, serving)
             await self._store(model, split)
             return split
 
@@ -188,10 +190,11 @@ class ModelLifecycle:
             if version not in ready:
                 raise LifecycleError(f"model '{model}' has no ready version {version}")
             current_split = self._traffic.get(model)
-            current = (current_split.primary() if current_split else None) or self._default(model)
+            current = self._serving(model)
             gate: GateResult | None = None
             live: LiveAgreement | None = None
-            if current is not None and current != version and not force:
+            skipped = _skipped(model, version, current, force)
+            if skipped is None and current is not None:
                 thresholds = self._thresholds_of(model)
                 gate = await compare(
                     self._triton,
@@ -211,13 +214,18 @@ class ModelLifecycle:
             sticky = current_split.sticky if current_split else False
             shadow = current_split.shadow if current_split else None
             kept = shadow if shadow is not None and shadow.version != version else None
-            split = TrafficSplit({version: 100}, sticky, kept)
+            split = TrafficSplit({version: 100}, sticky, kept, serving=version)
             await self._store(model, split)
+            verdict = (
+                {"result": "passed", "against": current, **gate.describe()}
+                if gate is not None
+                else {"result": "skipped", "reason": skipped}
+            )
             return {
                 "model": model,
                 "version": version,
                 "replaced": current,
-                "quality_gate": gate.describe() if gate else None,
+                "quality_gate": verdict,
                 "shadow": live.describe() if live else None,
                 "forced": force,
             }
@@ -268,6 +276,15 @@ class ModelLifecycle:
     def _ready(self, model: str) -> set[str]:
         view = self._catalog.get(model)
         return set(view.fingerprints) if view else set()
+
+    def _serving(self, model: str) -> str | None:
+        """The version that serves the model's traffic today: the last one promoted (or
+        pinned by a publish), as the split records it; for a split made before that was
+        recorded, the version with most of its traffic; with no split, Triton's default."""
+        split = self._traffic.get(model)
+        if split is None:
+            return self._default(model)
+        return split.serving or split.primary()
 
     def _default(self, model: str) -> str | None:
         view = self._catalog.get(model)
@@ -394,6 +411,17 @@ class ModelLifecycle:
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable("Redis is unavailable; nothing was changed", self._retry_after_s)
+
+
+def _skipped(model: str, candidate: str, serving: str | None, force: bool) -> str | None:
+    """Why a promotion runs no quality gate, or None when it runs one."""
+    if force:
+        return "promoted with force"
+    if serving is None:
+        return f"no version of '{model}' served its traffic before; nothing to compare with"
+    if serving == candidate:
+        return f"version {candidate} already serves the traffic of '{model}'"
+    return None
 
 
 def config_parameter_from(config: Any, name: str) -> str | None:

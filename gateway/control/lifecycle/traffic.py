@@ -52,6 +52,10 @@ class TrafficSplit:
     weights: dict[str, int] = field(default_factory=dict)
     sticky: bool = False
     shadow: Shadow | None = None
+    # The version that served the model's traffic when this split was made, by the last
+    # promotion (or the default a publish pinned): what the quality gate compares a
+    # candidate with, whatever shares a canary gives out meanwhile.
+    serving: str | None = None
 
     def mirrors(self) -> bool:
         """Whether this request is one to mirror (drawn with the shadow's share)."""
@@ -61,6 +65,8 @@ class TrafficSplit:
         described: dict[str, object] = {"weights": self.weights, "sticky": self.sticky}
         if self.shadow is not None:
             described["shadow"] = self.shadow.as_dict()
+        if self.serving is not None:
+            described["serving"] = self.serving
         return described
 
     def choose(self, model: str, ready: Collection[str], key_id: str) -> str | None:
@@ -93,10 +99,12 @@ class TrafficSplit:
         document = orjson.loads(data)
         weights = {str(v): int(w) for v, w in document.get("weights", {}).items()}
         shadow = document.get("shadow")
+        serving = document.get("serving")
         return cls(
             weights,
             bool(document.get("sticky", False)),
             Shadow(str(shadow["version"]), float(shadow["percent"])) if shadow else None,
+            str(serving) if serving is not None else None,
         )
 
 

@@ -9,6 +9,7 @@ from gateway.errors import ServiceUnavailable
 from gateway.rest.deps import AnyGrant, ServicesDep, json_response
 
 router = APIRouter(tags=["health"])
+GATEWAY = f"gateway/{__version__}"  # X-Gateway: which gateway answered in Triton's name
 
 # Protocol extensions the gateway passes through. Triton's repository, shared-memory,
 # statistics, trace and logging extensions are deliberately not exposed.
@@ -45,13 +46,21 @@ async def ready(request: Request, services: ServicesDep) -> Response:
 
 @router.get("/v2")
 async def server_metadata(services: ServicesDep, _: AnyGrant) -> Response:
-    """Server metadata; needs any valid key."""
+    """Server metadata as the Triton behind the gateway gives it (stock clients check its
+    name), with only the extensions the gateway passes through; the gateway's own name and
+    version in the `X-Gateway` header. Needs any valid key."""
     triton = await services.triton.control.server_metadata()
-    offered = set(triton.get("extensions", []))
-    return json_response(
-        {
-            "name": "gateway",
-            "version": __version__,
-            "extensions": [e for e in EXPOSED_EXTENSIONS if e in offered],
-        }
-    )
+    response = json_response(served_metadata(triton))
+    response.headers["X-Gateway"] = GATEWAY
+    return response
+
+
+def served_metadata(triton: dict[str, object]) -> dict[str, object]:
+    """Triton's server metadata with the extensions the gateway passes through."""
+    offered = triton.get("extensions")
+    extensions = set(offered) if isinstance(offered, list) else set()
+    return {
+        "name": triton.get("name", "triton"),
+        "version": triton.get("version", ""),
+        "extensions": [e for e in EXPOSED_EXTENSIONS if e in extensions],
+    }

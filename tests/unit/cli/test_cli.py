@@ -48,3 +48,20 @@ def test_publishing_a_missing_file_names_it() -> None:
         2,
         "gateway: cannot read /no/such/file.onnx: No such file or directory\n",
     )
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`gateway ... | head`: no BrokenPipeError traceback, the exit status a shell gives."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "generate"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141
+    assert b"Traceback" not in result.stderr and b"BrokenPipe" not in result.stderr
