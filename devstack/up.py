@@ -1,14 +1,16 @@
 """`gateway up`: the whole stack on this machine.
 
 `gateway up` starts an embedded Redis and Triton unless GATEWAY_REDIS_URL /
-GATEWAY_TRITON_URL point at external ones, then runs the
-gateway in the foreground. It refuses at once, before starting anything, when another
-`gateway up` holds the state folder or the port is taken (`gateway.runtime.startup_checks`). It
-writes `<state>/stack.json` with the URL of every running piece and removes it on exit,
-and prints "gateway ready at ..." only once the gateway answers. While it runs, a
-supervisor restarts an embedded Triton or Redis that exits or hangs
-(`devstack.supervisor`) and records their state in stack.json. Ctrl-C or SIGTERM stops
-the gateway, then Triton, then Redis.
+GATEWAY_TRITON_URL point at external ones, then runs the gateway in the foreground. The
+embedded Triton serves `<state>/model_repository`, a working copy of
+GATEWAY_MODEL_REPOSITORY kept up to date with it at every start: what is published at run
+time changes the copy, never the source folder. It refuses at once, before starting
+anything, when another `gateway up` holds the state folder or the port is taken
+(`gateway.runtime.startup_checks`). It writes `<state>/stack.json` with the URL of every
+running piece and removes it on exit, and prints "gateway ready at ..." only once the
+gateway answers. While it runs, a supervisor restarts an embedded Triton or Redis that exits
+or hangs (`devstack.supervisor`) and records their state in stack.json. Ctrl-C or SIGTERM
+stops the gateway, then Triton, then Redis.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from devstack.bootstrap import bootstrap_admin
 from devstack.process import EmbeddedServer
 from devstack.supervisor import BackendSupervisor
 from devstack.triton import triton_trace_arguments
+from gateway.control.repository_seed import seed
 from gateway.observability.logs import configure_logging
 from gateway.observability.otlp_json import traces_endpoint
 from gateway.runtime.serve import serve
@@ -40,6 +43,7 @@ from gateway.runtime.startup_checks import check_port_free, claim_state_dir
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
+WORKING_COPY = "model_repository"  # in the state folder
 
 
 def up(
@@ -71,6 +75,7 @@ def up(
             embedded.append(redis)
         triton_urls = None
         if not settings.triton_sources:
+            settings = _working_copy(settings, state)
             # Several Tritons share the model repository, as replicas share a volume.
             started = []
             for n in range(tritons):
@@ -150,6 +155,18 @@ def up(
             daemon=True,
         ).start()
         serve(settings, host, port, workers, grpc_port)
+
+
+def _working_copy(settings: Settings, state: Path) -> Settings:
+    """The embedded Triton serves a working copy of the repository in the state folder,
+    brought up to date with the source at every start (gateway/control/repository_seed.py),
+    so publishing and unloading change the copy, never the source folder."""
+    working = state / WORKING_COPY
+    seeded = seed(settings.model_repository.resolve(), working)
+    logger.info(
+        "serving %s, a working copy of %s: %s", working, settings.model_repository, seeded.summary()
+    )
+    return settings.model_copy(update={"model_repository": working})
 
 
 def _announce_when_answering(url: str, text: Callable[[], str], stopped: threading.Event) -> None:

@@ -32,6 +32,8 @@ import numpy as np
 from locust import FastHttpUser, User, constant, constant_throughput, events, task
 from locust.env import Environment
 
+from loadtests.user_mix import WEIGHTS
+
 ADMIN_KEY = os.environ.get("GATEWAY_KEY", "")
 POOL = int(os.environ.get("LOADTEST_POOL", "200"))
 ZIPF = float(os.environ.get("LOADTEST_ZIPF", "1.2"))
@@ -110,7 +112,7 @@ class GatewayUser(FastHttpUser):
 
 
 class HitHeavy(GatewayUser):
-    weight = 4
+    weight = WEIGHTS["HitHeavy"]
 
     @task
     def repeated_input(self) -> None:
@@ -119,7 +121,7 @@ class HitHeavy(GatewayUser):
 
 
 class MissOnly(GatewayUser):
-    weight = 1
+    weight = WEIGHTS["MissOnly"]
 
     @task
     def unique_input(self) -> None:
@@ -127,7 +129,7 @@ class MissOnly(GatewayUser):
 
 
 class ModelMix(GatewayUser):
-    weight = 2
+    weight = WEIGHTS["ModelMix"]
 
     @task(3)
     def tabular_model(self) -> None:
@@ -151,7 +153,7 @@ class ModelMix(GatewayUser):
 
 
 class RateLimited(GatewayUser):
-    weight = 1
+    weight = WEIGHTS["RateLimited"]
     key_name = "limited"
     wait_time = paced(2 * RATE_LIMIT)
 

@@ -28,6 +28,7 @@ from devstack import ManagedProcess
 from devstack.ports import free_port
 from loadtests.kit.processes import start
 from loadtests.step_summary import render, save, summarise
+from loadtests.user_mix import offered_per_user
 
 HERE = Path(__file__).resolve().parent
 
@@ -82,7 +83,11 @@ def main() -> int:
             stack.stop()
     history = output / "loadtest_stats_history.csv"
     if history.exists():
-        steps = summarise(history, float(os.environ.get("LOADTEST_USER_RPS", "10")))
+        per_user = offered_per_user(
+            float(os.environ.get("LOADTEST_USER_RPS", "10")),
+            float(os.environ.get("LOADTEST_RATE_LIMIT", "2")),
+        )
+        steps = summarise(history, per_user)
         save(steps, output / "steps.csv")
         print(render(steps))
     print(f"reports: {output}")

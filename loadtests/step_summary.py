@@ -2,7 +2,8 @@
 
     .venv/bin/python -m loadtests.step_summary REPORT_stats_history.csv [--user-rps R]
 
-One row per step (user count): offered load (users x LOADTEST_USER_RPS), achieved
+One row per step (user count): offered load (users x what a user of the mix offers:
+`user_mix.offered_per_user`), achieved
 requests/s and failures/s (means), and p50/p95/p99 in ms (medians of Locust's rolling
 percentiles). The first third of each step is left out: Locust's rolling window still holds
 the step before. A step is marked where throughput stops following the offered load

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,13 +77,32 @@ def build_repository(repository: Path, force: bool = False) -> list[BuiltVersion
     """Build every model of the project's repository into `repository`."""
     from model_build import digits, embedding, tabular
 
-    specs: Iterable[ClassifierSpec] = (tabular.spec(), digits.spec())
-    results: list[BuiltVersion] = []
-    for spec in specs:
-        results.extend(build_classifier(repository, spec, force))
-        write_probes(repository / spec.model / "probes.json", spec)
-    results.extend(embedding.build(repository, force))
+    with quiet_libraries():
+        specs: Iterable[ClassifierSpec] = (tabular.spec(), digits.spec())
+        results: list[BuiltVersion] = []
+        for spec in specs:
+            results.extend(build_classifier(repository, spec, force))
+            write_probes(repository / spec.model / "probes.json", spec)
+        results.extend(embedding.build(repository, force))
     return results
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """The build's own table only: no progress bars from transformers, no advice from ONNX
+    Runtime's quantizer (it warns on the root logger), no deprecation chatter."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def write_probes(path: Path, spec: ClassifierSpec) -> None:

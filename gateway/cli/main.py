@@ -10,8 +10,8 @@ gateway serve [--host H] [--port 8000] [--workers N] [--grpc-port 8001]
 gateway models build [--repository DIR] [--force]
     train and export the repository's models (skips versions that exist)
 gateway models seed SOURCE DEST [--gpu]
-    copy into a shared repository what it lacks (deployments; see
-    gateway/control/repository_seed.py)
+    bring a repository up to date with a built one, keeping what was published into it
+    (deployments; see gateway/control/repository_seed.py)
 gateway models list | publish | traffic | promote | rollback | unload
     the model lifecycle, through a running gateway's admin API (see gateway/cli/models.py)
 gateway keys generate | create | list | revoke | rotate
@@ -124,8 +124,7 @@ def _seed_models(source: Path, destination: Path, gpu: bool) -> int:
     if not source.is_dir():
         print(f"gateway: no model repository at {source}", file=sys.stderr)
         return 2
-    copied = seed(source, destination, gpu)
-    print(f"seeded {destination}: {len(copied)} files copied, the others were there")
+    print(f"seeded {destination}: {seed(source, destination, gpu).summary()}")
     return 0
 
 

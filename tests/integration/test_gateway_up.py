@@ -24,6 +24,7 @@ import tritonclient.grpc.aio as aio_grpcclient
 
 from devstack.ports import free_port
 from tests.support.data import ROOT, samples
+from tests.support.deploy import tool
 from tests.support.polling import eventually
 from tests.support.processes import alive, wait_gone
 
@@ -248,6 +249,37 @@ def test_keys_survive_a_restart_and_no_second_admin_key_is_made(
         assert again.infer(key).status_code == 200
     finally:
         again.close()
+
+
+def test_publishing_changes_the_working_copy_never_the_source_folder(
+    stack: Stack, model_repository: Path
+) -> None:
+    stack.wait_ready()
+    key = stack.printed_key()
+    assert key is not None
+    model = "digits_classifier"
+    config_before = (model_repository / model / "config.pbtxt").read_text()
+    working = stack.state_dir / "model_repository"
+    published = httpx.post(
+        f"{stack.described['gateway']}/admin/models/{model}/versions",
+        content=(model_repository / model / "1" / "model.onnx").read_bytes(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"},
+        timeout=120,
+    )
+    assert published.status_code == 201, published.text
+    version = published.json()["version"]
+    assert (working / model / version / "model.onnx").is_file()
+    assert str(int(version)) in (working / model / "config.pbtxt").read_text()
+    assert not (model_repository / model / version).exists()
+    assert (model_repository / model / "config.pbtxt").read_text() == config_before
+    status = subprocess.run(
+        [tool("git"), "status", "--porcelain", "--", str(model_repository)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert status.stdout == ""
 
 
 def test_killed_parent_leaves_no_orphans(stack: Stack) -> None:

@@ -1,4 +1,5 @@
-"""Seeding a shared model repository: what is missing is copied, nothing present changes."""
+"""Seeding a model repository: what is missing is copied, what changed in the source and
+not since in the destination is updated, what the gateway changed there is kept."""
 
 from __future__ import annotations
 
@@ -23,21 +24,50 @@ def make_repository(root: Path) -> Path:
     return root
 
 
-def test_seeding_copies_only_what_is_missing(tmp_path: Path) -> None:
+def test_seeding_copies_updates_and_keeps_what_the_gateway_changed(tmp_path: Path) -> None:
     source = make_repository(tmp_path / "source")
     shared = tmp_path / "shared"
-    assert seed(source, shared) == [Path("m/1/model.onnx"), Path("m/config.pbtxt")]
+    first = seed(source, shared)
+    assert (first.copied, first.updated, first.kept) == (
+        [Path("m/1/model.onnx"), Path("m/config.pbtxt")],
+        [],
+        [],
+    )
     assert (shared / "m" / "1" / "model.onnx").read_bytes() == b"v1"
     assert not (shared / "m" / "1" / "__pycache__").exists()
     # What the gateway changed since (a published version, its version_policy) stays.
     (shared / "m" / "config.pbtxt").write_text(ONNX_CONFIG + "# edited\n")
     (shared / "m" / "2").mkdir()
     (shared / "m" / "2" / "model.onnx").write_bytes(b"v2")
+    # A new build: version 1 retrained (a new file, as the build writes them), config changed.
+    (source / "m" / "1" / "model.onnx").unlink()
     (source / "m" / "1" / "model.onnx").write_bytes(b"rebuilt")
-    assert seed(source, shared) == []
+    (source / "m" / "config.pbtxt").write_text(ONNX_CONFIG + "# new in the source\n")
+    again = seed(source, shared)
+    assert (again.copied, again.updated) == ([], [Path("m/1/model.onnx")])
+    assert again.kept == [Path("m/config.pbtxt")]
+    assert "1 kept as changed since (m/config.pbtxt)" in again.summary()
+    assert (shared / "m" / "1" / "model.onnx").read_bytes() == b"rebuilt"
     assert (shared / "m" / "config.pbtxt").read_text().endswith("# edited\n")
-    assert (shared / "m" / "1" / "model.onnx").read_bytes() == b"v1"
+    assert (shared / "m" / "2" / "model.onnx").read_bytes() == b"v2"
+    assert (source / "m" / "1" / "model.onnx").read_bytes() == b"rebuilt"  # the source intact
     assert not list(shared.rglob(".*seeding"))
+    nothing = seed(source, shared)
+    assert (nothing.copied, nothing.updated) == ([], [])
+
+
+def test_a_destination_seeded_before_the_manifest_is_adopted_where_it_matches(
+    tmp_path: Path,
+) -> None:
+    source = make_repository(tmp_path / "source")
+    shared = tmp_path / "shared"
+    seed(source, shared)
+    (shared / ".seeded.json").unlink()  # seeded by an older seeder
+    (source / "m" / "1" / "model.onnx").unlink()
+    (source / "m" / "1" / "model.onnx").write_bytes(b"rebuilt")
+    again = seed(source, shared)
+    assert again.kept == [Path("m/1/model.onnx")]  # not known to be ours: left alone
+    assert seed(source, shared).kept == [Path("m/1/model.onnx")]
 
 
 def parsed(text: str) -> model_config_pb2.ModelConfig:
