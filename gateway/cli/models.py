@@ -1,6 +1,11 @@
 """`gateway models ...`: the model lifecycle from the command line, through the admin API.
 
     gateway models list [--json]
+    gateway models add MODEL FILE.onnx | DIR [--dry-run] [--max-batch-size N] [--instances N]
+                                             [--no-dynamic-batching]
+        a new model: from an ONNX file, its config.pbtxt derived from the graph (shown, then
+        written; --dry-run shows it only) and version 1 published; from a folder with a
+        config.pbtxt of its own (any backend), taken as it is
     gateway models publish MODEL FILE.onnx | --from models:/<name>/<version>|@<alias>
     gateway models sync MODEL REGISTERED_MODEL       (registry aliases -> versions, traffic)
     gateway models traffic MODEL 1=90 2=10 [--sticky] [--shadow VERSION=PERCENT]
@@ -15,9 +20,11 @@ http://127.0.0.1:8000); the admin key is `--key` or GATEWAY_KEY.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,15 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         )
         return parser
 
+    add = command("add", "a new model from an ONNX file or a model folder")
+    add.add_argument("model")
+    add.add_argument("source", type=Path, help="FILE.onnx, or a folder with a config.pbtxt")
+    add.add_argument("--dry-run", action="store_true", help="show the derived config only")
+    add.add_argument("--max-batch-size", type=int, default=64, help="when the graph batches")
+    add.add_argument("--instances", type=int, default=1, help="model instances in Triton")
+    add.add_argument(
+        "--no-dynamic-batching", action="store_true", help="no dynamic batching in Triton"
+    )
     listing = command("list", "models, versions, states and traffic splits")
     listing.add_argument("--json", action="store_true", help="the admin API's JSON, for scripts")
     publish = command("publish", "publish an ONNX file or a registry version as the next version")
@@ -67,7 +83,7 @@ def add_commands(models: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-COMMANDS = ("list", "publish", "sync", "traffic", "promote", "rollback", "unload")
+COMMANDS = ("list", "add", "publish", "sync", "traffic", "promote", "rollback", "unload")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,7 +112,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"gateway: cannot reach {url}{hint}: {exc}", file=sys.stderr)
             return 1
         except OSError as exc:  # the file to publish
-            print(f"gateway: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            read = getattr(args, "file", None) or getattr(args, "source", None)
+            print(f"gateway: cannot read {read}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     try:
         document: Any = response.json() if response.content else {}
@@ -109,9 +126,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     if args.models_command == "list" and not args.json:
         print(models_table(document.get("models", [])))
+    elif args.models_command == "add":
+        print(added_text(document))
     else:
         print(json.dumps(document, indent=2))
     return 0
+
+
+def added_text(document: dict[str, Any]) -> str:
+    """What `add` did: the config, then a line saying what was added (or would be)."""
+    name = document.get("model")
+    if not document.get("added"):
+        return f"{document.get('config', '')}\n(dry run: model '{name}' not added)"
+    versions = document.get("versions") or [document.get("version")]
+    listed = ", ".join(str(v) for v in versions)
+    return f"{document.get('config', '')}\nadded model '{name}', version {listed}: READY"
 
 
 def models_table(models: list[dict[str, Any]]) -> str:
@@ -142,6 +171,8 @@ def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
     command = args.models_command
     if command == "list":
         return client.get("/admin/models")
+    if command == "add":
+        return _add(client, args)
     if command == "publish" and args.source:
         return client.post(f"/admin/models/{args.model}/versions", json={"from": args.source})
     if command == "sync":
@@ -170,6 +201,38 @@ def _send(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
     if command == "rollback":
         return client.post(f"/admin/models/{args.model}/rollback")
     return client.delete(f"/admin/models/{args.model}/versions/{args.version}")
+
+
+def _add(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:
+    source: Path = args.source
+    if source.is_dir():
+        return client.post(
+            f"/admin/models/{args.model}",
+            content=_tarred(source),
+            headers={"Content-Type": "application/gzip"},
+        )
+    params = {
+        "dry_run": str(args.dry_run).lower(),
+        "max_batch_size": str(args.max_batch_size),
+        "instances": str(args.instances),
+        "dynamic_batching": str(not args.no_dynamic_batching).lower(),
+    }
+    return client.post(
+        f"/admin/models/{args.model}",
+        params=params,
+        content=source.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+
+def _tarred(folder: Path) -> bytes:
+    """`folder`'s files as a gzip'd tar archive, paths relative to it (caches left out)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                tar.add(path, arcname=path.relative_to(folder).as_posix())
+    return buffer.getvalue()
 
 
 def _weight(item: str) -> tuple[str, int]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from google.protobuf import text_format
+from onnx import TensorProto
 from tritonclient.grpc import model_config_pb2
 
 from gateway.control.lifecycle.errors import LifecycleError
@@ -133,3 +134,34 @@ def with_versions(
 def datatype_name(value: int) -> str:
     """`TYPE_FP32` and so on."""
     return str(model_config_pb2.DataType.Name(value))
+
+
+def v2_datatype(config_type: str) -> str:
+    """The KServe v2 name of a config data type: `TYPE_FP32` -> `FP32`, `TYPE_STRING` ->
+    `BYTES` (what clients send and read)."""
+    name = config_type.removeprefix("TYPE_")
+    return "BYTES" if name == "STRING" else name
+
+
+def described_type(config_type: str) -> str:
+    """A config data type as errors name it: `BYTES (TYPE_STRING)`."""
+    return f"{v2_datatype(config_type)} ({config_type})"
+
+
+# ONNX element type -> the config's data type
+ONNX_TYPES: dict[int, str] = {
+    TensorProto.BOOL: "TYPE_BOOL",
+    TensorProto.UINT8: "TYPE_UINT8",
+    TensorProto.UINT16: "TYPE_UINT16",
+    TensorProto.UINT32: "TYPE_UINT32",
+    TensorProto.UINT64: "TYPE_UINT64",
+    TensorProto.INT8: "TYPE_INT8",
+    TensorProto.INT16: "TYPE_INT16",
+    TensorProto.INT32: "TYPE_INT32",
+    TensorProto.INT64: "TYPE_INT64",
+    TensorProto.FLOAT16: "TYPE_FP16",
+    TensorProto.FLOAT: "TYPE_FP32",
+    TensorProto.DOUBLE: "TYPE_FP64",
+    TensorProto.STRING: "TYPE_STRING",
+    TensorProto.BFLOAT16: "TYPE_BF16",
+}

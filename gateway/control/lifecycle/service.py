@@ -39,13 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gateway.backends.triton import TritonClient
 from gateway.control.catalog import ModelCatalog
 from gateway.control.lifecycle.config_file import (
     config_text,
-    datatype_name,
     policy_versions,
     read_config,
     versions_on_disk,
@@ -53,14 +50,19 @@ from gateway.control.lifecycle.config_file import (
     write_config_text,
 )
 from gateway.control.lifecycle.errors import Conflict, LifecycleError, QualityGateFailed
-from gateway.control.lifecycle.quality import GateResult, compare, probe_requests
+from gateway.control.lifecycle.new_model import ModelOptions, config_for
+from gateway.control.lifecycle.quality import (
+    GateResult,
+    compare,
+    generated_probes,
+    probe_requests,
+)
 from gateway.control.lifecycle.shadow_agreement import COSINE, LiveAgreement, ShadowAgreement
 from gateway.control.lifecycle.traffic import Shadow, TrafficSplit, TrafficSplits
 from gateway.control.lifecycle.validation import validate_onnx
 from gateway.control.model_changes import ModelChanges
 from gateway.errors import GatewayError, NotFound, ServiceUnavailable
-from gateway.protocol.datatypes import NUMPY_DTYPES
-from gateway.protocol.types import InferRequest, Tensor
+from gateway.protocol.names import check_model_path
 from resilience import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -155,6 +157,63 @@ class ModelLifecycle:
             await self._catalog.refresh(reloaded=[model])
             logger.info("published model %s version %d", model, version)
             return version
+
+    async def add(
+        self, model: str, data: bytes, options: ModelOptions, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """A new model from an ONNX file: its config derived from the graph (new_model.py),
+        then version 1 published as any version is (validated, loaded, warmed up). With
+        `dry_run`, only the config it would write."""
+        model_dir = self._new_model_dir(model)
+        config = config_for(model, data, options)
+        if dry_run:
+            return {"model": model, "config": config, "added": False}
+        model_dir.mkdir()
+        write_config_text(model_dir, config)
+        try:
+            version = await self.publish(model, data)
+        except BaseException:
+            shutil.rmtree(model_dir, ignore_errors=True)
+            with contextlib.suppress(GatewayError):
+                await self._triton.control.unload_model(model)
+            raise
+        return {"model": model, "version": str(version), "config": config, "added": True}
+
+    async def add_folder(self, model: str, files: dict[str, bytes]) -> dict[str, Any]:
+        """A new model from a folder of its own (any backend Triton has), taken as it is:
+        `files` maps paths inside the folder to their content; Triton loads it."""
+        model_dir = self._new_model_dir(model)
+        if "config.pbtxt" not in files:
+            raise LifecycleError("the model folder has no config.pbtxt")
+        staging = self._repository / f".adding-{model}"
+        shutil.rmtree(staging, ignore_errors=True)
+        for relative, content in files.items():
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        try:
+            config = read_config(staging)
+        except Exception as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise LifecycleError(f"config.pbtxt does not parse: {exc}") from exc
+        if config.name and config.name != model:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise LifecycleError(f"config.pbtxt names the model '{config.name}', not '{model}'")
+        staging.rename(model_dir)
+        async with self._exclusive(model):
+            try:
+                await self._load(model)
+            except GatewayError as exc:
+                shutil.rmtree(model_dir, ignore_errors=True)
+                raise LifecycleError(f"Triton could not load '{model}': {exc.message}") from exc
+            await self._catalog.refresh(reloaded=[model])
+        versions = [str(v) for v in versions_on_disk(model_dir)]
+        return {
+            "model": model,
+            "versions": versions,
+            "config": config_text(model_dir),
+            "added": True,
+        }
 
     async def split(
         self, model: str, weights: dict[str, int], sticky: bool, shadow: Shadow | None = None
@@ -267,6 +326,19 @@ class ModelLifecycle:
 
     # -- helpers
 
+    def _new_model_dir(self, model: str) -> Path:
+        """Where a new model goes; 409 if there is one of that name, 400 for a bad name."""
+        check_model_path(model)
+        if not model or "/" in model or "\\" in model or model.startswith("."):
+            raise LifecycleError(f"'{model}' cannot be a model name (a folder of the repository)")
+        model_dir = self._repository / model
+        if model_dir.exists():
+            raise Conflict(
+                f"model '{model}' exists; publish a new version of it instead "
+                f"(gateway models publish {model} FILE)"
+            )
+        return model_dir
+
     def model_dir(self, model: str) -> Path:
         model_dir = self._repository / model
         if "/" in model or model.startswith(".") or not (model_dir / "config.pbtxt").is_file():
@@ -364,9 +436,10 @@ class ModelLifecycle:
         return figures
 
     async def _warm_up(self, model_dir: Path, version: str) -> None:
-        """A few real requests to the new version; it must answer them all."""
-        probes = probe_requests(model_dir, version)
-        request = probes[0] if probes else _zeros_request(model_dir, version)
+        """A few requests to the new version (its probe set, or generated ones); it must
+        answer them all."""
+        probes = probe_requests(model_dir, version) or generated_probes(model_dir, version)
+        request = probes[0]
         for _ in range(3):
             result = await self._triton.infer(request)
             if result.version != version:
@@ -434,18 +507,3 @@ def _number(text: str | None, default: float) -> float:
         return float(text) if text else default
     except ValueError:
         return default
-
-
-def _zeros_request(model_dir: Path, version: str) -> InferRequest:
-    """A batch-1 request of zeros for a model without a probe set."""
-    config = read_config(model_dir)
-    batch = [1] if config.max_batch_size > 0 else []
-    inputs = []
-    for tensor in config.input:
-        datatype = datatype_name(tensor.data_type).removeprefix("TYPE_")
-        shape = tuple(batch + [1 if d < 0 else d for d in tensor.dims])
-        dtype = NUMPY_DTYPES.get(datatype)
-        if dtype is None:
-            raise LifecycleError(f"input '{tensor.name}' ({datatype}) needs a probe set to warm up")
-        inputs.append(Tensor(tensor.name, datatype, shape, np.zeros(shape, dtype=dtype).tobytes()))
-    return InferRequest(model_dir.name, version, tuple(inputs))

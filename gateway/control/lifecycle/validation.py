@@ -8,27 +8,14 @@ axis when the model batches), equal wherever both sides fix a dimension.
 from __future__ import annotations
 
 import onnx
-from onnx import TensorProto
 
-from gateway.control.lifecycle.config_file import ModelConfig, datatype_name
+from gateway.control.lifecycle.config_file import (
+    ONNX_TYPES,
+    ModelConfig,
+    datatype_name,
+    described_type,
+)
 from gateway.control.lifecycle.errors import LifecycleError
-
-_ONNX_TYPES: dict[int, str] = {
-    TensorProto.BOOL: "TYPE_BOOL",
-    TensorProto.UINT8: "TYPE_UINT8",
-    TensorProto.UINT16: "TYPE_UINT16",
-    TensorProto.UINT32: "TYPE_UINT32",
-    TensorProto.UINT64: "TYPE_UINT64",
-    TensorProto.INT8: "TYPE_INT8",
-    TensorProto.INT16: "TYPE_INT16",
-    TensorProto.INT32: "TYPE_INT32",
-    TensorProto.INT64: "TYPE_INT64",
-    TensorProto.FLOAT16: "TYPE_FP16",
-    TensorProto.FLOAT: "TYPE_FP32",
-    TensorProto.DOUBLE: "TYPE_FP64",
-    TensorProto.STRING: "TYPE_STRING",
-    TensorProto.BFLOAT16: "TYPE_BF16",
-}
 
 
 def validate_onnx(data: bytes, config: ModelConfig) -> None:
@@ -66,10 +53,11 @@ def _check(
 ) -> None:
     tensor_type = value.type.tensor_type
     elem_type = int(tensor_type.elem_type)
-    actual = _ONNX_TYPES.get(elem_type, f"ONNX type {elem_type}")
+    actual = ONNX_TYPES.get(elem_type)
     if actual != datatype:
+        found = described_type(actual) if actual else f"ONNX type {elem_type}"
         raise LifecycleError(
-            f"{kind} '{name}' is {actual} in the model but {datatype} in the config"
+            f"{kind} '{name}' is {found} in the model but {described_type(datatype)} in the config"
         )
     if not tensor_type.HasField("shape"):
         return

@@ -1,6 +1,13 @@
 """`/admin/models`: the model lifecycle over REST (admin scope).
 
 GET    /admin/models                              models, versions, states, splits
+POST   /admin/models/{model}                      add a model: an ONNX file as the body
+                                                  (its config derived and version 1
+                                                  published; ?dry_run=true shows the config
+                                                  only; max_batch_size, instances,
+                                                  dynamic_batching), or a model folder as a
+                                                  tar archive (application/x-tar, gzip or
+                                                  not), taken as it is
 POST   /admin/models/{model}/versions             publish: the ONNX file as the body
                                                   (application/octet-stream), or JSON
                                                   {"path": "<file on the gateway host>"} or
@@ -26,6 +33,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.control.lifecycle import TrafficSplit
+from gateway.control.lifecycle.archive import TAR_TYPES, folder_files
+from gateway.control.lifecycle.new_model import DEFAULT_MAX_BATCH_SIZE, ModelOptions
 from gateway.control.lifecycle.traffic import Shadow
 from gateway.control.registry.sync import RegistrySync
 from gateway.errors import BadRequest, PayloadTooLarge
@@ -119,14 +128,42 @@ async def publish(model: str, request: Request, services: ServicesDep, _: AdminG
             )
         data = path.read_bytes()
     else:
-        received = bytearray()
-        async for chunk in request.stream():
-            received += chunk
-            if len(received) > limit:
-                raise PayloadTooLarge(f"the model file exceeds the limit of {limit} bytes")
-        data = bytes(received)
+        data = await _upload(request, limit)
     version = await services.lifecycle.publish(model, data)
     return json_response({"model": model, "version": str(version), "state": "READY"}, 201)
+
+
+@router.post("/{model}", status_code=201)
+async def add(
+    model: str,
+    request: Request,
+    services: ServicesDep,
+    _: AdminGrant,
+    dry_run: bool = False,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    instances: int = 1,
+    dynamic_batching: bool = True,
+) -> Response:
+    data = await _upload(request, services.settings.max_upload_bytes)
+    lifecycle = services.lifecycle
+    if request.headers.get("content-type", "").startswith(TAR_TYPES):
+        if dry_run:
+            raise BadRequest("dry_run applies to an ONNX file; a folder is taken as it is")
+        files = folder_files(data, services.settings.max_upload_bytes)
+        return json_response(await lifecycle.add_folder(model, files), 201)
+    options = ModelOptions(max_batch_size, instances, dynamic_batching)
+    added = await lifecycle.add(model, data, options, dry_run)
+    return json_response(added, 200 if dry_run else 201)
+
+
+async def _upload(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes."""
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise PayloadTooLarge(f"the model file exceeds the limit of {limit} bytes")
+    return bytes(received)
 
 
 @router.delete("/{model}/versions/{version}")
