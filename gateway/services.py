@@ -40,7 +40,7 @@ from gateway.observability.metrics import Metrics
 from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access
 from gateway.pipeline.capacity import Capacity
-from gateway.pipeline.dataplane import DataPlane
+from gateway.pipeline.dataplane import DataPlane, WarmUpBudget
 from gateway.pipeline.embeddings import EmbeddingsPlane
 from gateway.pipeline.inference import InferencePipeline
 from gateway.pipeline.row_cache import RowCache
@@ -130,6 +130,17 @@ async def open_services(
         dataplane = DataPlane(
             triton, control.catalog, cache, control.traffic, settings.cache_per_tenant, rows
         )
+        budget = WarmUpBudget(
+            settings.cache_warmup_requests,
+            settings.cache_warmup_s,
+            settings.cache_warmup_concurrency,
+        )
+
+        async def warm_up(model: str, replaced: str, version: str) -> dict[str, object]:
+            return (await dataplane.warm(model, replaced, version, budget)).describe()
+
+        if settings.cache_warmup_requests:
+            control.lifecycle.warm_up_with(warm_up)
         embeddings = EmbeddingsPlane(
             control.catalog,
             rows,
@@ -343,6 +354,7 @@ def _policy_resolver(settings: Settings) -> Any:
         "cache_max_entry_bytes",
         "cache_stale_if_error_s",
         "cache_rows",
+        "cache_warm_up",
     )
 
     def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:

@@ -228,6 +228,18 @@ class Settings(BaseSettings):
         default=2048, gt=0, description="Most inputs in one /v1/embeddings request (400 above)"
     )
 
+    cache_warmup_requests: int = Field(
+        default=100,
+        ge=0,
+        description="Before traffic moves to a version, replay at most this many of the most "
+        "frequent recent requests of the version it replaces (0: no warm-up)",
+    )
+    cache_warmup_s: float = Field(
+        default=10.0, gt=0, description="Time a cache warm-up may take before traffic moves"
+    )
+    cache_warmup_concurrency: int = Field(
+        default=2, gt=0, description="Warm-up requests at once (low priority: few)"
+    )
     cache_enabled: bool = Field(default=True, description="Cache results unless a model opts out")
     cache_ttl_s: float = Field(default=300.0, gt=0, description="Lifetime of a Redis entry")
     cache_max_entry_bytes: int = Field(

@@ -7,6 +7,7 @@
     ab        gateway configurations or revisions side by side, rounds interleaved
     corpus    re-embedding a corpus with 5 % changed: the per-input cache against a
               whole-request cache and direct Triton
+    promote   the hit ratio around a promote, with and without the cache warm-up
 
 Each scenario takes `--help`. The kit they share is `loadtests/kit/`; one-off measurements
 behind design decisions live in `loadtests/investigations/` and run as their own modules.
@@ -24,6 +25,7 @@ SCENARIOS = {
     "soak": "loadtests.soak",
     "ab": "loadtests.config_ab",
     "corpus": "loadtests.corpus",
+    "promote": "loadtests.promote",
 }
 
 

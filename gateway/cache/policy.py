@@ -2,7 +2,7 @@
 
 A model's policy comes from, in order: `GATEWAY_CACHE_MODELS` (JSON, per model name), the
 model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`,
-`cache_stale_if_error_s`, `cache_rows`), then the global defaults
+`cache_stale_if_error_s`, `cache_rows`, `cache_warm_up`), then the global defaults
 (`GATEWAY_CACHE_ENABLED`, `_TTL_S`, `_MAX_ENTRY_BYTES`, `_STALE_IF_ERROR_S`).
 """
 
@@ -24,6 +24,7 @@ class ModelCacheSettings(BaseModel):
     max_entry_bytes: int | None = Field(default=None, gt=0)
     stale_if_error_s: float | None = Field(default=None, ge=0)
     per_row: bool | None = None
+    warm_up: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,9 @@ class CachePolicy:
     # An entry per row of a batch: the model declares its rows independent (the config's
     # `cache_rows: "independent"`), so a batch's answer is its rows' answers.
     per_row: bool = False
+    # Before traffic moves to a version (promote, traffic split), replay the most frequent
+    # recent requests of the version it replaces, so the new one starts with their entries.
+    warm_up: bool = True
 
 
 class Directive(Enum):
@@ -71,6 +75,7 @@ def resolve_policy(
     max_entry_bytes = defaults.max_entry_bytes
     stale_s = defaults.stale_if_error_s
     per_row = str(parameter.get("cache_rows") or "").strip().lower() == "independent"
+    warm_up = str(parameter.get("cache_warm_up") or "true").strip().lower() not in FALSE
     if parameter.get("cache_stale_if_error_s"):
         stale_s = _number(parameter["cache_stale_if_error_s"], stale_s, allow_zero=True)
     if parameter.get("cache_enabled") is not None:
@@ -87,7 +92,12 @@ def resolve_policy(
             stale_s = override.stale_if_error_s
         if override.per_row is not None:
             per_row = override.per_row
-    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s, per_row)
+        if override.warm_up is not None:
+            warm_up = override.warm_up
+    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s, per_row, warm_up)
+
+
+FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def allows_stale(cache_control: bytes | None) -> bool:

@@ -204,6 +204,11 @@ class ResultCache:
         """What this process's tier holds for `key` (nothing counted)."""
         return self._local.get(key.digest)
 
+    def warmed(self, model: str, outcome: str, count: int) -> None:
+        """Count requests a warm-up replayed (`computed` or `cached`)."""
+        if count:
+            self._metrics.cache_warmup_requests.labels(model, outcome).inc(count)
+
     def bypassed(self, model: str) -> None:
         """Count a request answered without the cache (uncacheable, or Cache-Control)."""
         self._metrics.cache_lookups.labels(model, Outcome.BYPASS.value).inc()

@@ -232,6 +232,16 @@ class Metrics:
                 registry=r,
             )
         )
+        self.cache_warmup_requests = Family(
+            Counter(
+                "gateway_cache_warmup_requests",
+                "Requests replayed for a version before traffic moved to it (promote, traffic "
+                "split), by outcome: computed (Triton answered, the entry stored) or cached "
+                "(the entry was there already)",
+                ["model", "outcome"],
+                registry=r,
+            )
+        )
         self.cache_verification_failures = Family(
             Counter(
                 "gateway_cache_verification_failures",

@@ -23,6 +23,9 @@ always comes from the version the key names, even if a newer version is loaded m
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from auth import KeyRecord
@@ -37,19 +40,57 @@ from gateway.cache import (
     is_stateful,
     memo_key,
 )
+from gateway.cache.popular import PopularRequests
 from gateway.control.catalog import UNKNOWN_MODEL, ModelCatalog, ModelView
 from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import TrafficSplits
-from gateway.errors import BadRequest, NotFound, TritonUnavailable
+from gateway.errors import BadRequest, GatewayError, NotFound, TritonUnavailable
 from gateway.pipeline.row_cache import Row, RowCache
 from gateway.pipeline.rows import joined, split_rows
 from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
 from gateway.protocol.types import InferRequest, InferResult
 
+POPULAR_MAX_BYTES = 256 * 1024  # larger requests are counted, not kept for warm-ups
 # Answers a replay may repeat: not a bypass (uncached) or a stale answer (only while Triton
 # cannot answer).
 _REPLAYABLE = frozenset({Outcome.MISS, Outcome.HIT, Outcome.COALESCED})
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUpBudget:
+    """How much a cache warm-up may do: requests, seconds, at once."""
+
+    requests: int = 100
+    seconds: float = 10.0
+    concurrency: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    """What a cache warm-up did for `version`, replaying `replaced`'s popular requests."""
+
+    replaced: str
+    version: str
+    computed: int = 0  # Triton answered; the entry is stored for the new version
+    cached: int = 0  # the new version's entry was there already
+    failed: int = 0
+    late: int = 0  # not started: the time budget ran out
+    seconds: float = 0.0
+    skipped: str | None = None
+
+    def describe(self) -> dict[str, object]:
+        if self.skipped is not None:
+            return {"from": self.replaced, "to": self.version, "skipped": self.skipped}
+        return {
+            "from": self.replaced,
+            "to": self.version,
+            "computed": self.computed,
+            "cached": self.cached,
+            "failed": self.failed,
+            "late": self.late,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +123,11 @@ class DataPlane:
         traffic: TrafficSplits,
         cache_per_tenant: bool,
         rows: RowCache,
+        popular: PopularRequests | None = None,
     ) -> None:
         self._triton = triton
         self._rows = rows
+        self._popular = popular or PopularRequests()
         self._catalog = catalog
         self._cache = cache
         self._traffic = traffic
@@ -132,8 +175,12 @@ class DataPlane:
             )
             replay = self._cache.replay(memo, model)
             if replay is not None:
+                self._popular.seen(model, target.version, memo, tenant, None)
                 return Answer(replay.response, Outcome.HIT, target.version)
         request = await self._decoded(view, model, version, body, header_length)
+        if memo is not None and target is not None:
+            kept = request if len(body) <= POPULAR_MAX_BYTES else None
+            self._popular.seen(model, target.version, memo, tenant, kept)
         if target is None or directive is Directive.NONE or is_stateful(request):
             result = await self._bypass(
                 replace(request, version=routed) if routed else request, view
@@ -220,6 +267,43 @@ class DataPlane:
             view.cache_policy,
             directive,
             allow_stale,
+        )
+
+    async def warm(self, model: str, replaced: str, version: str, budget: WarmUpBudget) -> WarmUp:
+        """Replay the most frequent recent requests of `replaced` for `version`, so its
+        cache entries are there before traffic moves to it: at most `budget.requests`,
+        `budget.concurrency` at a time, none started after `budget.seconds`."""
+        target = Target.of(self._catalog.get(model), version)
+        if target is None or not target.view.cache_policy.warm_up:
+            return WarmUp(replaced, version, skipped="the model's cache or warm-up is off")
+        started = time.monotonic()
+        gate = asyncio.Semaphore(budget.concurrency)
+
+        async def replay(tenant: str, request: InferRequest) -> str:
+            async with gate:
+                if time.monotonic() - started > budget.seconds:
+                    return "late"
+                pinned = replace(request, version=version)
+                try:
+                    _, outcome = await self._cached(
+                        pinned, target, tenant, Directive.READ_AND_WRITE, allow_stale=False
+                    )
+                except GatewayError:
+                    return "failed"
+                return "computed" if outcome is Outcome.MISS else "cached"
+
+        popular = self._popular.top(model, replaced, budget.requests)
+        outcomes = Counter(await asyncio.gather(*(replay(t, r) for t, r in popular)))
+        for outcome in ("computed", "cached"):
+            self._cache.warmed(model, outcome, outcomes[outcome])
+        return WarmUp(
+            replaced,
+            version,
+            computed=outcomes["computed"],
+            cached=outcomes["cached"],
+            failed=outcomes["failed"],
+            late=outcomes["late"],
+            seconds=round(time.monotonic() - started, 3),
         )
 
     async def _cached_rows(

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,8 @@ from resilience import StoreUnavailable
 logger = logging.getLogger(__name__)
 
 LOCK_TTL_MS = 300_000
+# (model, version replaced, version taking over) -> what the cache warm-up did
+WarmUpHook = Callable[[str, str, str], Awaitable[dict[str, object]]]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class ModelLifecycle:
         retry_after_s: int,
         agreement: ShadowAgreement | None = None,
     ) -> None:
+        self._warm_up_hook: WarmUpHook | None = None
         self._repository = repository
         self._triton = triton
         self._catalog = catalog
@@ -100,6 +103,10 @@ class ModelLifecycle:
         self._retry_after_s = retry_after_s
         self._agreement = agreement
         self._locks: dict[str, asyncio.Lock] = {}
+
+    def warm_up_with(self, hook: WarmUpHook) -> None:
+        """What warms a version's cache before traffic moves to it (the data plane's)."""
+        self._warm_up_hook = hook
 
     async def describe(self) -> list[dict[str, Any]]:
         """Every model: its versions and their states (Triton's index) and its split."""
@@ -217,7 +224,9 @@ class ModelLifecycle:
 
     async def split(
         self, model: str, weights: dict[str, int], sticky: bool, shadow: Shadow | None = None
-    ) -> TrafficSplit:
+    ) -> tuple[TrafficSplit, list[dict[str, object]]]:
+        """The new split, and the cache warm-ups done for the versions it gives more
+        traffic (from the version serving today) before it took effect."""
         async with self._exclusive(model):
             await self._catalog.refresh()
             ready = self._ready(model)
@@ -238,9 +247,13 @@ class ModelLifecycle:
                     raise LifecycleError("the shadow's percent must be above 0 and at most 100")
             serving = self._serving(model)
             kept = {v: w for v, w in weights.items() if w > 0}
+            before = self._traffic.get(model)
+            shares = before.weights if before is not None else {}
+            gaining = [v for v, w in kept.items() if w > shares.get(v, 0) and v != serving]
+            warm_ups = [await self._warmed(model, serving, v) for v in gaining]
             split = TrafficSplit(kept, sticky, shadow, serving)
             await self._store(model, split)
-            return split
+            return split, [w for w in warm_ups if w is not None]
 
     async def promote(self, model: str, version: str, force: bool) -> dict[str, Any]:
         async with self._exclusive(model):
@@ -270,6 +283,7 @@ class ModelLifecycle:
                         f"{gate.threshold} (promote with force to override)"
                     )
                 live = await self._live_gate(model, version, current, thresholds)
+            warm_up = await self._warmed(model, current, version)
             sticky = current_split.sticky if current_split else False
             shadow = current_split.shadow if current_split else None
             kept = shadow if shadow is not None and shadow.version != version else None
@@ -286,6 +300,7 @@ class ModelLifecycle:
                 "replaced": current,
                 "quality_gate": verdict,
                 "shadow": live.describe() if live else None,
+                "warm_up": warm_up,
                 "forced": force,
             }
 
@@ -349,14 +364,29 @@ class ModelLifecycle:
         view = self._catalog.get(model)
         return set(view.fingerprints) if view else set()
 
+    async def _warmed(
+        self, model: str, replaced: str | None, version: str
+    ) -> dict[str, object] | None:
+        """The cache warm-up of `version` from `replaced`'s popular requests; None when
+        there is nothing to warm from. A failed warm-up changes nothing but its report."""
+        if self._warm_up_hook is None or replaced is None or replaced == version:
+            return None
+        try:
+            return await self._warm_up_hook(model, replaced, version)
+        except GatewayError as exc:
+            return {"from": replaced, "to": version, "skipped": exc.message}
+
     def _serving(self, model: str) -> str | None:
         """The version that serves the model's traffic today: the last one promoted (or
-        pinned by a publish), as the split records it; for a split made before that was
-        recorded, the version with most of its traffic; with no split, Triton's default."""
+        pinned by a publish), as the split records it, while the split still gives it
+        traffic; else the version with most of its traffic; with no split, Triton's
+        default."""
         split = self._traffic.get(model)
         if split is None:
             return self._default(model)
-        return split.serving or split.primary()
+        if split.serving is not None and split.weights.get(split.serving, 0) > 0:
+            return split.serving
+        return split.primary()
 
     def _default(self, model: str) -> str | None:
         view = self._catalog.get(model)

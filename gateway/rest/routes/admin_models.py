@@ -175,8 +175,8 @@ async def unload(model: str, version: str, services: ServicesDep, _: AdminGrant)
 @router.put("/{model}/traffic")
 async def traffic(model: str, body: Traffic, services: ServicesDep, _: AdminGrant) -> Response:
     shadow = Shadow(body.shadow.version, body.shadow.percent) if body.shadow else None
-    split = await services.lifecycle.split(model, body.weights, body.sticky, shadow)
-    return json_response({"model": model, "traffic": _split(split)})
+    split, warm_ups = await services.lifecycle.split(model, body.weights, body.sticky, shadow)
+    return json_response({"model": model, "traffic": _split(split), "warm_up": warm_ups})
 
 
 @router.post("/{model}/promote")

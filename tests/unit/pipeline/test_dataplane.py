@@ -15,7 +15,7 @@ from gateway.cache import Directive, Outcome
 from gateway.control.lifecycle.shadow import Mirror
 from gateway.control.lifecycle.traffic import Shadow, TrafficSplit
 from gateway.errors import BadRequest, NotFound
-from gateway.pipeline.dataplane import Answer
+from gateway.pipeline.dataplane import Answer, WarmUpBudget
 from tests.support.pipeline import MODEL, PER_ROW, Harness, harness, label_of, request_body
 
 KEY = auth.KeyRecord(id="k1", name="team", hash="h", models=("*",), created_at=0.0)
@@ -148,3 +148,25 @@ def test_a_model_with_independent_rows_caches_each_row(tmp_path: Path) -> None:
         await scenario(await harness(tmp_path, config=config, policy=PER_ROW))
 
     asyncio.run(main())
+
+
+def test_a_warm_up_replays_the_replaced_version_s_popular_requests(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        bodies = [request_body(float(n)) for n in range(3)]
+        for times, body in zip((5, 3, 1), bodies, strict=True):
+            for _ in range(times):
+                await ask(h, body, version="1")
+        before = len(h.triton.calls)
+        warmed = await h.dataplane.warm(MODEL, "1", "2", WarmUpBudget(requests=2))
+        assert (warmed.computed, warmed.cached, warmed.failed) == (2, 0, 0)
+        assert [c.version for c in h.triton.calls[before:]] == ["2", "2"]
+        # The two most frequent are hits on version 2 now; the third was not replayed.
+        assert (await ask(h, bodies[0], version="2")).outcome is Outcome.HIT
+        assert (await ask(h, bodies[1], version="2")).outcome is Outcome.HIT
+        assert (await ask(h, bodies[2], version="2")).outcome is Outcome.MISS
+        again = await h.dataplane.warm(MODEL, "1", "2", WarmUpBudget(requests=2))
+        assert (again.computed, again.cached) == (0, 2)
+        count = h.metrics.cache_warmup_requests.labels(MODEL, "computed")._value.get()
+        assert count == 2
+
+    run(tmp_path, scenario)
