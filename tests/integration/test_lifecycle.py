@@ -189,6 +189,10 @@ def test_publish_split_promote_rollback_with_a_client_streaming(
         gate = promoted.json()["quality_gate"]
         assert gate["result"] == "passed" and gate["against"] == "2"
         assert gate["measure"] == "agreement" and gate["value"] >= 0.9
+        # The stream's popular requests to version 2 were replayed for version 3 first.
+        warm = promoted.json()["warm_up"]
+        assert (warm["from"], warm["to"]) == ("2", "3") and warm["failed"] == 0
+        assert warm["computed"] + warm["cached"] >= 1
         assert served_versions(admin, 30) == Counter({"3": 30})
 
         back = admin.post(f"/admin/models/{MODEL}/rollback")
