@@ -296,7 +296,8 @@ def test_split_survives_a_gateway_restart_and_sticky_keys_keep_their_version(
         httpx.Client(base_url=fresh, headers=auth_headers(), timeout=60) as client,
     ):
         (model,) = [m for m in client.get("/admin/models").json()["models"] if m["name"] == MODEL]
-        assert model["traffic"] == {"weights": {"1": 50, "2": 50}, "sticky": True}
+        traffic = model["traffic"]
+        assert traffic["weights"] == {"1": 50, "2": 50} and traffic["sticky"] is True
         versions: set[str] = set()
         for _ in range(40):  # until both versions are seen (chance of not: 2**-39)
             seen = served_versions(client, 10, key=create_key(fresh, models=["*"])[1])
