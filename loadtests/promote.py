@@ -189,13 +189,16 @@ def render(args: argparse.Namespace, runs: list[Run]) -> str:
             f"| {'on' if run.warm_up else 'off'} | {run.before:.2f} | {run.after:.2f} | "
             f"{buckets} | {run.triton_rows:,} |"
         )
-    on = runs[0]
+    on, off = runs
     kept = on.after / on.before if on.before else 0.0
     lines += [
         "",
         f"- With the warm-up, the hit ratio over the minute after the promote is "
         f"{kept:.0%} of the ratio before it (goal >= {GOAL:.0%}: "
         f"{'met' if kept >= GOAL else 'missed'}).",
+        f"- The first {BUCKET_S} s after the promote: {on.buckets[0]:.2f} with the warm-up, "
+        f"{off.buckets[0]:.2f} without; after that the most frequent requests, asked again "
+        "within seconds at this rate, have refilled the cache either way.",
         f"- The promote's warm-up: {orjson.dumps(on.promote.get('warm_up')).decode()}",
         "",
     ]
