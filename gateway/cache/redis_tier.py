@@ -51,11 +51,12 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then locked = 1 end
 if value then return {2, locked, value} end
 return {0, locked}
 """
-# The entry if it is still fresh (more than ARGV[1] ms of its life left).
-_GET_FRESH = """
+# While waiting for another process's entry: {1, entry} if it is fresh (more than ARGV[1]
+# ms of its life left), else {0, whether the single-flight lock is still held}.
+_GET_WHILE_LOCKED = """
 local value = redis.call('GET', KEYS[1])
-if value and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[1]) then return value end
-return false
+if value and redis.call('PTTL', KEYS[1]) > tonumber(ARGV[1]) then return {1, value} end
+return {0, redis.call('EXISTS', KEYS[2])}
 """
 # One round trip after: store the entry and release the lock if it is still ours.
 _SET_AND_RELEASE = """
@@ -122,7 +123,7 @@ class RedisTier:
         self._breaker = breaker
         self._scripts = script_calls(client)
         self._get_or_lock = client.register_script(_GET_OR_LOCK)
-        self._get_fresh = client.register_script(_GET_FRESH)
+        self._get_while_locked = client.register_script(_GET_WHILE_LOCKED)
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
         self._release = client.register_script(RELEASE_IF_OWNED)
 
@@ -130,12 +131,19 @@ class RedisTier:
         """Close the connection of the cache's script calls (the client closes its own)."""
         self._scripts.close()
 
-    async def get(self, key: str, grace_s: float) -> bytes | None:
-        """The entry, if it has more than its stale grace `grace_s` left to live."""
-        value = await self._breaker.call(
-            lambda: self._scripts.run(self._get_fresh, [key], [_grace_ms(grace_s)])
+    async def get_while_locked(
+        self, key: str, digest: bytes, grace_s: float
+    ) -> tuple[bytes | None, bool]:
+        """The entry if it has more than its stale grace `grace_s` left to live, else None;
+        and whether the key's single-flight lock is still held."""
+        answer = await self._breaker.call(
+            lambda: self._scripts.run(
+                self._get_while_locked, [key, lock_key(digest)], [_grace_ms(grace_s)]
+            )
         )
-        return _bytes(value) if value else None
+        if answer[0] == 1:
+            return _bytes(answer[1]), True
+        return None, bool(answer[1])
 
     async def get_or_lock(
         self, key: str, digest: bytes, lock_ttl_s: float, grace_s: float

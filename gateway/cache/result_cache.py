@@ -379,15 +379,21 @@ class ResultCache:
                 await self._redis.unlock(key.digest, token)
 
     async def _wait_for_entry(self, key: CacheKey, grace_s: float) -> InferResult | None:
+        """The lock holder's entry; None (compute it here) once the holder let go of the
+        lock without storing one (it failed), or after `wait_s` (it is stuck)."""
         deadline = time.monotonic() + self._lock.wait_s
         while time.monotonic() < deadline:
             await asyncio.sleep(self._lock.poll_s)
             try:
-                value = await self._redis.get(key.redis_key, grace_s)
+                value, locked = await self._redis.get_while_locked(
+                    key.redis_key, key.digest, grace_s
+                )
             except StoreUnavailable:
                 return None
             if value is not None:
                 return self._verified(key, value)
+            if not locked:
+                return None
         return None
 
 

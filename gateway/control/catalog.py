@@ -67,7 +67,11 @@ class ModelView:
     """What the gateway knows of one model: its ready versions and their fingerprints."""
 
     name: str
-    fingerprints: Mapping[str, str]  # ready version -> fingerprint
+    # Every ready version: what traffic may be routed to (a pending version too).
+    ready: frozenset[str]
+    # Ready version -> fingerprint, for the versions whose answers may be cached: not a
+    # pending one (its files changed since Triton loaded it; served uncached until a reload).
+    fingerprints: Mapping[str, str]
     config: Mapping[str, Any]
     cache_policy: CachePolicy
     default_version: str | None  # what serves a request naming no version: the highest ready
@@ -81,7 +85,7 @@ def config_parameter(config: Mapping[str, Any], name: str) -> str | None:
     return value.get("string_value") if isinstance(value, dict) else None
 
 
-def _highest(versions: Mapping[str, str]) -> str | None:
+def _highest(versions: Iterable[str]) -> str | None:
     numeric = [v for v in versions if v.isdigit()]
     return max(numeric, key=int) if numeric else None
 
@@ -301,8 +305,10 @@ class ModelCatalog:
 
     def _views(self) -> dict[str, ModelView]:
         fingerprints: dict[str, dict[str, str]] = {}
+        ready: dict[str, set[str]] = {}
         for (model, version), state in self._versions.items():
             versions = fingerprints.setdefault(model, {})
+            ready.setdefault(model, set()).add(version)
             if state.fingerprint is not None:  # pending versions are served uncached
                 versions[version] = state.fingerprint
         views = {}
@@ -310,10 +316,11 @@ class ModelCatalog:
             config = self._configs.get(model, {})
             views[model] = ModelView(
                 model,
+                frozenset(ready[model]),
                 versions,
                 config,
                 self._policy(model, config),
-                _highest(versions),
+                _highest(ready[model]),
                 configured_deadline(config_parameter(config, "inference_timeout_s")),
             )
         return views

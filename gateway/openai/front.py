@@ -71,19 +71,21 @@ class OpenAIFront:
         await send_response(send, 200, orjson.dumps(document), [JSON])
 
 
-async def _models(services: Services, headers: list[tuple[bytes, bytes]], id: str | None) -> object:
+async def _models(
+    services: Services, headers: list[tuple[bytes, bytes]], model_id: str | None
+) -> object:
     grant = await services.access.for_anyone_with_a_key(headers)
     listed = [
         {"id": m.name, "object": "model", "created": 0, "owned_by": "gateway"}
         for m in services.embeddings.models()
         if grant.key.allows_model(m.view.name)
     ]
-    if id is None:
+    if model_id is None:
         return {"object": "list", "data": listed}
     for model in listed:
-        if model["id"] == id:
+        if model["id"] == model_id:
             return model
-    raise NotFound(f"The model '{id}' does not exist or is not served for embeddings")
+    raise NotFound(f"The model '{model_id}' does not exist or is not served for embeddings")
 
 
 class EmbeddingsCall:

@@ -225,7 +225,7 @@ class DataPlane:
         split = self._traffic.get(view.name)
         if split is None:
             return ""
-        return split.choose(view.name, view.fingerprints, key.id) or ""
+        return split.choose(view.name, view.ready, key.id) or ""
 
     def _mirror(
         self, view: ModelView | None, request: InferRequest, result: InferResult, outcome: Outcome
@@ -235,7 +235,7 @@ class DataPlane:
         if view is None or split is None or split.shadow is None or outcome is Outcome.STALE:
             return None
         shadow = split.shadow.version
-        if result.version == shadow or shadow not in view.fingerprints or is_stateful(request):
+        if result.version == shadow or shadow not in view.ready or is_stateful(request):
             return None
         if not split.mirrors():
             return None
@@ -327,12 +327,12 @@ class DataPlane:
         except TritonUnavailable as exc:
             # Triton answers 503 both when it is down and for a version it unloaded (e.g.
             # dropped by the version policy); the catalog tells the second apart: a 404.
-            if view is not None and request.version and request.version not in view.fingerprints:
+            if view is not None and request.version and request.version not in view.ready:
                 raise NotFound(
                     f"model '{request.model}' has no ready version {request.version}"
                 ) from exc
             raise
-        if view is None or (request.version and request.version not in view.fingerprints):
+        if view is None or (request.version and request.version not in view.ready):
             self._catalog.refresh_soon()  # Triton serves something the catalog lacks
         self._cache.bypassed(view.name if view else UNKNOWN_MODEL)
         return result

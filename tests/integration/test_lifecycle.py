@@ -11,17 +11,16 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
-import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto
 
 from devstack import EmbeddedRedis, EmbeddedTriton
 from gateway.control.lifecycle.config_file import policy_versions, read_config, versions_on_disk
@@ -29,12 +28,11 @@ from gateway.settings import Settings
 from tests.integration.conftest import gateway_settings
 from tests.support import own_backends
 from tests.support.admin import create_key
-from tests.support.data import ROOT, samples
+from tests.support.data import ROOT
 from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
-
-MODEL = "tabular_classifier"
+from tests.support.tabular import MODEL, Stream, body, constant_classifier
 
 
 @pytest.fixture(scope="module")
@@ -76,83 +74,12 @@ def admin(gateway: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def body(row: int = 0, seed: int | None = None) -> dict[str, object]:
-    if seed is not None:
-        x = np.random.default_rng(seed).random((1, 30), dtype=np.float32) * 20
-    else:
-        x = samples(MODEL, rows=1, offset=row)
-    return {
-        "inputs": [
-            {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": x.ravel().tolist()}
-        ]
-    }
-
-
-def constant_classifier() -> bytes:
-    """A model with tabular_classifier's inputs and outputs that always says 'malignant'."""
-    zero = numpy_helper.from_array(np.array([0.0], np.float32), "zero")
-    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
-    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
-    nodes = [
-        helper.make_node("ReduceSum", ["features", "axes"], ["total"], keepdims=1),
-        helper.make_node("Mul", ["total", "zero"], ["zeros"]),
-        helper.make_node("Add", ["zeros", "one"], ["ones"]),
-        helper.make_node("Cast", ["zeros"], ["label"], to=TensorProto.INT64),
-        helper.make_node("Concat", ["ones", "zeros"], ["probabilities"], axis=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "always_malignant",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 30])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, [None, 1]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
-        ],
-        [zero, one, axes],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
 def publish(admin: httpx.Client, data: bytes) -> httpx.Response:
     return admin.post(
         f"/admin/models/{MODEL}/versions",
         content=data,
         headers={"Content-Type": "application/octet-stream"},
     )
-
-
-class Stream:
-    """A client sending unversioned requests the whole time, recording every status."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.statuses: Counter[int] = Counter()
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, headers=auth_headers(), timeout=60) as client:
-            n = 0
-            while not self._stop.is_set():
-                n += 1
-                headers = {"Cache-Control": "no-store"} if n % 2 else {}
-                response = client.post(
-                    f"/v2/models/{MODEL}/infer", json=body(row=n % 50), headers=headers
-                )
-                self.statuses[response.status_code] += 1
-                if response.status_code != 200:
-                    self.errors.append(response.text)
-
-    def __enter__(self) -> Stream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
 
 
 def served_versions(client: httpx.Client, count: int, key: str | None = None) -> Counter[str]:
@@ -168,7 +95,7 @@ def served_versions(client: httpx.Client, count: int, key: str | None = None) ->
 def test_publish_split_promote_rollback_with_a_client_streaming(
     admin: httpx.Client, gateway: str, repository: Path
 ) -> None:
-    with Stream(gateway) as stream:
+    with Stream(gateway, auth_headers()) as stream:
         published = publish(admin, (repository / MODEL / "1" / "model.onnx").read_bytes())
         assert published.status_code == 201, published.text
         new = published.json()["version"]
@@ -371,7 +298,16 @@ def test_replicas_agree_on_a_change_made_through_another(
         assert published.status_code == 201, published.text
     new = str(published.json()["version"])
     eventually(lambda: routes({"2": 50, new: 50}), timeout_s=5, what="A routes to every version")
-    for version in ("1", "2", new):
+    seeds = iter(range(1000))
+
+    def caches(version: str) -> bool:
+        """A answers a new row from Triton, then from its cache (not uncached: pending)."""
         path = f"/v2/models/{name}/versions/{version}/infer"
-        outcomes = [admin.post(path, json=body(row=3)).headers["x-cache"] for _ in range(2)]
-        assert outcomes == ["miss", "hit"], (version, outcomes)  # A caches every version again
+        row = body(seed=next(seeds))
+        return [admin.post(path, json=row).headers["x-cache"] for _ in range(2)] == [
+            "miss",
+            "hit",
+        ]
+
+    for version in ("1", "2", new):
+        eventually(partial(caches, version), timeout_s=30, what=f"A caches version {version}")

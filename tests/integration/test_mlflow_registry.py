@@ -26,11 +26,11 @@ from sklearn.linear_model import LogisticRegression
 
 from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
-from tests.integration.test_lifecycle import constant_classifier
 from tests.support import own_backends
 from tests.support.keys import AUTH
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
+from tests.support.tabular import constant_classifier
 
 MODEL = "tabular_classifier"
 REGISTERED = "breast-cancer"

@@ -26,9 +26,13 @@ class MemoryRedis:
     def _left(self, key: str) -> float:
         return self.expires.get(key, float("inf")) - time.monotonic()
 
-    async def get(self, key: str, grace_s: float) -> bytes | None:
+    async def get_while_locked(
+        self, key: str, digest: bytes, grace_s: float
+    ) -> tuple[bytes | None, bool]:
         self._check()
-        return self.values.get(key) if self._left(key) > grace_s else None
+        if key in self.values and self._left(key) > grace_s:
+            return self.values[key], True
+        return None, digest in self.locks
 
     async def get_or_lock(self, key: str, digest: bytes, ttl_s: float, grace_s: float) -> Lookup:
         self._check()

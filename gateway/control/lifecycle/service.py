@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import shutil
@@ -94,6 +95,7 @@ class ModelLifecycle:
         agreement: ShadowAgreement | None = None,
     ) -> None:
         self._warm_up_hook: WarmUpHook | None = None
+        self._artifacts: dict[Path, tuple[tuple[int, int], str]] = {}
         self._repository = repository
         self._triton = triton
         self._catalog = catalog
@@ -118,6 +120,10 @@ class ModelLifecycle:
                     {k: entry[k] for k in ("version", "state", "reason") if k in entry}
                 )
         for name, model in models.items():
+            for version in model["versions"]:
+                artifact = self._artifact(name, version["version"])
+                if artifact is not None:
+                    version["artifact"] = artifact
             split = self._traffic.get(name)
             model["traffic"] = None if split is None else split.describe()
             if split is not None and split.shadow is not None:
@@ -362,7 +368,7 @@ class ModelLifecycle:
 
     def _ready(self, model: str) -> set[str]:
         view = self._catalog.get(model)
-        return set(view.fingerprints) if view else set()
+        return set(view.ready) if view else set()
 
     async def _warmed(
         self, model: str, replaced: str | None, version: str
@@ -375,6 +381,20 @@ class ModelLifecycle:
             return await self._warm_up_hook(model, replaced, version)
         except GatewayError as exc:
             return {"from": replaced, "to": version, "skipped": exc.message}
+
+    def _artifact(self, model: str, version: str) -> str | None:
+        """The SHA-256 of a version's model.onnx (what a release compares its file with)."""
+        path = self._repository / model / version / "model.onnx"
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        known = self._artifacts.get(path)
+        if known is not None and known[0] == (stat.st_size, stat.st_mtime_ns):
+            return known[1]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self._artifacts[path] = ((stat.st_size, stat.st_mtime_ns), digest)
+        return digest
 
     def _serving(self, model: str) -> str | None:
         """The version that serves the model's traffic today: the last one promoted (or

@@ -106,6 +106,28 @@ def test_a_stuck_lock_holder_delays_others_only_for_the_wait() -> None:
     assert outcome is Outcome.MISS and compute.calls == 1
 
 
+def test_a_failed_lock_holder_releases_the_others_at_once() -> None:
+    redis = MemoryRedis()
+    redis.locks[KEY.digest] = "someone else"
+    compute = Counting(delay=0)
+
+    async def scenario() -> tuple[InferResult, Outcome]:
+        async def holder_fails() -> None:
+            await asyncio.sleep(0.02)
+            del redis.locks[KEY.digest]  # released without an entry
+
+        failing = asyncio.create_task(holder_fails())
+        # wait_s is an hour: only the released lock can end the wait within the deadline.
+        answer = await asyncio.wait_for(
+            make_cache(redis, wait_s=3600).get_or_compute(KEY, compute, POLICY), timeout=30
+        )
+        await failing
+        return answer
+
+    _, outcome = asyncio.run(scenario())
+    assert outcome is Outcome.MISS and compute.calls == 1
+
+
 def test_redis_down_is_a_miss_and_the_request_goes_on() -> None:
     redis = MemoryRedis()
     redis.down = True
