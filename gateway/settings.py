@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="Time a client has to send a request's headers (408)"
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers), in bytes (431)",
+    )
+    max_headers: int = Field(default=100, ge=8, description="Most headers in a request (431)")
     body_timeout_s: float = Field(
         default=10.0,
         gt=0,

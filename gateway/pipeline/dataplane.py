@@ -49,6 +49,7 @@ from gateway.pipeline.row_cache import Row, RowCache
 from gateway.pipeline.rows import joined, split_rows
 from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
+from gateway.protocol.bounds import UNBOUNDED
 from gateway.protocol.types import InferRequest, InferResult
 
 POPULAR_MAX_BYTES = 256 * 1024  # larger requests are counted, not kept for warm-ups
@@ -207,7 +208,8 @@ class DataPlane:
         """The decoded request; a bad body for a model Triton does not serve is a 404, as
         Triton answers (the model is looked up before its inputs are read)."""
         try:
-            return decode_infer_request(model, version, body, header_length)
+            bounds = view.bounds if view is not None else UNBOUNDED
+            return decode_infer_request(model, version, body, header_length, bounds)
         except BadRequest:
             await self.check_known(model, version)
             raise

@@ -48,6 +48,8 @@ def server_config(
     return ServerConfig(
         app,
         header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
         factory=isinstance(app, str),
         host=host,
         port=port,
