@@ -5,10 +5,16 @@
                               new requests are shed with 503 before any work, and readiness
                               says 503 so a load balancer sends work elsewhere
       hold()                  one request in flight (the worker-wide count)
-      hold_for_key(key_id)    the same request counted against its key; over
-                              GATEWAY_MAX_IN_FLIGHT_PER_KEY it is refused with 429, so one
-                              key (slow bodies, a flood) cannot take the whole worker and the
-                              key over its share is the one turned away
+      hold_for_key(key_id)    the same request counted against its key, once the key is
+                              known; past the key's share it is refused with 429, so the key
+                              over its share is the one turned away. The share is
+                              GATEWAY_MAX_IN_FLIGHT_PER_KEY, and never more than half of what
+                              the other keys' requests leave free:
+                                  share = min(per_key, max(1, (limit - others) // 2))
+                              One key flooding (slow bodies, a burst) holds at most half the
+                              worker; two hold a third each, n keys 1/(n+1) each: the worker
+                              always keeps room for a key that is not flooding it (before,
+                              two keys at their fixed share of 32 of 64 held every slot)
 
 Counts are per worker process; asyncio runs one request at a time between awaits, so plain
 integers suffice. The holds are small classes rather than generator-based context managers:
@@ -30,12 +36,12 @@ class Overloaded(ServiceUnavailable):
 
 
 class KeyAtCapacity(TooManyRequests):
-    """This key already has GATEWAY_MAX_IN_FLIGHT_PER_KEY requests in progress here."""
+    """This key already has its share of the worker's requests in progress here."""
 
-    def __init__(self, per_key: int, retry_after_s: int) -> None:
+    def __init__(self, share: int, retry_after_s: int) -> None:
         super().__init__(
-            f"this API key already has {per_key} inference requests in progress on this "
-            "gateway worker (the limit per key); retry when some have finished",
+            f"this API key already has {share} inference requests in progress on this "
+            "gateway worker (its share now); retry when some have finished",
             {"Retry-After": str(max(1, retry_after_s))},
         )
 
@@ -70,9 +76,17 @@ class Capacity:
             self.in_flight += 1
             return
         held = self._by_key.get(key_id, 0)
-        if self.per_key and held >= self.per_key:
-            raise KeyAtCapacity(self.per_key, self.retry_after_s)
+        if self.per_key and held >= self.share(held):
+            raise KeyAtCapacity(self.share(held), self.retry_after_s)
         self._by_key[key_id] = held + 1
+
+    def share(self, held: int) -> int:
+        """How many requests a key holding `held` may have in flight now."""
+        if not self.limit:
+            return self.per_key
+        # The worker-wide count includes this request (held before the key was known).
+        others = max(0, self.in_flight - 1 - held)
+        return min(self.per_key, max(1, (self.limit - others) // 2))
 
     def _release(self, key_id: str | None) -> None:
         if key_id is None:

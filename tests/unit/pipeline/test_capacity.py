@@ -31,3 +31,28 @@ def test_a_key_over_its_share_is_refused_and_other_keys_are_not() -> None:
     with pytest.raises(RuntimeError), capacity.hold_for_key("a"):
         raise RuntimeError("the request failed")
     assert capacity._by_key == {}  # no entry left for keys with nothing in flight
+
+
+def test_a_key_never_holds_more_than_half_of_what_others_leave_free() -> None:
+    capacity = Capacity(limit=12, per_key=100, retry_after_s=1)
+
+    def flood(key: str) -> int:
+        """Requests of `key` admitted until its share is reached (each holding its slots)."""
+        admitted = 0
+        while True:
+            capacity.in_flight += 1  # hold(): taken before the key is known
+            try:
+                capacity._take(key)
+            except KeyAtCapacity:
+                capacity.in_flight -= 1
+                return admitted
+            admitted += 1
+
+    assert flood("a") == 6  # alone: half the worker
+    assert flood("b") == 3  # (12 - 6) // 2
+    assert flood("a") == 0  # a: (12 - 3) // 2 = 4 < 6 held
+    assert capacity.in_flight == 9
+    assert flood("victim") >= 1  # room is left for a key that is not flooding
+    one = Capacity(limit=12, per_key=2, retry_after_s=1)
+    one.in_flight = 1
+    assert one.share(0) == 2  # the configured share when it is the smaller
