@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"
     )
+    triton_max_answer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer read from Triton; a larger one is a 502, not read further",
+    )
     triton_max_in_flight: int = Field(
         default=48,
         ge=0,

@@ -261,7 +261,7 @@ class DataPlane:
         digest = cache_key(request, target.version, target.fingerprint, tenant)
 
         async def ask_triton() -> InferResult:
-            return await self._triton.infer(pinned, view.inference_timeout_s)
+            return await self._triton.infer(pinned, view.inference_timeout_s, view.outputs)
 
         return await self._cache.get_or_compute(
             CacheKey(digest, view.name, target.version),
@@ -324,8 +324,10 @@ class DataPlane:
 
     async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
         try:
-            timeout_s = view.inference_timeout_s if view is not None else None
-            result = await self._triton.infer(request, timeout_s)
+            if view is None:
+                result = await self._triton.infer(request)
+            else:
+                result = await self._triton.infer(request, view.inference_timeout_s, view.outputs)
         except TritonUnavailable as exc:
             # Triton answers 503 both when it is down and for a version it unloaded (e.g.
             # dropped by the version policy); the catalog tells the second apart: a 404.
