@@ -356,6 +356,7 @@ def _policy_resolver(settings: Settings) -> Any:
         "cache_stale_if_error_s",
         "cache_rows",
         "cache_warm_up",
+        "cache_shared_across_tenants",
     )
 
     def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:

@@ -285,7 +285,9 @@ class Settings(BaseSettings):
         description="HMAC secret signing cache entries (the same in every gateway process)",
     )
     cache_per_tenant: bool = Field(
-        default=False, description="Separate cache namespace per key tenant, for every key"
+        default=True,
+        description="A cache namespace per key tenant (false: one shared by every tenant); "
+        "a model may share across tenants (`cache_shared_across_tenants`)",
     )
     catalog_refresh_s: float = Field(
         default=1.0, gt=0, description="How often the view of Triton's models is refreshed"

@@ -168,7 +168,7 @@ class DataPlane:
         view = self._catalog.get(model)
         routed = version or self._route(view, key)
         target = Target.of(view, routed)
-        tenant = cache_tenant(key, self._cache_per_tenant)
+        tenant = cache_tenant(key, self._cache_per_tenant, view)
         memo = None
         if target is not None and directive is Directive.READ_AND_WRITE:
             memo = memo_key(

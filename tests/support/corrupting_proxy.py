@@ -42,7 +42,7 @@ def _retype(document: dict[str, Any], data: bytes) -> tuple[dict[str, Any], byte
 
 
 def _extra_output(document: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-    extra = {"name": "extra", "datatype": "FP32", "shape": [1, 1]}
+    extra: dict[str, Any] = {"name": "extra", "datatype": "FP32", "shape": [1, 1]}
     extra["parameters"] = {"binary_data_size": 4}
     return {**document, "outputs": [*document["outputs"], extra]}, data + b"\0\0\0\0"
 
