@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         "and `gateway up` set it: --grpc-port)",
     )
     grpc_host: str = Field(default="127.0.0.1", description="The gRPC server's address")
+    grpc_max_streams: int = Field(
+        default=100, ge=1, description="Streams one gRPC connection may have open at once"
+    )
+    grpc_max_calls: int = Field(
+        default=256,
+        ge=1,
+        description="gRPC calls one worker serves at once; more are RESOURCE_EXHAUSTED",
+    )
     grpc_keepalive_s: float = Field(
         default=30.0, gt=0, description="How often the gRPC server pings an idle client"
     )
