@@ -25,6 +25,10 @@ each process remembers, for up to `max_remembered` keys that passed, the text an
 stored hash it matched: while the record's hash is the same, the text matches it again.
 The record itself is still fetched and checked (revoked, expired) as above. Only keys
 that passed are remembered (made-up keys cannot fill it), in this process's memory only.
+
+Ids the store does not know (made-up keys) are remembered apart, in a table of their own
+(`max_unknown`, 1,000, oldest out first), so a flood of random ids costs a store lookup
+each at most once per `remember_s` and never pushes the records of real keys out.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class Authenticator:
         stale_window_s: float = 300.0,
         touch_interval_s: float = 60.0,
         max_remembered: int = 10_000,
+        max_unknown: int = 1_000,
         observer: AuthObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -93,6 +98,8 @@ class Authenticator:
         self._clock = clock
         self._wall_clock = wall_clock
         self._remembered: OrderedDict[str, Remembered] = OrderedDict()
+        self._max_unknown = max_unknown
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # id -> when the store said so
         self._verified: dict[str, Verified] = {}  # presented key -> what it matched
         self._lookups: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._touched: dict[str, float] = {}
@@ -134,12 +141,16 @@ class Authenticator:
     def forget(self, key_id: str) -> None:
         """Drop what this process remembers of a key (after revoking or changing it)."""
         self._remembered.pop(key_id, None)
+        self._unknown.pop(key_id, None)
 
     async def _record(self, key_id: str) -> KeyRecord | None:
         now = self._clock()
         remembered = self._remembered.get(key_id)
         if remembered is not None and now - remembered.fetched_at < self._remember_s:
             return remembered.record
+        unknown_since = self._unknown.get(key_id)
+        if unknown_since is not None and now - unknown_since < self._remember_s:
+            return None
         try:
             record = await self._lookup(key_id)
         except StoreUnavailable as exc:
@@ -153,7 +164,10 @@ class Authenticator:
                 return remembered.record
             raise AuthUnavailable from exc
         self._set_degraded(False)
-        self._remember(key_id, Remembered(record, self._clock()))
+        if record is None:
+            self._remember_unknown(key_id)
+        else:
+            self._remember(key_id, Remembered(record, self._clock()))
         return record
 
     async def _lookup(self, key_id: str) -> KeyRecord | None:
@@ -180,6 +194,13 @@ class Authenticator:
         self._remembered.move_to_end(key_id)
         while len(self._remembered) > self._max_remembered:
             self._remembered.popitem(last=False)
+
+    def _remember_unknown(self, key_id: str) -> None:
+        self._remembered.pop(key_id, None)  # a key deleted since: not a record any more
+        self._unknown[key_id] = self._clock()
+        self._unknown.move_to_end(key_id)
+        while len(self._unknown) > self._max_unknown:
+            self._unknown.popitem(last=False)
 
     def _verify(self, presented: str, verified: Verified) -> None:
         if len(self._verified) >= self._max_remembered:
