@@ -51,7 +51,7 @@ from auth.hashing import KeyHasher
 from auth.keys import ApiKey
 from auth.observer import AuthObserver, NullObserver
 from auth.records import KeyRecord
-from auth.store import KeyStore
+from auth.store import KeyStore, StoreEmptied
 from resilience import REDIS_FAILURES, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Authenticator:
         try:
             record = await self._lookup(key_id)
         except StoreUnavailable as exc:
-            self._set_degraded(True)
+            self._set_degraded(True, exc)
             fresh_enough = self._remember_s + self._stale_window_s
             if (
                 remembered is not None
@@ -207,11 +207,13 @@ class Authenticator:
             del self._verified[next(iter(self._verified))]  # the oldest
         self._verified[presented] = verified
 
-    def _set_degraded(self, degraded: bool) -> None:
+    def _set_degraded(self, degraded: bool, reason: StoreUnavailable | None = None) -> None:
         if degraded == self._degraded:
             return
         self._degraded = degraded
-        if degraded:
+        if isinstance(reason, StoreEmptied):
+            logger.error("key store unavailable: %s", reason)
+        elif degraded:
             logger.warning("key store unavailable: serving remembered keys only")
         else:
             logger.info("key store available again")

@@ -227,6 +227,7 @@ async def _open_auth(
     stack.push_async_callback(_cancel, revocations)
     rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
     keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
+    await _claim(store)
     if settings.admin_key is not None:
         await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
     access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans)
@@ -395,6 +396,20 @@ def _gauged_breaker(
         reset_after_s=reset_s,
         on_change=lambda healthy: gauge.set(0 if healthy else 1),
     )
+
+
+async def _claim(store: auth.RedisKeyStore) -> None:
+    """Mark the key store as in use (its sentinel), saying so when it holds no key."""
+    try:
+        empty = await store.claim()
+    except StoreUnavailable:
+        logger.warning("could not check the key store: it is unavailable")
+        return
+    if empty:
+        logger.warning(
+            "the key store holds no key: a new store, or one whose data was lost "
+            "(then restore the keys: `gateway keys import`, or a Redis backup)"
+        )
 
 
 async def _ensure_admin(keys: auth.KeyService, key: auth.ApiKey) -> None:
