@@ -18,8 +18,8 @@ def test_excess_requests_are_shed_with_retry_after(
 ) -> None:
     settings = gateway_settings(triton, redis_server, max_in_flight=2, retry_after_s=2)
     with running_gateway(settings) as url:
-        # Many keys: one key alone holds at most half the worker (429 past it, not 503).
-        keys = [create_key(url, name=f"client {n}", models=["*"])[1] for n in range(8)]
+        # A key per request: one key alone holds at most half the worker (429 past it).
+        keys = [create_key(url, name=f"client {n}", models=["*"])[1] for n in range(33)]
 
         def embed(n: int) -> httpx.Response:
             body = {
@@ -32,7 +32,7 @@ def test_excess_requests_are_shed_with_retry_after(
                     }
                 ]
             }
-            headers = {"Authorization": f"Bearer {keys[n % 8]}", "Cache-Control": "no-store"}
+            headers = {"Authorization": f"Bearer {keys[n % 33]}", "Cache-Control": "no-store"}
             return httpx.post(
                 f"{url}/v2/models/text_embedding/infer", json=body, headers=headers, timeout=60
             )
