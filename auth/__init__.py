@@ -32,7 +32,7 @@ from auth.observer import AuthObserver, NullObserver
 from auth.ratelimit import LocalRateLimiter, RateDecision, RateLimiter
 from auth.records import KeyRecord
 from auth.service import IssuedKey, KeyConflict, KeyService, UnknownKey
-from auth.store import InMemoryKeyStore, KeyStore, RedisKeyStore
+from auth.store import InMemoryKeyStore, KeyStore, RedisKeyStore, StoreEmptied
 
 __all__ = [
     "ApiKey",
@@ -59,6 +59,7 @@ __all__ = [
     "RateLimiter",
     "RedisKeyStore",
     "RevokedKey",
+    "StoreEmptied",
     "Unauthenticated",
     "UnknownKey",
 ]

@@ -25,6 +25,10 @@ each process remembers, for up to `max_remembered` keys that passed, the text an
 stored hash it matched: while the record's hash is the same, the text matches it again.
 The record itself is still fetched and checked (revoked, expired) as above. Only keys
 that passed are remembered (made-up keys cannot fill it), in this process's memory only.
+
+Ids the store does not know (made-up keys) are remembered apart, in a table of their own
+(`max_unknown`, 1,000, oldest out first), so a flood of random ids costs a store lookup
+each at most once per `remember_s` and never pushes the records of real keys out.
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from auth.hashing import KeyHasher
 from auth.keys import ApiKey
 from auth.observer import AuthObserver, NullObserver
 from auth.records import KeyRecord
-from auth.store import KeyStore
+from auth.store import KeyStore, StoreEmptied
 from resilience import REDIS_FAILURES, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -79,6 +83,7 @@ class Authenticator:
         stale_window_s: float = 300.0,
         touch_interval_s: float = 60.0,
         max_remembered: int = 10_000,
+        max_unknown: int = 1_000,
         observer: AuthObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -93,6 +98,8 @@ class Authenticator:
         self._clock = clock
         self._wall_clock = wall_clock
         self._remembered: OrderedDict[str, Remembered] = OrderedDict()
+        self._max_unknown = max_unknown
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # id -> when the store said so
         self._verified: dict[str, Verified] = {}  # presented key -> what it matched
         self._lookups: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._touched: dict[str, float] = {}
@@ -134,16 +141,20 @@ class Authenticator:
     def forget(self, key_id: str) -> None:
         """Drop what this process remembers of a key (after revoking or changing it)."""
         self._remembered.pop(key_id, None)
+        self._unknown.pop(key_id, None)
 
     async def _record(self, key_id: str) -> KeyRecord | None:
         now = self._clock()
         remembered = self._remembered.get(key_id)
         if remembered is not None and now - remembered.fetched_at < self._remember_s:
             return remembered.record
+        unknown_since = self._unknown.get(key_id)
+        if unknown_since is not None and now - unknown_since < self._remember_s:
+            return None
         try:
             record = await self._lookup(key_id)
         except StoreUnavailable as exc:
-            self._set_degraded(True)
+            self._set_degraded(True, exc)
             fresh_enough = self._remember_s + self._stale_window_s
             if (
                 remembered is not None
@@ -153,7 +164,10 @@ class Authenticator:
                 return remembered.record
             raise AuthUnavailable from exc
         self._set_degraded(False)
-        self._remember(key_id, Remembered(record, self._clock()))
+        if record is None:
+            self._remember_unknown(key_id)
+        else:
+            self._remember(key_id, Remembered(record, self._clock()))
         return record
 
     async def _lookup(self, key_id: str) -> KeyRecord | None:
@@ -181,16 +195,25 @@ class Authenticator:
         while len(self._remembered) > self._max_remembered:
             self._remembered.popitem(last=False)
 
+    def _remember_unknown(self, key_id: str) -> None:
+        self._remembered.pop(key_id, None)  # a key deleted since: not a record any more
+        self._unknown[key_id] = self._clock()
+        self._unknown.move_to_end(key_id)
+        while len(self._unknown) > self._max_unknown:
+            self._unknown.popitem(last=False)
+
     def _verify(self, presented: str, verified: Verified) -> None:
         if len(self._verified) >= self._max_remembered:
             del self._verified[next(iter(self._verified))]  # the oldest
         self._verified[presented] = verified
 
-    def _set_degraded(self, degraded: bool) -> None:
+    def _set_degraded(self, degraded: bool, reason: StoreUnavailable | None = None) -> None:
         if degraded == self._degraded:
             return
         self._degraded = degraded
-        if degraded:
+        if isinstance(reason, StoreEmptied):
+            logger.error("key store unavailable: %s", reason)
+        elif degraded:
             logger.warning("key store unavailable: serving remembered keys only")
         else:
             logger.info("key store available again")

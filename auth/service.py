@@ -80,6 +80,13 @@ class KeyService:
         await self._store.put(record)
         return IssuedKey(record, key)
 
+    async def restore(self, records: Sequence[KeyRecord]) -> int:
+        """Put exported records back as they were (hashes, scopes, states; no secret was
+        ever exported); the store's sentinel with them. Returns how many."""
+        for record in records:
+            await self._store.put(record)
+        return len(records)
+
     async def list(self) -> list[KeyRecord]:
         return await self._store.list()
 

@@ -6,6 +6,7 @@ with `maxmemory-policy volatile-lru`, which only evicts entries that have a TTL)
     gateway:auth:key:<id>   hash: one field per KeyRecord attribute
     gateway:auth:keys       set of every key id (for listing)
     gateway:auth:changes    pub/sub channel: the id of every key whose record changed
+    gateway:auth:sentinel   string: when this store was first used (its data is there)
 
 Every script and transaction touches one key, so all of it works on a Redis Cluster (the
 record and the index may live on different nodes: a record is written before its id is
@@ -15,10 +16,19 @@ Fields are updated one at a time (`HSET`), so recording `last_used_at` can never
 concurrent revocation. A change that matters to authentication (revocation, expiry; not
 `last_used_at`) is announced on the channel in the same script, so every gateway process
 that remembers the key forgets it at once (`RedisKeyStore.changed_keys`).
+
+A Redis that comes back empty (FLUSHALL, a replica promoted without data) must not turn
+every key into an unknown one (401 for all, the admin key included, and nothing logged).
+The sentinel tells the two apart: written with the first record (`claim` at start-up, and
+every `put`), it is looked at whenever a record is missing. Missing too: `StoreEmptied`,
+an outage for authentication (remembered keys keep working, others get 503), until the
+records are restored (`gateway keys import`, or Redis's own backup) and the sentinel with
+them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -27,12 +37,27 @@ import redis.asyncio as aioredis
 
 from auth.records import KeyRecord
 from resilience.breaker import CircuitBreaker
+from resilience.errors import StoreUnavailable
 
 T = TypeVar("T")
 
 RECORD_PREFIX = "gateway:auth:key:"
 INDEX = "gateway:auth:keys"
 CHANGES = "gateway:auth:changes"
+SENTINEL = "gateway:auth:sentinel"
+
+
+class StoreEmptied(StoreUnavailable):
+    """Redis answers, but the key store's data is gone (its sentinel is missing)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the key store's data is gone ({SENTINEL} is missing: FLUSHALL, or a replica "
+            "promoted without data); remembered keys keep working; restore the keys with "
+            "`gateway keys import` or from a Redis backup"
+        )
+
+
 # Set fields of an existing record; announce the change on channel ARGV[2] (the key id in
 # ARGV[3]) when ARGV[1] is "1".
 _UPDATE = """
@@ -79,15 +104,32 @@ class RedisKeyStore:
         return await self._breaker.call(operation)
 
     async def get(self, key_id: str) -> KeyRecord | None:
+        """The record, or None for an id the store does not know; `StoreEmptied` when the
+        record is missing because the store's data is gone."""
         fields = await self._call(lambda: self._redis.hgetall(RECORD_PREFIX + key_id))
-        return _decode(fields) if fields else None
+        if fields:
+            return _decode(fields)
+        if not await self._call(lambda: self._redis.exists(SENTINEL)):
+            raise StoreEmptied
+        return None
 
     async def put(self, record: KeyRecord) -> None:
         async def write() -> Any:
             await self._redis.hset(RECORD_PREFIX + record.id, mapping=_encode(record))  # type: ignore[arg-type]
+            await self._redis.set(SENTINEL, str(time.time()), nx=True)
             return await self._redis.sadd(INDEX, record.id)
 
         await self._call(write)
+
+    async def claim(self) -> bool:
+        """At start-up: write the sentinel if it is missing; True if the store then holds
+        no key at all (a new store, or one whose data was lost: the caller says so)."""
+
+        async def check() -> bool:
+            await self._redis.set(SENTINEL, str(time.time()), nx=True)
+            return int(await self._redis.scard(INDEX)) == 0
+
+        return await self._call(check)
 
     async def list(self) -> list[KeyRecord]:
         async def read_all() -> list[KeyRecord]:

@@ -188,6 +188,7 @@ async def _open_triton(
         breaker_failures=settings.triton_breaker_failures,
         breaker_reset_s=settings.triton_breaker_reset_s,
         max_in_flight=settings.triton_max_in_flight,
+        max_answer_bytes=settings.triton_max_answer_bytes,
         metrics_port=settings.triton_metrics_port,
     )
     stack.push_async_callback(triton.close)
@@ -226,6 +227,7 @@ async def _open_auth(
     stack.push_async_callback(_cancel, revocations)
     rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
     keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
+    await _claim(store)
     if settings.admin_key is not None:
         await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
     access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans)
@@ -355,6 +357,7 @@ def _policy_resolver(settings: Settings) -> Any:
         "cache_stale_if_error_s",
         "cache_rows",
         "cache_warm_up",
+        "cache_shared_across_tenants",
     )
 
     def policy(model: str, config: Mapping[str, Any]) -> CachePolicy:
@@ -393,6 +396,20 @@ def _gauged_breaker(
         reset_after_s=reset_s,
         on_change=lambda healthy: gauge.set(0 if healthy else 1),
     )
+
+
+async def _claim(store: auth.RedisKeyStore) -> None:
+    """Mark the key store as in use (its sentinel), saying so when it holds no key."""
+    try:
+        empty = await store.claim()
+    except StoreUnavailable:
+        logger.warning("could not check the key store: it is unavailable")
+        return
+    if empty:
+        logger.warning(
+            "the key store holds no key: a new store, or one whose data was lost "
+            "(then restore the keys: `gateway keys import`, or a Redis backup)"
+        )
 
 
 async def _ensure_admin(keys: auth.KeyService, key: auth.ApiKey) -> None:

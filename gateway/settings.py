@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     triton_control_timeout_s: float = Field(
         default=5.0, gt=0, description="Deadline of metadata, config and health calls to Triton"
     )
+    triton_max_answer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer read from Triton; a larger one is a 502, not read further",
+    )
     triton_max_in_flight: int = Field(
         default=48,
         ge=0,
@@ -168,6 +173,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         default=10.0, gt=0, description="Time a client has to send a request's headers (408)"
     )
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers), in bytes (431)",
+    )
+    max_headers: int = Field(default=100, ge=8, description="Most headers in a request (431)")
     body_timeout_s: float = Field(
         default=10.0,
         gt=0,
@@ -201,6 +212,14 @@ class Settings(BaseSettings):
         "and `gateway up` set it: --grpc-port)",
     )
     grpc_host: str = Field(default="127.0.0.1", description="The gRPC server's address")
+    grpc_max_streams: int = Field(
+        default=100, ge=1, description="Streams one gRPC connection may have open at once"
+    )
+    grpc_max_calls: int = Field(
+        default=256,
+        ge=1,
+        description="gRPC calls one worker serves at once; more are RESOURCE_EXHAUSTED",
+    )
     grpc_keepalive_s: float = Field(
         default=30.0, gt=0, description="How often the gRPC server pings an idle client"
     )
@@ -274,7 +293,9 @@ class Settings(BaseSettings):
         description="HMAC secret signing cache entries (the same in every gateway process)",
     )
     cache_per_tenant: bool = Field(
-        default=False, description="Separate cache namespace per key tenant, for every key"
+        default=True,
+        description="A cache namespace per key tenant (false: one shared by every tenant); "
+        "a model may share across tenants (`cache_shared_across_tenants`)",
     )
     catalog_refresh_s: float = Field(
         default=1.0, gt=0, description="How often the view of Triton's models is refreshed"

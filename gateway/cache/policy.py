@@ -2,7 +2,8 @@
 
 A model's policy comes from, in order: `GATEWAY_CACHE_MODELS` (JSON, per model name), the
 model config's `parameters` (`cache_enabled`, `cache_ttl_s`, `cache_max_entry_bytes`,
-`cache_stale_if_error_s`, `cache_rows`, `cache_warm_up`), then the global defaults
+`cache_stale_if_error_s`, `cache_rows`, `cache_warm_up`, `cache_shared_across_tenants`),
+then the global defaults
 (`GATEWAY_CACHE_ENABLED`, `_TTL_S`, `_MAX_ENTRY_BYTES`, `_STALE_IF_ERROR_S`).
 """
 
@@ -25,6 +26,7 @@ class ModelCacheSettings(BaseModel):
     stale_if_error_s: float | None = Field(default=None, ge=0)
     per_row: bool | None = None
     warm_up: bool | None = None
+    shared_across_tenants: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,9 @@ class CachePolicy:
     # Before traffic moves to a version (promote, traffic split), replay the most frequent
     # recent requests of the version it replaces, so the new one starts with their entries.
     warm_up: bool = True
+    # Entries shared by every tenant (the model's explicit opt-in): a tenant's hit may then
+    # tell it that another tenant sent the same input. By default each tenant has its own.
+    shared_across_tenants: bool = False
 
 
 class Directive(Enum):
@@ -76,6 +81,7 @@ def resolve_policy(
     stale_s = defaults.stale_if_error_s
     per_row = str(parameter.get("cache_rows") or "").strip().lower() == "independent"
     warm_up = str(parameter.get("cache_warm_up") or "true").strip().lower() not in FALSE
+    shared = str(parameter.get("cache_shared_across_tenants") or "").strip().lower() in TRUE
     if parameter.get("cache_stale_if_error_s"):
         stale_s = _number(parameter["cache_stale_if_error_s"], stale_s, allow_zero=True)
     if parameter.get("cache_enabled") is not None:
@@ -94,10 +100,13 @@ def resolve_policy(
             per_row = override.per_row
         if override.warm_up is not None:
             warm_up = override.warm_up
-    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s, per_row, warm_up)
+        if override.shared_across_tenants is not None:
+            shared = override.shared_across_tenants
+    return CachePolicy(enabled, ttl_s, max_entry_bytes, stale_s, per_row, warm_up, shared)
 
 
 FALSE = frozenset({"0", "false", "no", "off"})
+TRUE = frozenset({"1", "true", "yes", "on"})
 
 
 def allows_stale(cache_control: bytes | None) -> bool:

@@ -44,7 +44,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rotate = actions.add_parser("rotate", help="issue a replacement; the old key expires later")
     rotate.add_argument("key_id")
     rotate.add_argument("--overlap", type=float, help="seconds the old key keeps working")
-    for action in (create, listed, revoke, rotate):
+    exported = actions.add_parser(
+        "export", help="write every key record (hashes, never keys) as JSON lines, for a backup"
+    )
+    exported.add_argument("file", type=Path, help="where to write (mode 600)")
+    imported = actions.add_parser(
+        "import", help="put the records of an export back (after Redis lost its data)"
+    )
+    imported.add_argument("file", type=Path)
+    for action in (create, listed, revoke, rotate, exported, imported):
         action.add_argument(
             "--state-dir", type=Path, help="of the `gateway up` to use (default: GATEWAY_STATE_DIR)"
         )
@@ -83,6 +91,8 @@ async def _run(args: argparse.Namespace, settings: Settings, url: str) -> int:
             "list": lambda: _list(service),
             "revoke": lambda: _revoke(service, args.key_id),
             "rotate": lambda: _rotate(service, args.key_id, args.overlap),
+            "export": lambda: _export(service, args.file),
+            "import": lambda: _import(service, args.file),
         }[args.keys_command]
         await action()
         return 0
@@ -124,6 +134,21 @@ async def _revoke(service: auth.KeyService, key_id: str) -> None:
 async def _rotate(service: auth.KeyService, key_id: str, overlap: float | None) -> None:
     issued, old = await service.rotate(key_id, overlap)
     _print({**issued.record.public(), "key": str(issued.key), "replaces": old.public()})
+
+
+async def _export(service: auth.KeyService, file: Path) -> None:
+    records = await service.list()
+    lines = "".join(record.model_dump_json() + "\n" for record in records)
+    file.touch(mode=0o600)
+    file.chmod(0o600)  # the records hold key hashes: for the operator's eyes only
+    file.write_text(lines)
+    print(f"exported {len(records)} key records to {file}")
+
+
+async def _import(service: auth.KeyService, file: Path) -> None:
+    lines = [line for line in file.read_text().splitlines() if line.strip()]
+    records = [auth.KeyRecord.model_validate_json(line) for line in lines]
+    print(f"imported {await service.restore(records)} key records from {file}")
 
 
 def _print(document: dict[str, object]) -> None:

@@ -51,10 +51,12 @@ from typing import Any
 import orjson
 
 from gateway.backends.triton import TritonClient
+from gateway.backends.triton.answers import ExpectedOutputs, expected_outputs
 from gateway.backends.triton.model_deadlines import configured_deadline
 from gateway.cache.policy import CachePolicy
 from gateway.control.model_changes import ModelChanges
 from gateway.errors import GatewayError
+from gateway.protocol.bounds import InputBounds, bounds_of
 from resilience import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ class ModelView:
     # pending one (its files changed since Triton loaded it; served uncached until a reload).
     fingerprints: Mapping[str, str]
     config: Mapping[str, Any]
+    bounds: InputBounds  # the most values its inputs take, checked before a body is parsed
+    outputs: ExpectedOutputs | None  # what Triton's answers must hold (None: not known)
     cache_policy: CachePolicy
     default_version: str | None  # what serves a request naming no version: the highest ready
     # The config's `inference_timeout_s`; None: a deadline fitted to the model's latency.
@@ -319,6 +323,8 @@ class ModelCatalog:
                 frozenset(ready[model]),
                 versions,
                 config,
+                bounds_of(model, config),
+                expected_outputs(config),
                 self._policy(model, config),
                 _highest(ready[model]),
                 configured_deadline(config_parameter(config, "inference_timeout_s")),

@@ -2,17 +2,27 @@
 
     Capacity(limit, per_key)
       full                    the worker-wide limit (GATEWAY_MAX_IN_FLIGHT) is reached:
-                              new requests are shed with 503 before any work, and readiness
-                              says 503 so a load balancer sends work elsewhere
-      hold()                  one request in flight (the worker-wide count)
-      hold_for_key(key_id)    the same request counted against its key; over
-                              GATEWAY_MAX_IN_FLIGHT_PER_KEY it is refused with 429, so one
-                              key (slow bodies, a flood) cannot take the whole worker and the
-                              key over its share is the one turned away
+                              readiness says 503 so a load balancer sends work elsewhere
+      hold(key_id)            one request of `key_id` in flight, taken once the key is
+                              authenticated, before the body is read:
+                              past the key's share: 429 (the key over its share is the one
+                                turned away, whether or not the worker is full)
+                              else past the worker-wide limit: 503 + Retry-After (shed)
+                              The share is GATEWAY_MAX_IN_FLIGHT_PER_KEY, and never more
+                              than half of what the other keys' requests leave free:
+                                  share = min(per_key, max(1, (limit - others) // 2))
+                              One key flooding (slow bodies, a burst) holds at most half
+                              the worker; two hold a third each, n keys 1/(n+1) each, so
+                              the worker keeps room for a key that is not flooding it.
+                              (Before, the worker-wide slot was taken before the key was
+                              known: one key's burst filled all 64 slots while it was
+                              being authenticated, and two keys at a fixed share of 32
+                              held every slot.)
+      hold(None)              a request of no key (not counted against any share)
 
 Counts are per worker process; asyncio runs one request at a time between awaits, so plain
-integers suffice. The holds are small classes rather than generator-based context managers:
-every inference request takes two, and a generator's setup showed in cache hits' profiles.
+integers suffice. The hold is a small class rather than a generator-based context manager:
+every inference request takes one, and a generator's setup showed in cache hits' profiles.
 """
 
 from __future__ import annotations
@@ -30,12 +40,12 @@ class Overloaded(ServiceUnavailable):
 
 
 class KeyAtCapacity(TooManyRequests):
-    """This key already has GATEWAY_MAX_IN_FLIGHT_PER_KEY requests in progress here."""
+    """This key already has its share of the worker's requests in progress here."""
 
-    def __init__(self, per_key: int, retry_after_s: int) -> None:
+    def __init__(self, share: int, retry_after_s: int) -> None:
         super().__init__(
-            f"this API key already has {per_key} inference requests in progress on this "
-            "gateway worker (the limit per key); retry when some have finished",
+            f"this API key already has {share} inference requests in progress on this "
+            "gateway worker (its share now); retry when some have finished",
             {"Retry-After": str(max(1, retry_after_s))},
         )
 
@@ -54,29 +64,31 @@ class Capacity:
     def full(self) -> bool:
         return bool(self.limit) and self.in_flight >= self.limit
 
-    def hold(self) -> _Hold:
-        """One request in flight while the block runs; `Overloaded` if the worker is full."""
-        return _Hold(self, None)
-
-    def hold_for_key(self, key_id: str) -> _Hold:
-        """One request of `key_id` in flight while the block runs; `KeyAtCapacity` if the
-        key already has its share."""
+    def hold(self, key_id: str | None) -> _Hold:
+        """One request of `key_id` in flight while the block runs: `KeyAtCapacity` past
+        the key's share, `Overloaded` when the worker is full."""
         return _Hold(self, key_id)
 
+    def share(self, held: int) -> int:
+        """How many requests a key holding `held` may have in flight now."""
+        if not self.limit:
+            return self.per_key
+        others = max(0, self.in_flight - held)
+        return min(self.per_key, max(1, (self.limit - others) // 2))
+
     def _take(self, key_id: str | None) -> None:
-        if key_id is None:
-            if self.full:
-                raise Overloaded(self.retry_after_s)
-            self.in_flight += 1
-            return
-        held = self._by_key.get(key_id, 0)
-        if self.per_key and held >= self.per_key:
-            raise KeyAtCapacity(self.per_key, self.retry_after_s)
-        self._by_key[key_id] = held + 1
+        held = self._by_key.get(key_id, 0) if key_id is not None else 0
+        if key_id is not None and self.per_key and held >= self.share(held):
+            raise KeyAtCapacity(self.share(held), self.retry_after_s)
+        if self.full:
+            raise Overloaded(self.retry_after_s)
+        self.in_flight += 1
+        if key_id is not None:
+            self._by_key[key_id] = held + 1
 
     def _release(self, key_id: str | None) -> None:
+        self.in_flight -= 1
         if key_id is None:
-            self.in_flight -= 1
             return
         left = self._by_key[key_id] - 1
         if left:
@@ -86,7 +98,7 @@ class Capacity:
 
 
 class _Hold:
-    """A hold on the worker's capacity (`key_id` None) or on a key's share of it."""
+    """A hold on the worker's capacity, counted in `key_id`'s share (if any)."""
 
     __slots__ = ("_capacity", "_key_id")
 

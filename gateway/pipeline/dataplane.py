@@ -49,6 +49,7 @@ from gateway.pipeline.row_cache import Row, RowCache
 from gateway.pipeline.rows import joined, split_rows
 from gateway.pipeline.targets import Target, cache_tenant
 from gateway.protocol import EncodedResponse, decode_infer_request, encode_infer_response
+from gateway.protocol.bounds import UNBOUNDED
 from gateway.protocol.types import InferRequest, InferResult
 
 POPULAR_MAX_BYTES = 256 * 1024  # larger requests are counted, not kept for warm-ups
@@ -167,7 +168,7 @@ class DataPlane:
         view = self._catalog.get(model)
         routed = version or self._route(view, key)
         target = Target.of(view, routed)
-        tenant = cache_tenant(key, self._cache_per_tenant)
+        tenant = cache_tenant(key, self._cache_per_tenant, view)
         memo = None
         if target is not None and directive is Directive.READ_AND_WRITE:
             memo = memo_key(
@@ -207,7 +208,8 @@ class DataPlane:
         """The decoded request; a bad body for a model Triton does not serve is a 404, as
         Triton answers (the model is looked up before its inputs are read)."""
         try:
-            return decode_infer_request(model, version, body, header_length)
+            bounds = view.bounds if view is not None else UNBOUNDED
+            return decode_infer_request(model, version, body, header_length, bounds)
         except BadRequest:
             await self.check_known(model, version)
             raise
@@ -259,7 +261,7 @@ class DataPlane:
         digest = cache_key(request, target.version, target.fingerprint, tenant)
 
         async def ask_triton() -> InferResult:
-            return await self._triton.infer(pinned, view.inference_timeout_s)
+            return await self._triton.infer(pinned, view.inference_timeout_s, view.outputs)
 
         return await self._cache.get_or_compute(
             CacheKey(digest, view.name, target.version),
@@ -322,8 +324,10 @@ class DataPlane:
 
     async def _bypass(self, request: InferRequest, view: ModelView | None) -> InferResult:
         try:
-            timeout_s = view.inference_timeout_s if view is not None else None
-            result = await self._triton.infer(request, timeout_s)
+            if view is None:
+                result = await self._triton.infer(request)
+            else:
+                result = await self._triton.infer(request, view.inference_timeout_s, view.outputs)
         except TritonUnavailable as exc:
             # Triton answers 503 both when it is down and for a version it unloaded (e.g.
             # dropped by the version policy); the catalog tells the second apart: a 404.

@@ -137,7 +137,7 @@ class EmbeddingsPlane:
         if request.dimensions is not None and not exposed.truncatable:
             raise BadRequest(f"the model '{request.model}' does not support 'dimensions'")
         inputs, tokens = self._measured(exposed, request)
-        tenant = cache_tenant(key, self._cache_per_tenant)
+        tenant = cache_tenant(key, self._cache_per_tenant, exposed.view)
         rows = [self._row(exposed, value) for value in inputs]
         parts = await self._rows.results(rows, tenant, directive, allow_stale)
         vectors = [self._vector(exposed, result, request.dimensions) for result, _ in parts]

@@ -2,10 +2,10 @@
 
     InferencePipeline.serve(call)                          -> the status answered
       the model's name and version are well formed                           400
-      a free slot of this worker's capacity (else shed)                      503 + Retry-After
       inside one SERVER span, continuing the caller's trace context:
         the key: authenticated, its scope covers the model, its rate limit   401 403 429 503
-        the key's share of the worker's capacity                             429
+        a slot of the worker's capacity within the key's share (capacity.py) 429, or
+          shed when the worker is full                                       503 + Retry-After
         the request's body, as the front reads it                            400 408 413
         (a body that names its model: that model's scope now)                403
         the data plane: the result cache or Triton (dataplane.py), or for
@@ -106,19 +106,10 @@ class InferencePipeline:
         call.info.model = self._catalog.metric_label(call.model)
         try:
             check_model_path(call.model, call.version)
-            with self._capacity.hold():
-                self._metrics.in_flight.inc()
-                try:
-                    return await self._traced(call)
-                finally:
-                    self._metrics.in_flight.dec()
-        except Overloaded as exc:  # only from hold(): _traced answers every GatewayError
-            self._metrics.shed.inc()
+        except GatewayError as exc:
             await call.fail(exc)
             return exc.status
-        except GatewayError as exc:  # the model path
-            await call.fail(exc)
-            return exc.status
+        return await self._traced(call)
 
     async def _traced(self, call: InferenceCall) -> int:
         spans = self._spans
@@ -148,6 +139,10 @@ class InferencePipeline:
             return 200
         except ClientDisconnected:
             return 499  # nginx's "client closed request"; nothing is sent
+        except Overloaded as exc:
+            self._metrics.shed.inc()
+            await call.fail(exc)
+            return exc.status
         except GatewayError as exc:
             await call.fail(exc)
             return exc.status
@@ -163,7 +158,7 @@ class InferencePipeline:
         else:
             grant = await access.for_anyone_with_a_key(call.headers)
         call.info.key_id = grant.key.id
-        with self._capacity.hold_for_key(grant.key.id):
+        with self._capacity.hold(grant.key.id), self._metrics.in_flight.track_inprogress():
             try:
                 request = await call.request()
             except BadRequest:  # an unreadable body (e.g. bad gzip) to an unknown model: 404

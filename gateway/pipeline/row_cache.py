@@ -61,7 +61,10 @@ class RowCache:
 
     async def _compute(self, row: Row) -> InferResult:
         batch = int(row.view.config.get("max_batch_size", 0) or 1)
-        return await self._rows.infer_row(row.request, batch, row.view.inference_timeout_s)
+        view = row.view
+        return await self._rows.infer_row(
+            row.request, batch, view.inference_timeout_s, view.outputs
+        )
 
 
 def _digest(row: Row, tenant: str) -> bytes:

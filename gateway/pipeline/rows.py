@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gateway.backends.triton import TritonClient
+from gateway.backends.triton.answers import ExpectedOutputs
 from gateway.errors import GatewayError
 from gateway.protocol.datatypes import (
     BYTES,
@@ -48,11 +49,15 @@ class RowBatcher:
     def __init__(self, triton: TritonClient) -> None:
         self._triton = triton
         self._pending: dict[_Group, list[_Row]] = {}
-        self._limits: dict[_Group, tuple[int, float | None]] = {}
+        self._limits: dict[_Group, tuple[int, float | None, ExpectedOutputs | None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
     async def infer_row(
-        self, request: InferRequest, max_batch_size: int, timeout_s: float | None = None
+        self,
+        request: InferRequest,
+        max_batch_size: int,
+        timeout_s: float | None = None,
+        expected: ExpectedOutputs | None = None,
     ) -> InferResult:
         """The result of one row; it goes to Triton with the other rows of this turn."""
         group = (
@@ -64,22 +69,25 @@ class RowBatcher:
             asyncio.get_running_loop().call_soon(self._flush)
         row = _Row(request)
         self._pending.setdefault(group, []).append(row)
-        self._limits[group] = (max(1, max_batch_size), timeout_s)
+        self._limits[group] = (max(1, max_batch_size), timeout_s, expected)
         return await row.answer
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
         for group, rows in pending.items():
-            size, timeout_s = self._limits.pop(group)
+            size, timeout_s, expected = self._limits.pop(group)
             for start in range(0, len(rows), size):
-                task = asyncio.ensure_future(self._send(rows[start : start + size], timeout_s))
+                chunk = rows[start : start + size]
+                task = asyncio.ensure_future(self._send(chunk, timeout_s, expected))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
 
-    async def _send(self, rows: list[_Row], timeout_s: float | None) -> None:
+    async def _send(
+        self, rows: list[_Row], timeout_s: float | None, expected: ExpectedOutputs | None
+    ) -> None:
         try:
             batch = stack([row.request for row in rows])
-            result = await self._triton.infer(batch, timeout_s)
+            result = await self._triton.infer(batch, timeout_s, expected)
             answers = split(result, len(rows))
         except BaseException as exc:  # every caller hears how its batch failed
             for row in rows:

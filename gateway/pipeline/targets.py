@@ -30,6 +30,12 @@ class Target:
         return cls(view, resolved, fingerprint)
 
 
-def cache_tenant(key: KeyRecord, per_tenant: bool) -> str:
-    """The tenant whose cache entries `key` sees ("": the shared cache)."""
-    return key.tenant_name if per_tenant or key.private_cache else ""
+def cache_tenant(key: KeyRecord, per_tenant: bool, view: ModelView | None) -> str:
+    """The tenant whose cache entries `key` sees ("": the shared cache). Each tenant has
+    its own (`per_tenant`, GATEWAY_CACHE_PER_TENANT, by default), unless the model shares
+    its entries across tenants (its policy's `shared_across_tenants`); a key with a private
+    cache never shares."""
+    if key.private_cache:
+        return key.tenant_name
+    shared = view is not None and view.cache_policy.shared_across_tenants
+    return key.tenant_name if per_tenant and not shared else ""

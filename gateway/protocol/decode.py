@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from gateway.errors import BadRequest
+from gateway.protocol.bounds import UNBOUNDED, InputBounds
 from gateway.protocol.datatypes import (
     BF16,
     BYTES,
@@ -33,12 +34,19 @@ _PACKED_FLOATS = {"FP32": "f", "FP64": "d"}  # struct codes, little-endian like 
 
 
 def decode_infer_request(
-    model: str, version: str, body: bytes, header_length: int | None
+    model: str,
+    version: str,
+    body: bytes,
+    header_length: int | None,
+    bounds: InputBounds = UNBOUNDED,
 ) -> InferRequest:
-    """Decode `body`; `header_length` is the `Inference-Header-Content-Length` header."""
+    """Decode `body`; `header_length` is the `Inference-Header-Content-Length` header.
+    `bounds` (the model's) are checked before the JSON is parsed and before each input's
+    values are converted."""
     header, binary = _split(body, header_length)
+    bounds.check_json(header)
     document = _parse_json(header)
-    inputs = _decode_inputs(document.get("inputs"), binary)
+    inputs = _decode_inputs(document.get("inputs"), binary, bounds)
     outputs = _decode_outputs(document.get("outputs"))
     binary_output, parameters = _decode_parameters(document.get("parameters"))
     request_id = document.get("id")
@@ -76,7 +84,7 @@ def _parse_json(header: bytes) -> dict[str, Any]:
     return document
 
 
-def _decode_inputs(raw: Any, binary: memoryview) -> tuple[Tensor, ...]:
+def _decode_inputs(raw: Any, binary: memoryview, bounds: InputBounds) -> tuple[Tensor, ...]:
     if not isinstance(raw, list) or not raw:
         raise BadRequest("'inputs' must be a non-empty list")
     tensors = []
@@ -98,6 +106,7 @@ def _decode_inputs(raw: Any, binary: memoryview) -> tuple[Tensor, ...]:
                 + ", ".join(sorted(DATATYPES))
             )
         shape = _decode_shape(name, item.get("shape"))
+        bounds.check_shape(name, shape, element_count(shape))
         parameters = _object(item.get("parameters"), f"input '{name}': 'parameters'")
         if "shared_memory_region" in parameters:
             raise BadRequest(f"input '{name}': shared memory is not available through the gateway")

@@ -21,16 +21,15 @@ from gateway.settings import Settings
 
 
 def int_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> int | None:
+    """A length header's value: ASCII digits only (int() would also take "1_8_1", " +7",
+    or other scripts' digits), at most 18 of them."""
     value = header(headers, name)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 0:
+    value = value.strip(b" \t")
+    if not (value.isdigit() and len(value) <= 18):  # bytes.isdigit: ASCII digits only
         raise BadRequest(f"header {name.decode()} must be a non-negative integer")
-    return number
+    return int(value)
 
 
 async def read_body(

@@ -3,8 +3,10 @@
 Requests may come with `Content-Encoding: gzip` or `deflate` (zlib), as `tritonclient.http`
 sends with `request_compression_algorithm`; the body limit applies to the inflated size, so
 a small body that inflates past GATEWAY_MAX_BODY_BYTES (a zip bomb) is a 413 and is never
-inflated further than the limit. Responses are compressed when `Accept-Encoding` asks for
-gzip or deflate (`response_compression_algorithm`), and sent as they are otherwise.
+inflated further than the limit. A body is one stream: bytes after it (a second gzip member,
+which would otherwise go unread and unchecked) are a 400. Responses are compressed when
+`Accept-Encoding` asks for gzip or deflate (`response_compression_algorithm`), and sent as
+they are otherwise.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def inflate(body: bytes, content_encoding: bytes | None, limit: int) -> bytes:
         raise PayloadTooLarge(f"the inflated request body exceeds the limit of {limit} bytes")
     if not decoder.eof:
         raise BadRequest(f"the request body ends before its {encoding} data does")
+    if decoder.unused_data:  # a second gzip member, or anything else: never read, refused
+        raise BadRequest(
+            f"the request body has {len(decoder.unused_data)} bytes after the {encoding} "
+            "stream; send one stream"
+        )
     return inflated
 
 

@@ -36,12 +36,22 @@ _TIMEOUT_RESPONSE = (
 
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration plus the gateway's header deadline (it reaches each worker
-    process with the configuration, which is pickled)."""
+    """uvicorn's configuration plus the gateway's header deadline and head limits (they
+    reach each worker process with the configuration, which is pickled)."""
 
-    def __init__(self, app: Any, *, header_timeout_s: float, **options: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header_timeout_s: float,
+        max_header_bytes: int,
+        max_headers: int,
+        **options: Any,
+    ) -> None:
         super().__init__(app, **options)
         self.header_timeout_s = header_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):

@@ -1,5 +1,6 @@
 """The gateway's HTTP/1.1 server protocol: uvicorn's (httptools) with the header deadline of
-`gateway.runtime.deadlines`, and each response sent in one write.
+`gateway.runtime.deadlines`, the head limits of `gateway.runtime.head_limits`, and each
+response sent in one write.
 
 uvicorn writes a response's status line and headers when the app sends
 `http.response.start`, then its body: two send() calls, and on a kept-alive connection
@@ -20,7 +21,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
-from gateway.runtime.deadlines import HeaderDeadlineProtocol
+from gateway.runtime.head_limits import HeadLimitProtocol
 
 PROTOCOL = "gateway.runtime.http_protocol:GatewayHttpProtocol"  # uvicorn's `http` option
 
@@ -74,8 +75,9 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class GatewayHttpProtocol(HeaderDeadlineProtocol):
-    """uvicorn's httptools protocol with the header deadline and coalesced writes."""
+class GatewayHttpProtocol(HeadLimitProtocol):
+    """uvicorn's httptools protocol with the header deadline, bounded heads and coalesced
+    writes."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # uvicorn's flow control keeps the real transport (pausing reads); every write, by

@@ -48,6 +48,8 @@ def server_config(
     return ServerConfig(
         app,
         header_timeout_s=settings.header_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
         factory=isinstance(app, str),
         host=host,
         port=port,
@@ -72,13 +74,32 @@ def stop_deadline_s(settings: Settings) -> float:
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor (health checks, restarts, SIGHUP) with a deadline on stopping."""
+    """uvicorn's supervisor (health checks, restarts, SIGHUP) with a deadline on stopping,
+    logging each worker that died (how) and its restart (uvicorn's own line goes to a logger
+    the gateway does not configure: a crashed worker left no trace)."""
 
     def __init__(
         self, config: uvicorn.Config, sockets: list[socket.socket], stop_deadline_s: float
     ) -> None:
         super().__init__(config, sockets)
         self.stop_deadline_s = stop_deadline_s
+        self.restarts = 0
+
+    def keep_subprocess_alive(self) -> None:
+        if not self.should_exit.is_set():
+            for worker in self.processes:
+                code = worker.process.exitcode
+                if code is None:
+                    continue  # alive (a hung one is found and restarted by uvicorn)
+                self.restarts += 1
+                how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                logger.error(
+                    "worker %s died (%s); starting another (restart %d since start)",
+                    worker.pid,
+                    how,
+                    self.restarts,
+                )
+        super().keep_subprocess_alive()
 
     def join_all(self) -> None:
         deadline = time.monotonic() + self.stop_deadline_s

@@ -4,6 +4,7 @@ ONNX Runtime's, errors carry Triton's status codes, and REST and gRPC share cach
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -270,3 +271,79 @@ def test_a_callers_traceparent_is_continued(
     assert {s.name for s in children} == {"ModelInfer", "triton.infer"}
     assert (server.attributes or {})["gateway.cache.outcome"] == "miss"
     provider.shutdown()
+
+
+def server_settings(address: str) -> dict[int, int]:
+    """The HTTP/2 SETTINGS the gRPC server sends a new connection (id -> value)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        # The client preface and an empty SETTINGS frame.
+        connection.sendall(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        )
+        received = b""
+        while True:
+            while len(received) < 9:
+                chunk = connection.recv(65536)
+                assert chunk, "closed before SETTINGS"
+                received += chunk
+            length, kind, flags = int.from_bytes(received[:3], "big"), received[3], received[4]
+            while len(received) < 9 + length:
+                received += connection.recv(65536)
+            payload, received = received[9 : 9 + length], received[9 + length :]
+            if kind == 0x4 and not flags & 0x1:  # SETTINGS, not an ACK
+                return {
+                    int.from_bytes(payload[i : i + 2], "big"): int.from_bytes(
+                        payload[i + 2 : i + 6], "big"
+                    )
+                    for i in range(0, length, 6)
+                }
+
+
+def test_a_connection_may_open_at_most_100_streams(gateway: tuple[str, str]) -> None:
+    max_concurrent_streams = 0x3
+    assert server_settings(gateway[1])[max_concurrent_streams] == 100
+
+
+def test_a_burst_of_one_key_gets_its_share_and_others_are_served(gateway: tuple[str, str]) -> None:
+    """400 calls at once from one key on one connection: past 100 streams the connection
+    refuses them (REFUSED_STREAM), past the key's share they are RESOURCE_EXHAUSTED (its
+    429; how many depends on how fast the others end); the worker is never full (no "at
+    capacity"), and another key is served meanwhile on its own connection."""
+    _, flooder = create_key(gateway[0], name="flooder", models=["*"])
+    _, victim = create_key(gateway[0], name="victim", models=["*"])
+    x = samples("tabular_classifier", rows=1, offset=7)
+    details: list[str] = []
+
+    async def call(stub: Any, key: str, n: int) -> grpc.StatusCode:
+        request = service_pb2.ModelInferRequest(model_name="tabular_classifier")
+        request.inputs.add(name="features", datatype="FP32", shape=[1, 30])
+        request.raw_input_contents.append((x + n).astype("<f4").tobytes())
+        try:
+            await stub.ModelInfer(request, metadata=(("authorization", f"Bearer {key}"),))
+        except grpc.aio.AioRpcError as error:
+            details.append(str(error.details()))
+            return error.code()
+        return grpc.StatusCode.OK
+
+    async def scenario() -> tuple[list[grpc.StatusCode], list[grpc.StatusCode]]:
+        async with (
+            grpc.aio.insecure_channel(gateway[1]) as one,
+            grpc.aio.insecure_channel(
+                gateway[1], options=[("grpc.use_local_subchannel_pool", 1)]
+            ) as two,
+        ):
+            flooding = service_pb2_grpc.GRPCInferenceServiceStub(one)
+            other = service_pb2_grpc.GRPCInferenceServiceStub(two)
+            await call(other, victim, -1)  # its connection is open before the flood
+            codes = await asyncio.gather(
+                *(call(flooding, flooder, n) for n in range(400)),
+                *(call(other, victim, n) for n in range(20)),
+            )
+            return codes[:400], codes[400:]
+
+    flood, others = asyncio.run(scenario())
+    assert others == [grpc.StatusCode.OK] * 20, details[:3]
+    assert flood.count(grpc.StatusCode.OK) >= 1
+    refused = [d for d in details if "RST_STREAM" in d or "API key already has" in d]
+    assert len(refused) == len(details), sorted({d[:90] for d in details})

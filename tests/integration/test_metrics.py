@@ -26,7 +26,8 @@ def body(seed: int) -> dict[str, object]:
 
 
 def exercise(url: str, seed: int) -> dict[str, int]:
-    """3 misses, 4 hits, 2 missing keys, 1 malformed key, 2 rate-limited; what was sent."""
+    """4 misses, 4 hits, 2 missing keys, 1 malformed key, 2 rate-limited; what was sent.
+    (The rate-limited key's one answer is a miss: another tenant's cache.)"""
     _, limited = create_key(url, models=["*"], rate_limit_per_second=0.1, burst=1)
     with httpx.Client(base_url=url, timeout=30) as client:
         for n in range(3):
@@ -51,7 +52,7 @@ def exercise(url: str, seed: int) -> dict[str, int]:
             for _ in range(3)
         ]
         assert statuses == [200, 429, 429]
-    return {"miss": 3, "hit": 5, "missing": 2, "malformed": 1, "rate_limited": 2}
+    return {"miss": 4, "hit": 4, "missing": 2, "malformed": 1, "rate_limited": 2}
 
 
 def snapshot(url: str) -> Callable[[], dict[str, float]]:
@@ -90,9 +91,9 @@ def check(before: dict[str, float], after: dict[str, float], sent: dict[str, int
     assert moved["requests_401"] >= sent["missing"] + sent["malformed"]
     assert moved["latency_count"] >= sent["miss"] + sent["hit"] + sent["rate_limited"]
     assert moved["triton_calls"] == sent["miss"]
-    # every hit saved the Triton time its entry's miss took: 5 hits of the 3 misses' answers
+    # every hit saved the Triton time its entry's miss took: 4 hits of the misses' answers
     per_miss = moved["triton_seconds"] / sent["miss"]
-    assert 0 < moved["triton_seconds_saved"] <= 5 * per_miss * 3
+    assert 0 < moved["triton_seconds_saved"] <= 4 * per_miss * sent["miss"]
 
 
 def test_counters_move_in_one_worker(gateway_url: str) -> None:

@@ -81,3 +81,41 @@ def test_repeated_stops_under_load_never_hang(
 ) -> None:
     """A few cycles of `loadtests/investigations/stop_cycles.py` (50: see its closing line)."""
     assert stop_cycles.run((triton, redis_server.url), tmp_path, cycles=3, grace_s=1.0)
+
+
+def workers_of(process: psutil.Process) -> set[int]:
+    """The pids of the worker processes (spawned; not the resource tracker)."""
+    return {
+        child.pid
+        for child in process.children()
+        if any("spawn_main" in part for part in child.cmdline())
+    }
+
+
+def test_a_worker_that_dies_is_logged_and_replaced(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    with gateway_serve(triton, redis_server, tmp_path, log=log) as served:
+        supervisor = psutil.Process(served.process.pid)
+        before = workers_of(supervisor)
+        assert len(before) == 2
+        victim = min(before)
+        psutil.Process(victim).kill()
+        eventually(
+            lambda: len(workers_of(supervisor) - before) == 1 and len(workers_of(supervisor)) == 2,
+            timeout_s=60,
+            what="a new worker replaces the dead one",
+        )
+        eventually(lambda: _ready(served.url), timeout_s=60, what="serving again")
+        lines = log.read_text(errors="replace")
+        assert f"worker {victim} died (killed by signal 9); starting another" in lines, lines[
+            -2000:
+        ]
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/v2/health/ready").status_code == 200
+    except httpx.TransportError:
+        return False

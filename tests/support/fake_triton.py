@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gateway.backends.triton.answers import ExpectedOutputs
 from gateway.errors import NotFound
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 
@@ -75,7 +76,12 @@ class FakeTriton:
         assert self._released is not None
         self._released.set()
 
-    async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResult:
+    async def infer(
+        self,
+        request: InferRequest,
+        timeout_s: float | None = None,
+        expected: ExpectedOutputs | None = None,
+    ) -> InferResult:
         self.calls.append(request)
         if self._released is not None:
             await self._released.wait()

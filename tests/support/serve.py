@@ -41,10 +41,12 @@ def gateway_serve(
     tls_ca: Path | None = None,
     stop_s: float = STOP_S,
     env: Mapping[str, str] | None = None,
+    log: Path | None = None,
     **environment: str,
 ) -> Iterator[Served]:
     """`gateway serve --workers N` (or `gateway <command>`, its --host and --port replaced)
-    on a free port (or `port`); HTTPS when `tls_ca` is given (the CA to verify with).
+    on a free port (or `port`); HTTPS when `tls_ca` is given (the CA to verify with); its
+    stderr into `log` if given.
     SIGTERM afterwards, which must stop it (and its workers) within `stop_s`, or the test
     fails and everything is killed. `env` and `environment`: GATEWAY_* values of the test."""
     port = port or free_port()
@@ -61,13 +63,15 @@ def gateway_serve(
     args = list(command or ["serve", "--workers", str(workers)])
     args = _with_option(_with_option(args, "--host", "127.0.0.1"), "--port", str(port))
     args = _with_option(args, "--grpc-port", str(free_port()))  # never the shared default
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
     try:

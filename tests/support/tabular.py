@@ -4,6 +4,7 @@ a model that disagrees with it, and a client that streams requests the whole tim
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import httpx
@@ -66,6 +67,7 @@ class Stream:
         self.versions: Counter[str] = Counter()
         self.errors: list[str] = []
         self.answers: Counter[tuple[str, str]] = Counter()  # (version, X-Cache)
+        self.latencies: list[float] = []  # seconds, of every answered request
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -75,6 +77,7 @@ class Stream:
             while not self._stop.is_set():
                 n += 1
                 headers = {"Cache-Control": "no-store"} if n % 2 else {}
+                started = time.perf_counter()
                 try:
                     response = client.post(  # 50 rows from all over the data set
                         f"/v2/models/{MODEL}/infer", json=body(row=n % 50 * 11), headers=headers
@@ -83,6 +86,7 @@ class Stream:
                     self.statuses[0] += 1
                     self.errors.append(repr(exc))
                     continue
+                self.latencies.append(time.perf_counter() - started)
                 self.statuses[response.status_code] += 1
                 if response.status_code == 200:
                     version = response.json()["model_version"]
@@ -90,6 +94,14 @@ class Stream:
                     self.answers[(version, response.headers.get("x-cache", ""))] += 1
                 else:
                     self.errors.append(response.text)
+
+    def success(self) -> float:
+        """The share of requests answered 200."""
+        return self.statuses[200] / max(1, sum(self.statuses.values()))
+
+    def p99_s(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
 
     def __enter__(self) -> Stream:
         self._thread.start()

@@ -42,9 +42,15 @@ import httpx
 import orjson
 from opentelemetry import trace
 
+from gateway.backends.triton.answers import ExpectedOutputs, UnusableAnswer, check_answer
 from gateway.backends.triton.balancing import Outliers, choose, stick
 from gateway.backends.triton.codec import decode_response, encode_request
-from gateway.backends.triton.connections import NoAnswer, RequestNotSent, Response
+from gateway.backends.triton.connections import (
+    DEFAULT_MAX_ANSWER_BYTES,
+    NoAnswer,
+    RequestNotSent,
+    Response,
+)
 from gateway.backends.triton.control import TritonControl
 from gateway.backends.triton.discovery import Discovery
 from gateway.backends.triton.endpoint import Address, Endpoint
@@ -87,7 +93,9 @@ class TritonClient:
         max_in_flight: int = 0,
         metrics_port: int = 0,
         seed: int | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
+        self._max_answer_bytes = max_answer_bytes
         self._metrics = metrics or Metrics()
         self._spans = spans or Spans()
         self._control_timeout_s = control_timeout_s
@@ -124,10 +132,17 @@ class TritonClient:
         for endpoint in self.endpoints:
             await endpoint.close()
 
-    async def infer(self, request: InferRequest, timeout_s: float | None = None) -> InferResult:
+    async def infer(
+        self,
+        request: InferRequest,
+        timeout_s: float | None = None,
+        expected: ExpectedOutputs | None = None,
+    ) -> InferResult:
         """One inference call, traced as a CLIENT span whose context Triton continues.
         Its deadline is `timeout_s` (the model's configured one) or fitted to the model's
-        observed latency (`ModelDeadlines`)."""
+        observed latency (`ModelDeadlines`). The answer is checked (`check_answer`, against
+        the model's `expected` outputs when known) before it is returned: an unusable one
+        is a 502 and a failure of the Triton that gave it."""
         header, payload = encode_request(request)
         rows = request.inputs[0].shape[0] if request.inputs[0].shape else 1
         deadline_s = self.deadlines.deadline_s(request.model, rows, timeout_s)
@@ -156,7 +171,12 @@ class TritonClient:
                 span.set_attribute("gateway.triton_endpoint", endpoint.url)
                 raise_for_status(response.status, response.body, self._retry_after_s)
                 length = response.headers.get(b"inference-header-content-length")
-                result = decode_response(request.model, response.body, length, elapsed)
+                try:
+                    result = decode_response(request.model, response.body, length, elapsed)
+                    check_answer(request, result, expected)
+                except UnusableAnswer as exc:
+                    self._unusable(endpoint, exc)
+                    raise
             except GatewayError as exc:
                 self._record_failure(request, exc, exc.status)
                 raise
@@ -278,6 +298,9 @@ class TritonClient:
             self._failed(endpoint, exc, type(exc.__cause__).__name__)
             retriable = isinstance(exc.__cause__, RequestNotSent | NoAnswer)
             raise _Failed(exc, retriable) from exc.__cause__
+        except UnusableAnswer as exc:  # an answer over the size limit
+            self._unusable(endpoint, exc)
+            raise
         except BaseException:
             endpoint.breaker.abandon_trial()
             raise
@@ -292,6 +315,13 @@ class TritonClient:
     def _failed(self, endpoint: Endpoint, error: TritonUnavailable, reason: str) -> None:
         endpoint.breaker.record_failure(error)
         self._outliers.failed(endpoint, self.endpoints, reason)
+
+    def _unusable(self, endpoint: Endpoint, error: UnusableAnswer) -> None:
+        """A Triton answered what cannot be an answer: a failure for its breaker and its
+        ejection, as a transport failure is."""
+        logger.warning("%s: %s", endpoint.url, error.message)
+        endpoint.breaker.record_failure(error)
+        self._outliers.failed(endpoint, self.endpoints, "unusable answer")
 
     def describe_endpoints(self) -> list[dict[str, Any]]:
         """Each Triton as this worker sees it (for /admin/backends)."""
@@ -373,7 +403,7 @@ class TritonClient:
             reset_after_s=self._breaker_reset_s,
             on_change=lambda _: self._update_circuit_gauge(),
         )
-        return Endpoint(address, self._control_timeout_s, breaker)
+        return Endpoint(address, self._control_timeout_s, breaker, self._max_answer_bytes)
 
     def _update_circuit_gauge(self) -> None:
         self._metrics.degraded.labels("triton_circuit").set(1 if self.circuit_open else 0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import GatewayError
+from gateway.backends.triton.answers import UnusableAnswer
 from gateway.protocol.types import InferRequest, InferResult, Tensor
 
 
@@ -64,5 +64,5 @@ def decode_response(
             tuple(outputs),
             triton_s,
         )
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
-        raise GatewayError(f"Triton's response could not be read: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
+        raise UnusableAnswer(f"Triton's answer could not be read: {exc}") from exc

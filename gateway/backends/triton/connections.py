@@ -23,7 +23,8 @@ translates them.
 Two of them say how far the call got, for a retry on another Triton to rely on:
 `RequestNotSent` (no connection, or it was closed before the request was written: Triton
 never saw the call) and `NoAnswer` (written, then the connection closed before a byte of
-the answer came back).
+the answer came back). An answer whose body grows past `max_answer_bytes` is not read
+further: `AnswerTooLarge` (an `UnusableAnswer`, 502), and the connection is closed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import httptools
+
+from gateway.backends.triton.answers import UnusableAnswer
+
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class RequestNotSent(ConnectionError):
@@ -54,10 +59,16 @@ class Response:
     body: bytes
 
 
+class AnswerTooLarge(UnusableAnswer):
+    """An answer's body is over the pool's limit (read no further; the connection closes)."""
+
+
 class _Connection(asyncio.Protocol):
     """One TCP connection; one call at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES) -> None:
+        self._max_answer_bytes = max_answer_bytes
+        self._answer_bytes = 0
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         # Made by create_connection, in its loop; looked up once, as each lookup costs a
@@ -95,6 +106,17 @@ class _Connection(asyncio.Protocol):
         self._headers[name.lower()] = value
 
     def on_body(self, body: bytes) -> None:
+        self._answer_bytes += len(body)
+        if self._answer_bytes > self._max_answer_bytes:
+            self._body.clear()
+            self._fail(
+                AnswerTooLarge(
+                    f"Triton's answer is over {self._max_answer_bytes} bytes "
+                    "(GATEWAY_TRITON_MAX_ANSWER_BYTES)"
+                )
+            )
+            self.close()
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -109,6 +131,7 @@ class _Connection(asyncio.Protocol):
             raise RequestNotSent("the connection to Triton is closed")
         self._answer = self._loop.create_future()
         self._headers, self._body, self._received = {}, [], False
+        self._answer_bytes = 0
         self._transport.write(request)
         return await self._answer
 
@@ -126,9 +149,16 @@ class ConnectionPool:
     """HTTP/1.1 POSTs to one `host:port`, over connections kept open between calls."""
 
     def __init__(
-        self, host: str, port: int, *, max_connections: int, idle_timeout_s: float = 15.0
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        idle_timeout_s: float = 15.0,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._host, self._port = host, port
+        self._max_answer_bytes = max_answer_bytes
         authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
         self._host_header = f"Host: {authority}\r\n".encode("latin-1")
         self._slots = asyncio.Semaphore(max_connections)
@@ -168,7 +198,9 @@ class ConnectionPool:
             connection.close()
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(_Connection, self._host, self._port)
+            _, connection = await loop.create_connection(
+                lambda: _Connection(self._max_answer_bytes), self._host, self._port
+            )
         except OSError as exc:  # refused, unreachable, no route: nothing was sent
             raise RequestNotSent(str(exc) or type(exc).__name__) from exc
         return connection

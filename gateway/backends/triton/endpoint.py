@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from gateway.backends.triton.connections import ConnectionPool
+from gateway.backends.triton.connections import DEFAULT_MAX_ANSWER_BYTES, ConnectionPool
 from resilience import CircuitBreaker
 
 MAX_CONNECTIONS = 256  # concurrent inference calls kept open to one Triton
@@ -41,11 +41,22 @@ class Address:
 class Endpoint:
     """One Triton: connections, breaker, calls in flight, ready versions, queue."""
 
-    def __init__(self, address: Address, control_timeout_s: float, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        address: Address,
+        control_timeout_s: float,
+        breaker: CircuitBreaker,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self.address = address
         self.url = address.url
         parsed = httpx.URL(address.url)  # plain http://host[:port][/path], checked by Settings
-        self.pool = ConnectionPool(parsed.host, parsed.port or 80, max_connections=MAX_CONNECTIONS)
+        self.pool = ConnectionPool(
+            parsed.host,
+            parsed.port or 80,
+            max_connections=MAX_CONNECTIONS,
+            max_answer_bytes=max_answer_bytes,
+        )
         self.prefix = parsed.path.rstrip("/")  # Triton behind a proxy's path, if any
         self.http = httpx.AsyncClient(base_url=address.url, timeout=control_timeout_s)
         self.breaker = breaker

@@ -243,3 +243,26 @@ def test_a_key_that_passed_is_not_hashed_again_while_its_record_keeps_its_hash()
         await authenticator.close()
 
     run(scenario)
+
+
+def test_made_up_key_ids_never_push_real_keys_out() -> None:
+    store, authenticator, service, _, _ = setup(max_remembered=10, max_unknown=5)
+
+    async def scenario() -> None:
+        issued = await service.create("real")
+        await authenticator.authenticate(str(issued.key))
+        real_lookups = store.lookups
+        for _ in range(100):  # made-up ids, well formed
+            with pytest.raises(InvalidKey):
+                await authenticator.authenticate(str(ApiKey.generate()))
+        assert store.lookups == real_lookups + 100
+        await authenticator.authenticate(str(issued.key))
+        assert store.lookups == real_lookups + 100  # still remembered: no lookup
+        assert len(authenticator._unknown) == 5  # bounded
+        made_up = str(ApiKey.generate())
+        for _ in range(3):  # the same unknown id: one lookup per remember_s
+            with pytest.raises(InvalidKey):
+                await authenticator.authenticate(made_up)
+        assert store.lookups == real_lookups + 101
+
+    run(scenario)

@@ -37,6 +37,10 @@ def test_bad_data_and_unknown_encodings() -> None:
         inflate(b"plain text", b"gzip", 100)
     with pytest.raises(BadRequest, match="ends before"):
         inflate(gzip.compress(BODY)[:-12], b"gzip", 1000)
+    with pytest.raises(BadRequest, match="11 bytes after the gzip stream"):
+        inflate(gzip.compress(BODY) + b"second part", b"gzip", 1000)
+    with pytest.raises(BadRequest, match="after the gzip stream"):  # a second member
+        inflate(gzip.compress(BODY) + gzip.compress(b"\0" * 100_000), b"gzip", 1000)
     with pytest.raises(UnsupportedMediaType, match="'br'"):
         inflate(BODY, b"br", 1000)
 
