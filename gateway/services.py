@@ -39,6 +39,7 @@ from gateway.errors import GatewayError
 from gateway.observability.metrics import Metrics
 from gateway.observability.spans import Spans
 from gateway.pipeline.access import Access
+from gateway.pipeline.auth_throttle import FailedAuthThrottle
 from gateway.pipeline.capacity import Capacity
 from gateway.pipeline.dataplane import DataPlane, WarmUpBudget
 from gateway.pipeline.embeddings import EmbeddingsPlane
@@ -230,7 +231,8 @@ async def _open_auth(
     await _claim(store)
     if settings.admin_key is not None:
         await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
-    access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans)
+    throttle = FailedAuthThrottle(settings.auth_failures_per_minute)
+    access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans, throttle)
     return access, keys
 
 

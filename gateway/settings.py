@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="A key (from `gateway keys generate`) ensured as admin at start"
     )
+    auth_failures_per_minute: int = Field(
+        default=120,
+        ge=0,
+        description="Failed authentications a client address may have in a minute; past "
+        "them its requests get 429 until the minute ends (0: no limit)",
+    )
     auth_remember_s: float = Field(
         default=5.0, ge=0, description="How long a verified key is trusted without Redis"
     )

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from resilience.errors import StoreUnavailable
+from resilience.errors import StoreFull, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ class CircuitBreaker:
             raise StoreUnavailable(f"{self.name}: circuit open")
         try:
             result = await operation()
+        except redis.OutOfMemoryError as exc:  # Redis answers, but takes no more writes
+            self.record_success()
+            raise StoreFull(f"{self.name}: Redis is full (maxmemory reached)") from exc
         except REDIS_FAILURES as exc:
             self.record_failure(exc)
             raise StoreUnavailable(f"{self.name}: {type(exc).__name__}") from exc

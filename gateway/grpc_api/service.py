@@ -37,7 +37,7 @@ from gateway.grpc_api.infer import (
     ServicerContext as Context,
 )
 from gateway.observability.access_log import AccessLog
-from gateway.observability.requests import RequestInfo
+from gateway.observability.requests import CLIENT_ADDRESS, RequestInfo
 from gateway.pipeline.access import Grant
 from gateway.protocol.names import check_model_path
 from gateway.rest.routes.health import GATEWAY, served_metadata
@@ -116,6 +116,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         return await self._unary(context, "ModelStatistics", answer)
 
     async def ModelInfer(self, request: Any, context: Context) -> Any:
+        CLIENT_ADDRESS.set(peer_address(context))
         call = GrpcCall(request, context)
         started = time.perf_counter()
         status = 500
@@ -142,6 +143,7 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         answer: Callable[[Headers], Awaitable[T]],
     ) -> T:
         """Answer a call; a gateway error becomes its gRPC status."""
+        CLIENT_ADDRESS.set(peer_address(context))
         started = time.perf_counter()
         status = 500
         try:
@@ -185,3 +187,12 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
                     **info.fields(),
                 }
             )
+
+
+def peer_address(context: Context) -> str | None:
+    """The client's address from gRPC's peer ("ipv4:10.0.0.1:5555", "ipv6:[::1]:5555")."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6") or not rest:
+        return None
+    return rest.rsplit(":", 1)[0].strip("[]")

@@ -14,6 +14,7 @@ the key id (never the key). When the request finishes the observer records:
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +59,11 @@ def request_info(scope: Scope) -> RequestInfo:
     return info
 
 
+# The client address of the request being served (each request runs in a task of its own,
+# with its own copy of the context): set by the fronts, read by `Access`'s throttle.
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("gateway_client_address", default=None)
+
+
 class RequestObserver:
     """Times every HTTP request and records it once it is answered."""
 
@@ -71,6 +77,8 @@ class RequestObserver:
             return
         started = time.perf_counter()
         info = scope[SCOPE_KEY] = RequestInfo()
+        client = scope.get("client")
+        CLIENT_ADDRESS.set(client[0] if client else None)
         status = 500  # what the client sees if the app fails before answering
 
         async def observed_send(message: Message) -> None:

@@ -3,7 +3,9 @@
 Every check of the gateway goes through `Access`, which turns `auth` errors into gateway
 errors (401, 403, 429, 503) in one place and counts each refusal by reason.
 
-Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+Keys arrive as `Authorization: Bearer <key>` or `X-API-Key: <key>`. A client address that
+failed to authenticate too often in the last minute waits (429) before its key is looked at
+(`auth_throttle.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gateway.errors import (
 )
 from gateway.observability.metrics import Metrics
 from gateway.observability.spans import Spans
+from gateway.pipeline.auth_throttle import CLIENT_ADDRESS, AddressThrottled, FailedAuthThrottle
 from gateway.protocol.headers import Headers, header
 
 
@@ -66,7 +69,9 @@ class Access:
         metrics: Metrics,
         retry_after_s: int,
         spans: Spans | None = None,
+        throttle: FailedAuthThrottle | None = None,
     ) -> None:
+        self._throttle = throttle or FailedAuthThrottle(0)
         self._authenticator = authenticator
         self._rate_limiter = rate_limiter
         self._metrics = metrics
@@ -99,7 +104,14 @@ class Access:
     ) -> Grant:
         """The presented key, authenticated, passing `check`, within its rate limit; in an
         `auth` span. Auth errors become gateway errors, counted by reason."""
+        address = CLIENT_ADDRESS.get()
         with self._spans.start("auth") as span:
+            try:
+                self._throttle.check(address)
+            except AddressThrottled:
+                self._metrics.auth_failures.labels("throttled").inc()
+                span.set_attribute("gateway.auth.refused", "throttled")
+                raise
             try:
                 key = await self._authenticator.authenticate(presented_key(headers))
                 span.set_attribute("gateway.key_id", key.id)
@@ -108,6 +120,8 @@ class Access:
                 return await self._rate_limited(key)
             except auth.AuthError as exc:
                 span.set_attribute("gateway.auth.refused", exc.reason)
+                if isinstance(exc, auth.Unauthenticated):
+                    self._throttle.failed(address)
                 raise self._refused(exc) from exc
 
     def forget(self, key_id: str) -> None:

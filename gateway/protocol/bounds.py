@@ -27,7 +27,7 @@ from gateway.errors import BadRequest
 
 # Commas (and strings) of the JSON's structure besides the values: per input object and
 # the request's own fields (names, datatype, shape, parameters), with room to spare.
-_STRUCTURE = 64
+_STRUCTURE = 256
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
 
 

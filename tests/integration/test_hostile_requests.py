@@ -191,3 +191,32 @@ def test_millions_of_empty_strings_are_refused_before_they_are_parsed(gateway_ur
         assert "more values than model 'text_embedding' takes" in response.json()["error"]
 
     attacked(gateway_url, attack)
+
+
+def test_an_address_that_keeps_failing_to_authenticate_waits(
+    triton: EmbeddedTriton, redis_server: EmbeddedRedis
+) -> None:
+    settings = gateway_settings(triton, redis_server, auth_failures_per_minute=5)
+    with running_gateway(settings) as url:
+        _, key = create_key(url, models=["*"])
+        made_up = {"Authorization": "Bearer gwk_madeup"}
+        tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [1.0] * 30}
+        statuses = [
+            httpx.post(f"{url}{INFER}", json={"inputs": [tensor]}, headers=made_up).status_code
+            for _ in range(7)
+        ]
+        assert statuses == [401] * 5 + [429] * 2
+        waiting = httpx.post(
+            f"{url}{INFER}", json={"inputs": [tensor]}, headers={"Authorization": f"Bearer {key}"}
+        )
+        assert waiting.status_code == 429, waiting.text  # the address waits, whatever its key
+        assert "too many failed authentications" in waiting.json()["error"]
+        assert int(waiting.headers["retry-after"]) <= 61
+        other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        with other:
+            served = other.post(
+                f"{url}{INFER}",
+                json={"inputs": [tensor]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert served.status_code == 200, served.text  # another address is not affected

@@ -5,6 +5,7 @@ every key back."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.integration.test_keys_cli import gateway_keys
 from tests.support.admin import create_key, infer_tabular
+from tests.support.keys import auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
@@ -69,3 +71,23 @@ def test_a_flushed_store_keeps_remembered_keys_and_a_restore_brings_all_back(
         eventually(idle_key_works, timeout_s=30, what="the idle key works after the import")
         metrics = httpx.get(f"{url}/metrics").text
         assert value(metrics, "gateway_degraded", dependency="key_store") == 0
+
+
+def test_a_full_store_is_named_when_a_change_cannot_be_made(
+    triton: EmbeddedTriton, own_redis: EmbeddedRedis
+) -> None:
+    with running_gateway(gateway_settings(triton, own_redis)) as url:
+        key_id, _ = create_key(url, name="to revoke", models=["*"])
+        client = redis.Redis.from_url(own_redis.url)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(int(client.info("memory")["used_memory"])))
+        with contextlib.suppress(redis.exceptions.OutOfMemoryError):
+            client.set("ballast", b"x" * 100_000)  # past maxmemory now
+        try:
+            refused = httpx.delete(f"{url}/admin/keys/{key_id}", headers=auth_headers())
+            assert refused.status_code == 503, refused.text
+            assert "the key store is full (Redis reached its maxmemory)" in refused.json()["error"]
+        finally:
+            client.config_set("maxmemory", "0")
+        revoked = httpx.delete(f"{url}/admin/keys/{key_id}", headers=auth_headers())
+        assert revoked.status_code == 200, revoked.text

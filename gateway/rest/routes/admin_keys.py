@@ -16,7 +16,7 @@ import auth
 from gateway.errors import NotFound, ServiceUnavailable
 from gateway.rest.deps import AdminGrant, ServicesDep, json_response
 from gateway.services import Services
-from resilience import StoreUnavailable
+from resilience import StoreFull, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -102,6 +102,12 @@ async def _store_call(operation: Awaitable[T], services: Services) -> T:
         return await operation
     except auth.UnknownKey as exc:
         raise NotFound(f"no API key with id '{exc.args[0]}'") from exc
+    except StoreFull as exc:
+        raise ServiceUnavailable(
+            "the key store is full (Redis reached its maxmemory): the change was not made; "
+            "free memory in Redis or raise its maxmemory, then retry",
+            services.settings.retry_after_s,
+        ) from exc
     except StoreUnavailable as exc:
         raise ServiceUnavailable(
             "the key store is unavailable; retry shortly", services.settings.retry_after_s

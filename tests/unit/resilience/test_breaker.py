@@ -8,7 +8,7 @@ import logging
 import pytest
 import redis
 
-from resilience import CircuitBreaker, StoreUnavailable
+from resilience import CircuitBreaker, StoreFull, StoreUnavailable
 
 
 class Clock:
@@ -107,5 +107,20 @@ def test_record_keeps_the_books_of_calls_nobody_awaits() -> None:
         assert breaker.is_open and breaker.allow()
         breaker.record(ended(1))
         assert not breaker.is_open
+
+    asyncio.run(scenario())
+
+
+def test_a_full_redis_is_named_and_does_not_open_the_circuit() -> None:
+    breaker = CircuitBreaker("key store", failure_threshold=1)
+
+    async def full() -> int:
+        raise redis.exceptions.OutOfMemoryError("OOM command not allowed")
+
+    async def scenario() -> None:
+        for _ in range(3):
+            with pytest.raises(StoreFull, match="key store: Redis is full"):
+                await breaker.call(full)
+        assert await breaker.call(working) == 7  # still closed: Redis answers
 
     asyncio.run(scenario())
