@@ -84,12 +84,16 @@ def test_repeated_stops_under_load_never_hang(
 
 
 def workers_of(process: psutil.Process) -> set[int]:
-    """The pids of the worker processes (spawned; not the resource tracker)."""
-    return {
-        child.pid
-        for child in process.children()
-        if any("spawn_main" in part for part in child.cmdline())
-    }
+    """The pids of the live worker processes (spawned; not the resource tracker, nor a dead
+    worker not yet reaped)."""
+    workers = set()
+    for child in process.children():
+        try:
+            if any("spawn_main" in part for part in child.cmdline()):
+                workers.add(child.pid)
+        except psutil.Error:  # a zombie (killed, not yet reaped) or gone
+            continue
+    return workers
 
 
 def test_a_worker_that_dies_is_logged_and_replaced(
