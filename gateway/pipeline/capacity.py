@@ -78,8 +78,10 @@ class Capacity:
 
     def _take(self, key_id: str | None) -> None:
         held = self._by_key.get(key_id, 0) if key_id is not None else 0
-        if key_id is not None and self.per_key and held >= self.share(held):
-            raise KeyAtCapacity(self.share(held), self.retry_after_s)
+        if key_id is not None and self.per_key:
+            share = self.share(held)
+            if held >= share:
+                raise KeyAtCapacity(share, self.retry_after_s)
         if self.full:
             raise Overloaded(self.retry_after_s)
         self.in_flight += 1

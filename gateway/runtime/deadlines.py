@@ -28,10 +28,20 @@ from gateway.errors import error_body
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 BODY_ARRIVED = "gateway.body_arrived"  # scope key: the whole request body has been received
-_TIMEOUT_BODY = error_body("the request headers did not arrive in time")
-_TIMEOUT_RESPONSE = (
-    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+
+
+def closing_error(status: bytes, message: str) -> bytes:
+    """A whole HTTP/1.1 response carrying the v2 error `message`, closing the connection:
+    for the protocol layer, which answers before (or instead of) the app."""
+    body = error_body(message)
+    return (
+        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, len(body), body)
+    )
+
+
+_TIMEOUT_RESPONSE = closing_error(
+    b"408 Request Timeout", "the request headers did not arrive in time"
 )
 
 

@@ -16,10 +16,10 @@ errors  the HTTP layer's own 400 (a request httptools cannot parse) is a v2 JSON
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from gateway.errors import error_body
-from gateway.runtime.deadlines import HeaderDeadlineProtocol
+from gateway.runtime.deadlines import HeaderDeadlineProtocol, closing_error
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ class HeadTooLarge(Exception):
     """Raised in a parser callback: the head broke a limit (the parser stops there)."""
 
 
-def _error_response(status: bytes, message: str) -> bytes:
-    body = error_body(message)
-    return (
-        b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n%s" % (status, len(body), body)
-    )
-
-
 class HeadLimitProtocol(HeaderDeadlineProtocol):
     """uvicorn's httptools protocol with the header deadline, bounded heads, and v2 JSON
     errors from the HTTP layer."""
@@ -49,6 +41,13 @@ class HeadLimitProtocol(HeaderDeadlineProtocol):
     _header_count = 0
     _refused: bytes | None = None  # the response for a head that broke a limit
     _refused_head = False
+    _max_header_bytes = DEFAULT_MAX_HEADER_BYTES
+    _max_headers = DEFAULT_MAX_HEADERS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._max_header_bytes = getattr(self.config, "max_header_bytes", DEFAULT_MAX_HEADER_BYTES)
+        self._max_headers = getattr(self.config, "max_headers", DEFAULT_MAX_HEADERS)
 
     def data_received(self, data: bytes) -> None:
         if self._refused_head:  # closing: nothing more is parsed
@@ -56,8 +55,8 @@ class HeadLimitProtocol(HeaderDeadlineProtocol):
         if self._in_head:
             end = data.find(_HEAD_END)
             self._head_bytes += len(data) if end < 0 else end
-            if self._head_bytes > self._max_header_bytes():
-                self._refuse_head(f"the request head is over {self._max_header_bytes()} bytes")
+            if self._head_bytes > self._max_header_bytes:
+                self._refuse_head(f"the request head is over {self._max_header_bytes} bytes")
                 return
         super().data_received(data)
 
@@ -67,10 +66,10 @@ class HeadLimitProtocol(HeaderDeadlineProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        if self._header_count > self._max_headers():
-            self._refused = _error_response(
+        if self._header_count > self._max_headers:
+            self._refused = closing_error(
                 b"431 Request Header Fields Too Large",
-                f"the request has more than {self._max_headers()} headers",
+                f"the request has more than {self._max_headers} headers",
             )
             raise HeadTooLarge
         super().on_header(name, value)
@@ -88,7 +87,7 @@ class HeadLimitProtocol(HeaderDeadlineProtocol):
         """The parser gave up on the request: a v2 JSON error (431 if a limit stopped it)."""
         refused, self._refused = self._refused, None
         if refused is None:
-            refused = _error_response(b"400 Bad Request", f"invalid HTTP request: {msg}")
+            refused = closing_error(b"400 Bad Request", f"invalid HTTP request: {msg}")
         if not self.transport.is_closing():
             self.transport.write(refused)
             self.transport.close()
@@ -97,11 +96,5 @@ class HeadLimitProtocol(HeaderDeadlineProtocol):
         logger.info("refused a request head: %s", message)
         self._refused_head = True
         if not self.transport.is_closing():
-            self.transport.write(_error_response(b"431 Request Header Fields Too Large", message))
+            self.transport.write(closing_error(b"431 Request Header Fields Too Large", message))
             self.transport.close()
-
-    def _max_header_bytes(self) -> int:
-        return int(getattr(self.config, "max_header_bytes", DEFAULT_MAX_HEADER_BYTES))
-
-    def _max_headers(self) -> int:
-        return int(getattr(self.config, "max_headers", DEFAULT_MAX_HEADERS))
