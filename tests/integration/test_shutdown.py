@@ -18,7 +18,7 @@ from tests.support.keys import ADMIN_KEY, auth_headers
 from tests.support.metrics import value
 from tests.support.polling import eventually
 from tests.support.processes import wait_gone
-from tests.support.serve import Served, gateway_serve
+from tests.support.serve import Served, gateway_serve, ready
 
 GRACE_S = 1
 
@@ -111,15 +111,8 @@ def test_a_worker_that_dies_is_logged_and_replaced(
             timeout_s=60,
             what="a new worker replaces the dead one",
         )
-        eventually(lambda: _ready(served.url), timeout_s=60, what="serving again")
+        eventually(lambda: ready(served.url, served.process), timeout_s=60, what="serving again")
         lines = log.read_text(errors="replace")
         assert f"worker {victim} died (killed by signal 9); starting another" in lines, lines[
             -2000:
         ]
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/v2/health/ready").status_code == 200
-    except httpx.TransportError:
-        return False

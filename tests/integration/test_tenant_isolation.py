@@ -19,12 +19,9 @@ PATH = f"/v2/models/{MODEL}/infer"
 
 
 def outcome(url: str, key: str, seed: int, reformatted: bool = False) -> str:
-    row = body(seed=seed)
-    content = (
-        httpx.Request("POST", url, json=row).content.replace(b",", b", ")
-        if reformatted
-        else httpx.Request("POST", url, json=row).content
-    )
+    content = httpx.Request("POST", url, json=body(seed=seed)).content
+    if reformatted:  # the same JSON, other bytes
+        content = content.replace(b",", b", ")
     response = httpx.post(
         f"{url}{PATH}",
         content=content,

@@ -75,9 +75,7 @@ def gateway_serve(
     url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
     try:
-        eventually(
-            lambda: _ready(url, process, verify), timeout_s=90, what="gateway serve is ready"
-        )
+        eventually(lambda: ready(url, process, verify), timeout_s=90, what="gateway serve is ready")
         yield Served(url, port, process)
     finally:
         _stop(process, stop_s)
@@ -90,7 +88,8 @@ def _with_option(args: list[str], option: str, value: str) -> list[str]:
     return [*args, option, value]
 
 
-def _ready(url: str, process: subprocess.Popen[bytes], verify: ssl.SSLContext | bool) -> bool:
+def ready(url: str, process: subprocess.Popen[bytes], verify: ssl.SSLContext | bool = True) -> bool:
+    """`gateway serve` still runs and says it is ready."""
     assert process.poll() is None, f"gateway serve exited with {process.returncode}"
     try:
         return httpx.get(f"{url}/v2/health/ready", verify=verify).status_code == 200
