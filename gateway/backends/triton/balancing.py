@@ -2,7 +2,8 @@
 
     choose(candidates, model)      least outstanding requests of two picked at random
                                    (Envoy's `least_request`, choice_count 2): this worker's
-                                   calls in flight plus Triton's own queue for the model
+                                   calls in flight plus what other gateways queued at
+                                   that Triton for the model (its metrics, last probe)
     stick(candidates, key)         rendezvous hashing: a sequence's requests (its
                                    correlation id) all go to the same Triton while it stays
                                    a candidate, and only its sequences move when it leaves

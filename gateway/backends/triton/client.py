@@ -379,8 +379,10 @@ class TritonClient:
                     if entry.get("state") == "READY" and "version" in entry
                 )
             if endpoint.address.metrics_url and len(self.endpoints) > 1:  # only to choose
+                ours = len(endpoint.in_flight)
                 metrics = await endpoint.http.get(endpoint.address.metrics_url, timeout=timeout_s)
-                endpoint.pending = pending_requests(metrics.text)
+                ours = max(ours, len(endpoint.in_flight))
+                endpoint.saw_queue(pending_requests(metrics.text), ours)
         except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError):
             return
 

@@ -3,8 +3,9 @@
 Each has its own connections (`ConnectionPool` for inference, httpx for the rest), its own
 breaker (transport failures, or its health probe getting no answer, open it), the calls it
 has in flight, what it has READY (from its own repository index, kept by the health probe),
-Triton's own queue per model (`nv_inference_pending_request_count`, from its metrics port)
-and its outlier-ejection state (`gateway.backends.triton.balancing`).
+the queue other gateways left at Triton per model (`nv_inference_pending_request_count`,
+from its metrics port, less this worker's own calls) and its outlier-ejection state
+(`gateway.backends.triton.balancing`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Endpoint:
         self.in_flight: set[asyncio.Timeout] = set()  # deadlines of the inference calls
         self.ready_versions: frozenset[tuple[str, str]] | None = None  # None: not known yet
         self.probe_ready = True  # what its last health probe said
-        self.pending: dict[str, int] = {}  # Triton's own queue, per model
+        self.pending: dict[str, int] = {}  # Triton's queue per model, others' calls only
         self.ejected_until = 0.0
         self.ejections = 0
         self.failures_in_a_row = 0
@@ -81,6 +82,13 @@ class Endpoint:
         """Outstanding work: this worker's calls in flight plus Triton's queue for `model`
         (which counts every gateway's requests)."""
         return len(self.in_flight) + self.pending.get(model, 0)
+
+    def saw_queue(self, queued: dict[str, int], ours: int) -> None:
+        """Keep Triton's queue per model as the other gateways left it: up to `ours` of the
+        `queued` requests may be this worker's own calls, which `in_flight` counts live
+        already (counted twice, a snapshot that caught one of them would steer every call
+        away from this Triton until the next probe)."""
+        self.pending = {model: n - ours for model, n in queued.items() if n > ours}
 
     def cut_calls_short(self) -> None:
         """Make every call in flight fail now, as past its deadline."""

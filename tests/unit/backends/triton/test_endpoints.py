@@ -172,6 +172,14 @@ def test_least_outstanding_of_two_prefers_the_idle_triton() -> None:
     assert stick(many, "s1") is stick(list(reversed(many)), "s1")  # and stay put
 
 
+def test_a_triton_queue_counts_only_other_gateways_calls() -> None:
+    (endpoint,) = endpoints(1)
+    endpoint.saw_queue({"m": 1, "n": 0}, ours=1)  # the snapshot caught our own call
+    assert endpoint.pending == {} and endpoint.load("m") == 0
+    endpoint.saw_queue({"m": 3}, ours=1)
+    assert endpoint.load("m") == 2
+
+
 def test_outliers_are_ejected_for_longer_each_time_but_never_the_last() -> None:
     now = [0.0]
     outliers = Outliers(clock=lambda: now[0])
