@@ -7,6 +7,7 @@
   the kernel sends the child SIGTERM.
 - `stop()` sends SIGTERM to the group, waits, then SIGKILLs whatever is left.
 - Its stdout and stderr go to a log file, whose tail is quoted when it fails to start.
+- Backends get `backend_environment()`: none of the gateway's settings, secrets included.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ _PR_SET_PDEATHSIG = 1
 
 class EmbeddedServiceError(RuntimeError):
     """An embedded service could not be started or did not become ready."""
+
+
+def backend_environment() -> dict[str, str]:
+    """This process's environment without the gateway's own settings (GATEWAY_*, among them
+    the key pepper, the cache secret and the admin key once `gateway serve` exported them
+    for its workers): a backend needs none of them, and a restarted one must not get them."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("GATEWAY_")}
 
 
 def _die_with_parent() -> None:

@@ -15,7 +15,12 @@ from pathlib import Path
 import redis
 
 from devstack.ports import free_port
-from devstack.process import EmbeddedServer, EmbeddedServiceError, ManagedProcess
+from devstack.process import (
+    EmbeddedServer,
+    EmbeddedServiceError,
+    ManagedProcess,
+    backend_environment,
+)
 
 INSTALL_HINT = (
     "redis-server was not found; install it (Debian/Ubuntu: sudo apt-get install -y "
@@ -74,7 +79,9 @@ class EmbeddedRedis(EmbeddedServer):
             "--maxmemory-policy", "volatile-lru",
             *self.extra_args,
         ]  # fmt: skip
-        self._process = ManagedProcess("redis-server", argv, self.log_path)
+        self._process = ManagedProcess(
+            "redis-server", argv, self.log_path, env=backend_environment()
+        )
         self._process.start()
         self._process.wait_ready(self.is_ready, self.ready_timeout_s)
         return self.url

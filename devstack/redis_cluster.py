@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from devstack.ports import free_port, free_port_pair
-from devstack.process import EmbeddedServiceError, ManagedProcess
+from devstack.process import EmbeddedServiceError, ManagedProcess, backend_environment
 from devstack.redis import EmbeddedRedis
 
 SERVICE = "primary"
@@ -105,6 +105,7 @@ class EmbeddedSentinel:
             "redis-sentinel",
             [_tool("redis-server"), str(config), "--sentinel"],
             self.state_dir / "sentinel.log",
+            env=backend_environment(),
         )
         self._sentinel.start()
         self._sentinel.wait_ready(self._sentinel_ready, 30)

@@ -23,7 +23,12 @@ from pathlib import Path
 import httpx
 
 from devstack.ports import free_port
-from devstack.process import EmbeddedServer, EmbeddedServiceError, ManagedProcess
+from devstack.process import (
+    EmbeddedServer,
+    EmbeddedServiceError,
+    ManagedProcess,
+    backend_environment,
+)
 
 _BACKENDS = Path(__file__).parent / "backends"
 
@@ -132,7 +137,7 @@ class EmbeddedTriton(EmbeddedServer):
             "--exit-timeout-secs=10",
             *self.extra_args,
         ]
-        env = dict(os.environ)
+        env = backend_environment()
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             filter(None, [str(distribution.libraries), env.get("LD_LIBRARY_PATH")])
         )

@@ -52,6 +52,8 @@ from resilience import CircuitBreaker, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 CACHE_FLUSH_S = 2.0  # at shutdown, how long the cache's background Redis writes may take
+KEY_STORE_RETRY_S = 1.0  # a key store unavailable at start: first retry
+KEY_STORE_RETRY_MAX_S = 30.0  # and the longest wait between two tries
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ class Services:
     shadows: ShadowTraffic
     embeddings: EmbeddingsPlane
     pipeline: InferencePipeline
+
+    def unready_reason(self, draining: bool) -> str | None:
+        """Why this worker cannot serve now, or None: what `/v2/health/ready` and gRPC
+        ServerReady answer. Ready while it can answer from its result cache or from
+        Triton, until a drain starts. A Triton outage alone leaves it ready (cache hits
+        and stale answers are what it serves then; Triton's own state is `/health/triton`
+        and `gateway_triton_ready_endpoints`), and so does a worker at capacity (it sheds
+        each request it cannot take with a 503; dropping out of rotation would move its
+        load to the other replicas, which would then drop out in turn)."""
+        if draining:
+            return "this gateway is shutting down"
+        if self.triton_health.ready or self.cache.can_answer:
+            return None
+        return "no Triton is ready and the result cache cannot answer"
 
 
 @dataclass(frozen=True)
@@ -198,6 +214,7 @@ async def _open_triton(
         settings.triton_probe_s,
         min(0.5, settings.triton_control_timeout_s),
         settings.triton_resolve_s,
+        on_probe=metrics.triton_ready_endpoints.set,
     )
     await health.start()
     stack.push_async_callback(health.close)
@@ -228,9 +245,13 @@ async def _open_auth(
     stack.push_async_callback(_cancel, revocations)
     rate_limiter = auth.RateLimiter(cache_redis, _breaker("rate limiter", settings, metrics))
     keys = auth.KeyService(store, hasher, rotation_overlap_s=settings.key_rotation_overlap_s)
-    await _claim(store)
-    if settings.admin_key is not None:
-        await _ensure_admin(keys, auth.ApiKey.parse(settings.admin_key.get_secret_value()))
+    secret = settings.admin_key
+    admin = auth.ApiKey.parse(secret.get_secret_value()) if secret is not None else None
+    if not await _settle_key_store(store, keys, admin):  # Redis not up yet: keep trying
+        settling = asyncio.get_running_loop().create_task(
+            _keep_settling_key_store(store, keys, admin)
+        )
+        stack.push_async_callback(_cancel, settling)
     throttle = FailedAuthThrottle(settings.auth_failures_per_minute)
     access = Access(authenticator, rate_limiter, metrics, settings.retry_after_s, spans, throttle)
     return access, keys
@@ -400,25 +421,40 @@ def _gauged_breaker(
     )
 
 
-async def _claim(store: auth.RedisKeyStore) -> None:
-    """Mark the key store as in use (its sentinel), saying so when it holds no key."""
+async def _settle_key_store(
+    store: auth.RedisKeyStore, keys: auth.KeyService, admin: auth.ApiKey | None
+) -> bool:
+    """Mark the key store as in use (its sentinel, saying so when it holds no key) and put
+    the configured admin key in it; False while the store is unavailable."""
     try:
         empty = await store.claim()
+        record = await keys.ensure_admin(admin) if admin is not None else None
     except StoreUnavailable:
-        logger.warning("could not check the key store: it is unavailable")
-        return
+        return False
     if empty:
         logger.warning(
             "the key store holds no key: a new store, or one whose data was lost "
             "(then restore the keys: `gateway keys import`, or a Redis backup)"
         )
+    if record is not None and record.revoked_at is not None:
+        logger.warning("the configured admin key %s is revoked", record.id)
+    return True
 
 
-async def _ensure_admin(keys: auth.KeyService, key: auth.ApiKey) -> None:
-    try:
-        record = await keys.ensure_admin(key)
-    except StoreUnavailable:
-        logger.warning("could not ensure the admin key %s: the key store is unavailable", key.id)
-        return
-    if record.revoked_at is not None:
-        logger.warning("the configured admin key %s is revoked", key.id)
+async def _keep_settling_key_store(
+    store: auth.RedisKeyStore, keys: auth.KeyService, admin: auth.ApiKey | None
+) -> None:
+    """Try `_settle_key_store` again, KEY_STORE_RETRY_S apart and then up to twice as long
+    each time (at most KEY_STORE_RETRY_MAX_S), until the store answers: a gateway started
+    before its Redis claims the store and gets its admin key once Redis is up, without a
+    restart."""
+    logger.warning(
+        "could not settle the key store (admin key, sentinel): it is unavailable; trying again"
+    )
+    delay = KEY_STORE_RETRY_S
+    while True:
+        await asyncio.sleep(delay)
+        if await _settle_key_store(store, keys, admin):
+            logger.info("the key store is settled now (admin key, sentinel)")
+            return
+        delay = min(delay * 2, KEY_STORE_RETRY_MAX_S)

@@ -195,7 +195,11 @@ class Settings(BaseSettings):
         default=64 * 1024, gt=0, description="Slowest body upload allowed, bytes per second"
     )
     keep_alive_s: float = Field(
-        default=5.0, gt=0, description="How long an idle kept-alive connection stays open"
+        default=75.0,
+        gt=0,
+        description="How long an idle kept-alive connection stays open: longer than the 60 s "
+        "load balancers keep idle upstream connections, so the gateway never closes one a "
+        "balancer is about to reuse (a POST would see a 502)",
     )
     drain_delay_s: float = Field(
         default=0.0,

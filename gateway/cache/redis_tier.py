@@ -127,6 +127,11 @@ class RedisTier:
         self._set_and_release = client.register_script(_SET_AND_RELEASE)
         self._release = client.register_script(RELEASE_IF_OWNED)
 
+    @property
+    def available(self) -> bool:
+        """False while its breaker is open (Redis failed the last calls)."""
+        return not self._breaker.is_open
+
     def close(self) -> None:
         """Close the connection of the cache's script calls (the client closes its own)."""
         self._scripts.close()

@@ -155,6 +155,12 @@ class ResultCache:
         self._flights: dict[bytes, asyncio.Future[tuple[InferResult, Outcome]]] = {}
         self._writes: set[asyncio.Future[Any]] = set()  # background Redis writes
 
+    @property
+    def can_answer(self) -> bool:
+        """Whether it may answer requests: Redis is not known to be failing, or this
+        process holds entries of its own."""
+        return self._redis.available or len(self._local) > 0
+
     def replay(self, memo_key: bytes, model: str) -> Replay | None:
         """The response kept for these request bytes, counted as a local hit if found."""
         with self._spans.start("cache.lookup", attributes=_MEMO) as span:

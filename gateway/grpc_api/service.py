@@ -62,11 +62,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: 
         return service_pb2.ServerLiveResponse(live=True)
 
     async def ServerReady(self, request: Any, context: Context) -> Any:
-        services = self._services
-        ready = (
-            services.triton_health.ready and not services.capacity.full and not self._drain.draining
-        )
-        return service_pb2.ServerReadyResponse(ready=ready)
+        reason = self._services.unready_reason(self._drain.draining)
+        return service_pb2.ServerReadyResponse(ready=reason is None)
 
     async def ServerMetadata(self, request: Any, context: Context) -> Any:
         async def answer(headers: Headers) -> Any:

@@ -158,6 +158,12 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.triton_ready_endpoints = Gauge(
+            "gateway_triton_ready_endpoints",
+            "Tritons that answered ready at the last health probe",
+            multiprocess_mode="max",
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited",
             "Requests refused with 429 because their key's rate limit was spent",

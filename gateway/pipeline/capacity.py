@@ -1,8 +1,8 @@
 """How many inference requests one worker serves at once: in all, and for one API key.
 
     Capacity(limit, per_key)
-      full                    the worker-wide limit (GATEWAY_MAX_IN_FLIGHT) is reached:
-                              readiness says 503 so a load balancer sends work elsewhere
+      full                    the worker-wide limit (GATEWAY_MAX_IN_FLIGHT) is reached
+                              (readiness stays 200: `Services.unready_reason` says why)
       hold(key_id)            one request of `key_id` in flight, taken once the key is
                               authenticated, before the body is read:
                               past the key's share: 429 (the key over its share is the one

@@ -21,6 +21,7 @@ from auth import ApiKey
 from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key, infer_tabular
+from tests.support.keys import auth_headers
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
@@ -140,3 +141,21 @@ def tabular_with(gateway: str, headers: dict[str, str], value: float) -> httpx.R
         headers=headers,
         timeout=30,
     )
+
+
+def test_a_gateway_started_before_its_redis_gets_its_admin_key_once_redis_is_up(
+    triton: EmbeddedTriton, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    late = EmbeddedRedis(tmp_path_factory.mktemp("late-redis"), persistent=False)
+    settings = gateway_settings(triton, late, redis_breaker_reset_s=0.5)
+    with running_gateway(settings) as url:  # ready: Triton can answer
+        assert infer_tabular(url, auth_headers()).status_code == 503  # no key store yet
+        late.start()
+        try:
+            eventually(
+                lambda: infer_tabular(url, auth_headers()).status_code == 200,
+                timeout_s=30,
+                what="the admin key works once Redis is up",
+            )
+        finally:
+            late.stop()

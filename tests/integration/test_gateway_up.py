@@ -226,6 +226,10 @@ def test_a_killed_triton_is_restarted_with_its_models_and_nothing_left_behind(
     assert 'gateway_backend_restarts_total{backend="Triton"} 1.0' in metrics
     new_pid = json.loads((tmp_path / "stack.json").read_text())["pids"]["triton"]
     assert new_pid != old_triton.pid
+    # Restarted after `gateway serve` exported its settings for its workers, it gets none
+    # of them (the key pepper, the cache secret and the admin key among them).
+    inherited = [name for name in psutil.Process(new_pid).environ() if name.startswith("GATEWAY_")]
+    assert inherited == []
     stack.terminate()
     assert wait_gone([new_pid], 20) == []
 

@@ -177,7 +177,7 @@ def test_headers_that_never_finish_are_cut_off(strict: str) -> None:
     assert b"HTTP/1.1 408 Request Timeout" in answer_then_close(kept)
 
 
-def test_a_worker_at_capacity_says_it_is_not_ready(
+def test_a_worker_at_capacity_sheds_requests_and_stays_ready(
     triton: EmbeddedTriton, redis_server: EmbeddedRedis
 ) -> None:
     settings = gateway_settings(
@@ -188,12 +188,16 @@ def test_a_worker_at_capacity_says_it_is_not_ready(
         stalled = [stalled_infer(url, key) for _ in range(4)]
 
         def at_capacity() -> bool:
-            return httpx.get(f"{url}/v2/health/ready").status_code == 503
+            return value(httpx.get(f"{url}/metrics").text, "gateway_in_flight_requests") == 4
 
-        eventually(at_capacity, timeout_s=10, what="readiness says 503 at capacity")
+        eventually(at_capacity, timeout_s=10, what="the stalled requests fill the worker")
+        shed = infer_tabular(url, auth_headers(key))
+        assert shed.status_code == 503 and "at capacity" in shed.json()["error"], shed.text
+        # Out of rotation, its load would go to the other replicas, which would follow it.
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
         for connection in stalled:
             answer_then_close(connection)
-        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        assert infer_tabular(url, auth_headers(key)).status_code == 200
 
 
 def test_a_revocation_reaches_every_process_at_once(triton: EmbeddedTriton, tmp_path: Path) -> None:

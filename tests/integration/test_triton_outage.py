@@ -1,5 +1,6 @@
-"""Triton hung, stopped and started again: 503 with Retry-After in time, readiness at once,
-cache hits throughout, then service again. A slow model fails alone, at its own deadline.
+"""Triton hung, stopped and started again: 503 with Retry-After in time, Triton's state at
+once (`/health/triton`) while the gateway stays ready (its cache can answer), cache hits
+throughout, then service again. A slow model fails alone, at its own deadline.
 
 This module runs its own Triton, so stopping it does not disturb the other tests.
 """
@@ -103,6 +104,15 @@ def assert_unavailable(response: httpx.Response) -> str:
     return message
 
 
+def assert_triton_down_but_gateway_ready(http: httpx.Client) -> None:
+    """Triton's own state says so at once; the gateway stays in rotation for its cache."""
+    eventually(lambda: http.get("/health/triton").status_code == 503)
+    triton = http.get("/health/triton")
+    assert triton.json() == {"error": "no Triton is ready", "ready_endpoints": 0, "endpoints": 1}
+    assert value(http.get("/metrics").text, "gateway_triton_ready_endpoints") == 0
+    assert http.get("/v2/health/ready").status_code == 200
+
+
 def test_hung_triton_answers_503_within_the_timeout(
     own_triton: EmbeddedTriton, http: httpx.Client
 ) -> None:
@@ -116,8 +126,7 @@ def test_hung_triton_answers_503_within_the_timeout(
         message = assert_unavailable(response)
         assert "in time" in message or "deadline" in message
         assert elapsed < TIMEOUT_S + 1.0  # its deadline, or sooner once the probe trips
-        eventually(lambda: http.get("/v2/health/ready").status_code == 503)
-        assert_unavailable(http.get("/v2/health/ready"))
+        assert_triton_down_but_gateway_ready(http)
     finally:
         os.kill(own_triton.pid, signal.SIGCONT)
     assert http.post(PATH, json=request_body()).status_code == 200
@@ -130,8 +139,7 @@ def test_stopped_triton_answers_503_and_restarted_triton_serves_again(
     started = time.monotonic()
     assert_unavailable(http.post(PATH, json=request_body()))
     assert time.monotonic() - started < TIMEOUT_S + 1.0
-    eventually(lambda: http.get("/v2/health/ready").status_code == 503)
-    assert_unavailable(http.get("/v2/health/ready"))
+    assert_triton_down_but_gateway_ready(http)
     assert_unavailable(http.get("/v2/models/tabular_classifier"))
 
     own_triton.start()  # same ports; the gateway keeps running
@@ -139,7 +147,9 @@ def test_stopped_triton_answers_503_and_restarted_triton_serves_again(
     while (status := http.post(PATH, json=request_body()).status_code) != 200:
         assert status == 503 and time.monotonic() < deadline
         time.sleep(0.2)
-    eventually(lambda: http.get("/v2/health/ready").status_code == 200)
+    eventually(lambda: http.get("/health/triton").status_code == 200)
+    assert http.get("/health/triton").json() == {"ready_endpoints": 1, "endpoints": 1}
+    assert value(http.get("/metrics").text, "gateway_triton_ready_endpoints") == 1
 
 
 def test_hung_triton_under_load_fails_fast_and_keeps_serving_hits(

@@ -19,6 +19,10 @@ class MemoryRedis:
         self.locks: dict[bytes, str] = {}
         self.down = False
 
+    @property
+    def available(self) -> bool:
+        return not self.down
+
     def _check(self) -> None:
         if self.down:
             raise StoreUnavailable("down")

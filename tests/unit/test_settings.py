@@ -209,3 +209,9 @@ def test_tls_needs_a_certificate_and_its_key(tmp_path: Path) -> None:
         Settings(tls_cert_file=cert, tls_key_file=key)
     key.write_text("-")
     assert Settings(tls_cert_file=cert, tls_key_file=key).tls_key_file == key
+
+
+def test_idle_connections_outlive_a_load_balancers_idle_timeout() -> None:
+    # ingress-nginx and cloud load balancers reuse an idle upstream connection for 60 s; a
+    # gateway closing it sooner makes a POST sent on it fail with 502.
+    assert Settings().keep_alive_s > 60

@@ -1,8 +1,8 @@
 """`TritonHealth`: each Triton's readiness as a background probe last saw it.
 
-    ready         what `/v2/health/ready` answers from, at once, whatever the Tritons do
-                  (a hung Triton used to make readiness itself wait for the control
-                  timeout): ready while at least one Triton is
+    ready         what `/health/triton` (and, with the cache, `/v2/health/ready`) answers
+                  from, at once, whatever the Tritons do: ready while at least one Triton
+                  is; `ready_count` Tritons, also in `gateway_triton_ready_endpoints`
     every probe   GET /v2/health/ready of each Triton with a short deadline, every
                   GATEWAY_TRITON_PROBE_S; TRIP_AFTER probes in a row without any answer
                   (refused, reset, past the deadline: that Triton is down or hung; a "not
@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from gateway.backends.triton.client import Readiness, TritonClient
 from gateway.backends.triton.endpoint import Endpoint
@@ -37,15 +38,22 @@ class TritonHealth:
     """Keeps `ready` current and drives each Triton's breaker."""
 
     def __init__(
-        self, client: TritonClient, interval_s: float, timeout_s: float, resolve_s: float = 10.0
+        self,
+        client: TritonClient,
+        interval_s: float,
+        timeout_s: float,
+        resolve_s: float = 10.0,
+        on_probe: Callable[[int], None] | None = None,
     ) -> None:
         self._client = client
+        self._on_probe = on_probe  # told how many Tritons are ready after each probe
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._resolve_s = resolve_s
         self._failures: dict[str, int] = {}  # probes in a row without an answer, per Triton
         self._task: asyncio.Task[None] | None = None
         self.ready = False
+        self.ready_count = 0  # Tritons ready at the last probe
 
     async def start(self) -> None:
         """Find the Tritons and probe them once (so readiness is known before serving),
@@ -63,7 +71,10 @@ class TritonHealth:
     async def probe(self) -> None:
         endpoints = list(self._client.endpoints)
         answers = await asyncio.gather(*(self._probe(endpoint) for endpoint in endpoints))
-        self.ready = any(answers)
+        self.ready_count = sum(answers)
+        self.ready = self.ready_count > 0
+        if self._on_probe is not None:
+            self._on_probe(self.ready_count)
 
     async def _probe(self, endpoint: Endpoint) -> bool:
         readiness = await self._client.readiness(endpoint, self._timeout_s)

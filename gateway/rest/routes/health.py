@@ -31,17 +31,23 @@ async def live() -> Response:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request, services: ServicesDep) -> Response:
-    """200 when this worker can take inference requests and Triton was ready at the last
-    probe (`gateway.backends.triton.health`); else 503. 503 as soon as SIGTERM starts a drain."""
-    if request.state.drain.draining:
-        raise ServiceUnavailable("this gateway is shutting down", services.settings.retry_after_s)
-    if services.capacity.full:
-        raise ServiceUnavailable(
-            "this gateway worker is at capacity", services.settings.retry_after_s
-        )
-    if not services.triton_health.ready:  # the background probe's view: answers at once
-        raise ServiceUnavailable("Triton is not ready", services.settings.retry_after_s)
+    """200 while this worker can answer from its cache or from Triton; 503 with the reason
+    otherwise, and as soon as SIGTERM starts a drain (`Services.unready_reason`)."""
+    reason = services.unready_reason(request.state.drain.draining)
+    if reason is not None:
+        raise ServiceUnavailable(reason, services.settings.retry_after_s)
     return Response(status_code=200)
+
+
+@router.get("/health/triton")
+async def triton_ready(services: ServicesDep) -> Response:
+    """Triton's state as the background probe last saw it (answers at once): 200 while at
+    least one Triton is ready, else 503; how many are, of how many, in both."""
+    health = services.triton_health
+    counts = {"ready_endpoints": health.ready_count, "endpoints": len(services.triton.endpoints)}
+    if health.ready:
+        return json_response(counts)
+    return json_response({"error": "no Triton is ready", **counts}, status_code=503)
 
 
 @router.get("/v2")

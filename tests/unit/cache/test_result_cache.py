@@ -143,6 +143,18 @@ def test_redis_down_is_a_miss_and_the_request_goes_on() -> None:
     assert errors == {"get": 1, "set": 1}
 
 
+def test_the_cache_can_answer_while_redis_works_or_it_holds_entries_itself() -> None:
+    redis = MemoryRedis()
+    cache = make_cache(redis)
+    assert cache.can_answer
+    redis.down = True
+    assert not cache.can_answer  # Redis failing and nothing of its own: readiness says 503
+    redis.down = False
+    asyncio.run(fetched(cache, Counting(delay=0)))
+    redis.down = True
+    assert cache.can_answer  # its in-process tier answers this entry
+
+
 def test_errors_are_shared_with_followers_and_never_stored() -> None:
     redis = MemoryRedis()
     cache = make_cache(redis)
