@@ -9,7 +9,12 @@
 # image's own Python, so the stub runs as shipped; the image stays immutable and pinned,
 # and a model load does not unpack an archive. An execution environment is the tool for a
 # model that needs another Python version or packages that clash with the image's.
-FROM nvcr.io/nvidia/tritonserver:25.04-py3
+# BASE_IMAGE: the release image by default; PIP_CERT: a CA bundle for pip, mounted at build
+# time, never in a layer.
+ARG BASE_IMAGE=nvcr.io/nvidia/tritonserver:25.04-py3
+# checkov:skip=CKV_DOCKER_7: every FROM is ${BASE_IMAGE}, whose default above names a release tag
+FROM ${BASE_IMAGE}
+ARG PIP_CERT
 # requirements/triton.txt: locked with hashes, at the versions the tests run with.
 COPY requirements/triton.txt /opt/gateway/triton-requirements.txt
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --require-hashes \

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
-from tests.support.deploy import COMPOSE_FILE, DEPLOY, GATEWAY_ENV, compose, gateway_command
+from auth import ApiKey
+from tests.support.deploy import (
+    COMPOSE_FILE,
+    DEPLOY,
+    GATEWAY_ENV,
+    ROOT,
+    compose,
+    gateway_command,
+    gateway_env,
+    tool,
+)
 
 COMPOSE_DIR = COMPOSE_FILE.parent
 
@@ -57,7 +69,7 @@ def test_every_file_the_stack_names_exists() -> None:
     secrets = {name: spec["file"] for name, spec in document["secrets"].items()}
     script = (COMPOSE_DIR / "make-secrets.sh").read_text()
     for name, path in secrets.items():
-        assert path == f"./secrets/{name}" and f'"$dir/{name}"' in script
+        assert path == f"./secrets/{name}" and re.search(rf"^write {name} ", script, re.M)
     assert (COMPOSE_DIR / "secrets" / ".gitignore").read_text().splitlines()[1:] == [
         "*",
         "!.gitignore",
@@ -68,11 +80,17 @@ def test_the_gateway_runs_the_shared_command_with_its_secrets_as_files() -> None
     gateway = compose()["services"]["gateway"]
     assert gateway["command"] == gateway_command()
     assert gateway["command"][0] == "serve"
-    assert set(gateway["secrets"]) == set(compose()["secrets"])
+    assert set(gateway["secrets"]) == set(compose()["secrets"]) - {"redis_auth_conf"}
     assert gateway["read_only"] is True and gateway["deploy"]["replicas"] == 2
     env = GATEWAY_ENV.read_text()
     assert "GATEWAY_SECRETS_DIR=/run/secrets" in env
-    assert not re.search(r"PEPPER|CACHE_SECRET|ADMIN_KEY", env)  # never in the environment
+    # Never in the environment (a variable would also win over the secret file): the Redis
+    # URL carries Redis's password.
+    assert not [
+        name
+        for name in gateway_env()
+        if re.search(r"PEPPER|CACHE_SECRET|ADMIN_KEY|REDIS_URL", name)
+    ]
     # The image's defaults are the same command.
     dockerfile = (DEPLOY / "docker" / "gateway.Dockerfile").read_text()
     assert f"CMD {json.dumps(gateway_command())}" in dockerfile
@@ -98,3 +116,28 @@ def test_the_collector_keeps_errors_and_slow_traces() -> None:
     assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
     assert policies["latency"]["latency"]["threshold_ms"] <= 1000
     assert "tail_sampling" in collector["service"]["pipelines"]["traces"]["processors"]
+
+
+def test_the_secrets_are_made_from_nothing_but_python_and_redis_needs_its_password(
+    tmp_path: Path,
+) -> None:
+    """From zero (no image built, nothing installed): every secret the stack names, an admin
+    key the gateway accepts, and one Redis password in Redis's config and the gateway's URL."""
+    for folder in ("auth", "deploy/compose"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("secrets"))
+    script = tmp_path / "deploy" / "compose" / "make-secrets.sh"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no project venv, no `gateway`
+    subprocess.run([tool("bash"), str(script)], check=True, env=clean, timeout=60)
+    made = script.parent / "secrets"
+    assert set(compose()["secrets"]) <= {path.name for path in made.iterdir()}
+    ApiKey.parse((made / "gateway_admin_key").read_text().strip())
+    password = (made / "redis_password").read_text().strip()
+    assert (made / "redis_auth_conf").read_text() == f"requirepass {password}\n"
+    assert (made / "gateway_redis_url").read_text() == f"redis://:{password}@redis:6379/0\n"
+    before = {path.name: path.read_text() for path in made.iterdir()}
+    subprocess.run([tool("bash"), str(script)], check=True, env=clean, timeout=60)
+    assert {path.name: path.read_text() for path in made.iterdir()} == before  # kept
+    redis = compose()["services"]["redis"]
+    assert "/run/secrets/redis_auth_conf" in redis["command"] and redis["secrets"] == [
+        "redis_auth_conf"
+    ]

@@ -14,24 +14,55 @@ from tests.support.locks import locked
 DOCKER = DEPLOY / "docker"
 
 
-def stages(dockerfile: str) -> list[list[str]]:
-    """The instructions of each stage (continuation lines joined, comments dropped)."""
+def instructions(dockerfile: str) -> list[str]:
+    """Its instructions (continuation lines joined, comments dropped)."""
     text = re.sub(r"\\\n", " ", (DOCKER / dockerfile).read_text())
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def stages(dockerfile: str) -> list[list[str]]:
+    """The instructions of each stage (the build arguments before the first FROM left out)."""
     result: list[list[str]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for line in instructions(dockerfile):
         if line.startswith("FROM "):
             result.append([])
-        result[-1].append(line)
+        if result:
+            result[-1].append(line)
     return result
+
+
+def base_image(dockerfile: str) -> str:
+    """The default of its BASE_IMAGE build argument, which every stage is built FROM."""
+    (default,) = [
+        line.removeprefix("ARG BASE_IMAGE=")
+        for line in instructions(dockerfile)
+        if line.startswith("ARG BASE_IMAGE=")
+    ]
+    assert all(stage[0].split()[1] == "${BASE_IMAGE}" for stage in stages(dockerfile))
+    return default
+
+
+def test_every_image_builds_on_a_base_given_as_an_argument_and_keeps_no_pip_certificate() -> None:
+    """So the tests build them on a local Debian base (`podman build --pull=never`), and a
+    build behind a proxy passes its CA bundle as PIP_CERT: a build argument (pip reads it
+    from the environment of each RUN), the file mounted, never copied or set with ENV."""
+    for dockerfile in ("gateway.Dockerfile", "models.Dockerfile", "triton.Dockerfile"):
+        assert base_image(dockerfile)
+        for stage in stages(dockerfile):
+            if any(" install " in line for line in stage if line.startswith("RUN ")):
+                assert "ARG PIP_CERT" in stage, (dockerfile, stage[0])
+        assert not [
+            line
+            for line in instructions(dockerfile)
+            if "CERT" in line and not line.startswith("ARG ")
+        ]
 
 
 def test_the_gateway_image_is_multi_stage_slim_and_unprivileged() -> None:
     build, final = stages("gateway.Dockerfile")
-    assert build[0].startswith("FROM python:3.11") and build[0].endswith(" AS build")
-    assert re.fullmatch(r"FROM python:3\.11\.\d+-slim-\w+", final[0])
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base_image("gateway.Dockerfile"))
+    assert build[0].endswith(" AS build") and final[0] == "FROM ${BASE_IMAGE}"
     assert "USER 10001:10001" in final
     assert any(line.startswith("HEALTHCHECK ") and "/v2/health/live" in line for line in final)
     assert 'ENTRYPOINT ["gateway"]' in final
@@ -46,7 +77,9 @@ def test_the_gateway_image_is_multi_stage_slim_and_unprivileged() -> None:
 
 def test_the_triton_image_is_a_pinned_release_with_the_tokenizers_package() -> None:
     (stage,) = stages("triton.Dockerfile")
-    release = re.fullmatch(r"FROM nvcr\.io/nvidia/tritonserver:(\d\d)\.(\d\d)-py3", stage[0])
+    release = re.fullmatch(
+        r"nvcr\.io/nvidia/tritonserver:(\d\d)\.(\d\d)-py3", base_image("triton.Dockerfile")
+    )
     assert release and (int(release[1]), int(release[2])) >= (25, 4)  # >= 25.04 (Triton 2.57)
     assert any("requirements/triton.txt" in line for line in stage if line.startswith("COPY "))
     assert any("--require-hashes" in line for line in stage if line.startswith("RUN "))
@@ -82,3 +115,17 @@ def test_the_images_copy_every_package_their_command_imports() -> None:
     assert serving <= copied("gateway.Dockerfile") & admitted("gateway.Dockerfile")
     building = serving | {"model_build"}
     assert building <= copied("models.Dockerfile") & admitted("models.Dockerfile")
+
+
+def test_the_models_image_builds_alone_and_its_volume_is_writable_by_the_seeder() -> None:
+    """Compose builds images in parallel: the models image must not be built FROM another of
+    the project's images. An empty named volume takes the owner of its mount point, so the
+    image makes /models the seeding user's."""
+    build, seeder, final = stages("models.Dockerfile")
+    assert not [s[0] for s in (build, seeder, final) if "inference-gateway/" in s[0]]
+    assert any("COPY --from=seeder /opt/gateway" in line for line in final)
+    assert "RUN mkdir /models && chown 10001:10001 /models" in final
+    assert final.index("USER 10001:10001") > final.index(
+        "RUN mkdir /models && chown 10001:10001 /models"
+    )
+    assert final[-1] == 'ENTRYPOINT ["gateway", "models", "seed", "/seed", "/models"]'

@@ -157,9 +157,37 @@ def test_the_prometheus_rule_carries_the_shipped_alert_rules() -> None:
     assert rule["spec"] == shipped
 
 
-def test_the_ingress_example_is_valid() -> None:
+def test_the_ingress_example_routes_the_client_apis_only() -> None:
     example = yaml.safe_load((DEPLOY / "kubernetes" / "examples" / "ingress.yaml").read_text())
     validate(example)
-    assert (
-        example["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "gateway"
-    )
+    paths = example["spec"]["rules"][0]["http"]["paths"]
+    assert {p["backend"]["service"]["name"] for p in paths} == {"gateway"}
+    # Not / (it would publish /metrics and the admin API): the v2 and OpenAI APIs.
+    assert sorted(p["path"] for p in paths) == ["/v1", "/v2"]
+
+
+def test_prometheus_finds_the_monitors_and_scrapes_each_pod_once() -> None:
+    objects = rendered("cpu")
+    services = [o for o in objects if o["kind"] == "Service"]
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        for document in (o for o in objects if o["kind"] == kind):
+            # What a default kube-prometheus-stack install selects them on.
+            assert document["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    for monitor in (o for o in objects if o["kind"] == "ServiceMonitor"):
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        chosen = [s for s in services if wanted <= s["metadata"]["labels"].items()]
+        assert len(chosen) == 1, (monitor["metadata"]["name"], chosen)
+
+
+def test_redis_has_a_password_from_a_secret_and_a_headless_governing_service() -> None:
+    objects = rendered("cpu")
+    redis = find(objects, "StatefulSet", "redis")
+    governing = find(objects, "Service", redis["spec"]["serviceName"])
+    assert governing["spec"]["clusterIP"] == "None"
+    volumes = {v["name"]: v for v in redis["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["auth"]["secret"]["secretName"] == "redis-auth"
+    mounts = {m["name"]: m["mountPath"] for m in container(redis, "redis")["volumeMounts"]}
+    config = (DEPLOY / "kubernetes" / "base" / "redis.conf").read_text()
+    assert f"include {mounts['auth']}/redis_auth.conf" in config.splitlines()
+    assert "/etc/redis-auth/redis_auth.conf" in str(container(redis, "redis")["readinessProbe"])
+    assert "GATEWAY_REDIS_URL" not in gateway_env()  # a secret file: it holds the password
