@@ -145,8 +145,9 @@ format: install
 # Each lock from its sources with uv's pip-compatible resolver, for CPython 3.11 on Linux,
 # the hashes of every file of each pinned version, then the sources' fingerprints stamped
 # into the header. runtime.txt (the gateway image), triton.txt (the Triton image's Python
-# packages) and uv.txt (uv itself, for the first step of an install) are constrained to
-# dev.txt's versions, so the images run what the tests ran.
+# packages), triton-cpu.txt (the CPU Triton image) and uv.txt (uv itself, for the first
+# step of an install) are constrained to dev.txt's versions, so the images run what the
+# tests ran.
 LOCK_ARGS ?=
 COMPILE = $(UV) pip compile --quiet --generate-hashes --python-version 3.11 \
   --custom-compile-command 'make lock' $(TORCH_SOURCE) $(LOCK_ARGS)
@@ -155,12 +156,14 @@ lock: $(STAMP)
 	$(COMPILE) --all-extras -o requirements/dev.txt pyproject.toml
 	$(COMPILE) -c requirements/dev.txt -o requirements/runtime.txt pyproject.toml requirements/build.in
 	$(COMPILE) -c requirements/dev.txt -o requirements/triton.txt requirements/triton.in
+	$(COMPILE) -c requirements/dev.txt -o requirements/triton-cpu.txt requirements/triton-cpu.in
 	$(COMPILE) -c requirements/dev.txt -o requirements/uv.txt requirements/uv.in
 	$(COMPILE) -o requirements/checkov.txt requirements/checkov.in
 	$(COMPILE) -o requirements/bentoml.txt requirements/bentoml.in
 	$(STAMP_LOCK) requirements/dev.txt pyproject.toml
 	$(STAMP_LOCK) requirements/runtime.txt pyproject.toml requirements/build.in
 	$(STAMP_LOCK) requirements/triton.txt requirements/triton.in
+	$(STAMP_LOCK) requirements/triton-cpu.txt requirements/triton-cpu.in
 	$(STAMP_LOCK) requirements/uv.txt requirements/uv.in
 	$(STAMP_LOCK) requirements/checkov.txt requirements/checkov.in
 	$(STAMP_LOCK) requirements/bentoml.txt requirements/bentoml.in

@@ -12,8 +12,10 @@ every file seeding wrote. Each file of SOURCE is then:
       the gateway wrote) or never seeded
     in DEST as in SOURCE                              nothing to do
 
-Nothing that is only in DEST is touched, so versions published through the gateway, and
-the config changes that serve them, survive every restart and every new models image.
+Folders are made as in SOURCE (an ensemble's version folder holds no file, but Triton loads
+no version without it). Nothing that is only in DEST is touched, so versions published
+through the gateway, and the config changes that serve them, survive every restart and
+every new models image.
 Files are written to a temporary name, then renamed, so a Triton or a second seeder never
 sees half a file; version folders' files are hard links where DEST is on the same file
 system (they are never changed in place: a new version is a new folder).
@@ -65,7 +67,10 @@ def seed(source: Path, destination: Path, gpu: bool = False) -> Seeded:
     done = Seeded()
     for path in sorted(source.rglob("*")):
         relative = path.relative_to(source)
-        if path.is_dir() or SKIPPED & set(relative.parts) or relative.name.startswith("."):
+        if SKIPPED & set(relative.parts) or relative.name.startswith("."):
+            continue
+        if path.is_dir():  # folders too: an ensemble's version folder is empty, yet needed
+            (destination / relative).mkdir(parents=True, exist_ok=True)
             continue
         key = relative.as_posix()
         content = for_gpu(path.read_text()) if gpu and relative.name == "config.pbtxt" else None

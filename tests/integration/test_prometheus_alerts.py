@@ -117,10 +117,13 @@ def test_the_triton_alert_fires_when_triton_stops(
 
         def both_scraped() -> bool:
             try:
-                targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
+                answer = httpx.get(f"{prometheus}/api/v1/targets", timeout=5)
             except httpx.TransportError:  # not listening yet
+                answer = None
+            if answer is None or answer.status_code != 200:  # or still loading its storage
                 assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
                 return False
+            targets = answer.json()["data"]
             health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
             return health == {"gateway": "up", "triton": "up"}
 

@@ -21,6 +21,8 @@ def make_repository(root: Path) -> Path:
     (root / "m" / "1" / "model.onnx").write_bytes(b"v1")
     (root / "m" / "1" / "__pycache__").mkdir()
     (root / "m" / "1" / "__pycache__" / "x.pyc").write_bytes(b"")
+    (root / "ensemble" / "1").mkdir(parents=True)  # an ensemble's version: an empty folder
+    (root / "ensemble" / "config.pbtxt").write_text('name: "ensemble"\nplatform: "ensemble"\n')
     return root
 
 
@@ -29,11 +31,12 @@ def test_seeding_copies_updates_and_keeps_what_the_gateway_changed(tmp_path: Pat
     shared = tmp_path / "shared"
     first = seed(source, shared)
     assert (first.copied, first.updated, first.kept) == (
-        [Path("m/1/model.onnx"), Path("m/config.pbtxt")],
+        [Path("ensemble/config.pbtxt"), Path("m/1/model.onnx"), Path("m/config.pbtxt")],
         [],
         [],
     )
     assert (shared / "m" / "1" / "model.onnx").read_bytes() == b"v1"
+    assert (shared / "ensemble" / "1").is_dir()
     assert not (shared / "m" / "1" / "__pycache__").exists()
     # What the gateway changed since (a published version, its version_policy) stays.
     (shared / "m" / "config.pbtxt").write_text(ONNX_CONFIG + "# edited\n")

@@ -105,6 +105,10 @@ def test_profiles_choose_the_cpu_or_the_gpu_triton_behind_one_name() -> None:
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
     assert "--model-control-mode=explicit" in cpu["command"]
+    assert cpu["command"] == gpu["command"] and "--trace-config=level=TIMESTAMPS" in cpu["command"]
+    # CPUs: the image built without NVIDIA's registry; GPUs: NVIDIA's release image.
+    assert cpu["build"]["dockerfile"] == "deploy/docker/triton-cpu.Dockerfile"
+    assert gpu["build"]["dockerfile"] == "deploy/docker/triton.Dockerfile"
     assert services["models-gpu"]["command"] == ["--gpu"]
     for triton, seeder in ((cpu, "models-cpu"), (gpu, "models-gpu")):
         assert triton["depends_on"][seeder]["condition"] == "service_completed_successfully"

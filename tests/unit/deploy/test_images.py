@@ -12,6 +12,7 @@ from tests.support.deploy import DEPLOY, ROOT, tool
 from tests.support.locks import locked
 
 DOCKER = DEPLOY / "docker"
+DOCKERFILES = sorted(path.name for path in DOCKER.glob("*.Dockerfile"))
 
 
 def instructions(dockerfile: str) -> list[str]:
@@ -47,7 +48,7 @@ def test_every_image_builds_on_a_base_given_as_an_argument_and_keeps_no_pip_cert
     """So the tests build them on a local Debian base (`podman build --pull=never`), and a
     build behind a proxy passes its CA bundle as PIP_CERT: a build argument (pip reads it
     from the environment of each RUN), the file mounted, never copied or set with ENV."""
-    for dockerfile in ("gateway.Dockerfile", "models.Dockerfile", "triton.Dockerfile"):
+    for dockerfile in DOCKERFILES:
         assert base_image(dockerfile)
         for stage in stages(dockerfile):
             if any(" install " in line for line in stage if line.startswith("RUN ")):
@@ -86,6 +87,18 @@ def test_the_triton_image_is_a_pinned_release_with_the_tokenizers_package() -> N
     # The version the tests run the text_tokenizer model with.
     assert version("tokenizers") == locked(ROOT / "requirements" / "triton.txt")["tokenizers"]
     assert any(line.startswith("USER ") and "root" not in line for line in stage)
+
+
+def test_the_cpu_triton_image_runs_the_locked_wheel_with_the_projects_onnx_backend() -> None:
+    build, final = stages("triton-cpu.Dockerfile")
+    assert any("requirements/triton-cpu.txt" in line for line in build if line.startswith("COPY "))
+    assert any("--require-hashes" in line for line in build if line.startswith("RUN "))
+    backend = "devstack/backends/onnxruntime/model.py /opt/triton-backends/onnxruntime/model.py"
+    assert f"COPY {backend}" in build
+    assert "USER 1000:1000" in final
+    assert final[-2] == 'ENTRYPOINT ["tritonserver", "--backend-directory=/opt/triton/backends"]'
+    locked_versions = locked(ROOT / "requirements" / "triton-cpu.txt")
+    assert locked_versions["nvidia-pytriton"] == version("nvidia-pytriton")  # what tests run
 
 
 def test_the_tensorrt_plan_script_parses_and_names_the_models_inputs() -> None:

@@ -70,7 +70,7 @@ def test_the_runtime_lock_meets_the_packages_requirements_and_its_build() -> Non
     assert unmet("runtime.txt", requirements() + BUILD) == []
 
 
-@pytest.mark.parametrize("lock", ["runtime.txt", "triton.txt", "uv.txt"])
+@pytest.mark.parametrize("lock", ["runtime.txt", "triton.txt", "triton-cpu.txt", "uv.txt"])
 def test_image_locks_pin_the_versions_the_tests_run_with(lock: str) -> None:
     dev = locked(REQUIREMENTS / "dev.txt")
     differs = {name: v for name, v in locked(REQUIREMENTS / lock).items() if dev.get(name) != v}
