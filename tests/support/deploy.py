@@ -69,5 +69,5 @@ def gateway_env() -> dict[str, str]:
 
 def gateway_command() -> list[str]:
     """The gateway's command in Compose (the image's entrypoint is `gateway`)."""
-    command: list[str] = compose()["services"]["gateway"]["command"]
+    command: list[str] = compose()["x-gateway"]["command"]  # both replicas' definition
     return command
