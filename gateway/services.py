@@ -206,6 +206,7 @@ async def _open_triton(
         breaker_reset_s=settings.triton_breaker_reset_s,
         max_in_flight=settings.triton_max_in_flight,
         max_answer_bytes=settings.triton_max_answer_bytes,
+        load_timeout_s=settings.triton_load_timeout_s,
         metrics_port=settings.triton_metrics_port,
     )
     stack.push_async_callback(triton.close)

@@ -71,7 +71,13 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="The longest an inference call to Triton may take (any model's deadline "
-        "is capped at it; a model's deadline until its latency is known; model loads)",
+        "is capped at it; a model's deadline until its latency is known)",
+    )
+    triton_load_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="The longest a model load may take on Triton (a publish, a promotion, a "
+        "rollback wait for it): on GPUs, TensorRT builds its engines while a model loads",
     )
     triton_deadline_factor: float = Field(
         default=10.0,

@@ -22,7 +22,8 @@ system (they are never changed in place: a new version is a new folder).
 
 With --gpu, each model config copied is made for a GPU: the instance groups of ONNX models
 become KIND_GPU, and ONNX Runtime runs them with its TensorRT execution accelerator in FP16
-(Triton builds the TensorRT engines when it loads the model). Python-backend models (the
+(Triton builds the TensorRT engines when it loads the model, and keeps them in
+TENSORRT_CACHE, the gpu overlay's volume, for the next load). Python-backend models (the
 tokenizer) and ensembles stay as they are. The config is rewritten from Triton's
 `ModelConfig` protobuf, so the copy loses the source file's comments.
 """
@@ -40,6 +41,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 TENSORRT_WORKSPACE_BYTES = 1 << 30
+TENSORRT_CACHE = "/tensorrt-cache"  # the gpu overlay's volume for built engines
 SKIPPED = frozenset({"__pycache__"})
 MANIFEST = ".seeded.json"
 
@@ -151,4 +153,7 @@ def for_gpu(config_text: str) -> str:
         tensorrt = accelerators.gpu_execution_accelerator.add(name="tensorrt")
         tensorrt.parameters["precision_mode"] = "FP16"
         tensorrt.parameters["max_workspace_size_bytes"] = str(TENSORRT_WORKSPACE_BYTES)
+        # Engines built once, not at every start, scale-up and publish.
+        tensorrt.parameters["trt_engine_cache_enable"] = "1"
+        tensorrt.parameters["trt_engine_cache_path"] = f"{TENSORRT_CACHE}/{config.name}"
     return text_format.MessageToString(config)

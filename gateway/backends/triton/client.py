@@ -94,6 +94,7 @@ class TritonClient:
         metrics_port: int = 0,
         seed: int | None = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        load_timeout_s: float | None = None,
     ) -> None:
         self._max_answer_bytes = max_answer_bytes
         self._metrics = metrics or Metrics()
@@ -113,7 +114,7 @@ class TritonClient:
         self.endpoints: list[Endpoint] = []
         self._update_endpoints(self.discovery.static())
         self.control = TritonControl(
-            lambda: self.endpoints, self.discovery.sources, deadlines, retry_after_s
+            lambda: self.endpoints, self.discovery.sources, deadlines, retry_after_s, load_timeout_s
         )
 
     def label_models_with(self, label: Callable[[str], str]) -> None:

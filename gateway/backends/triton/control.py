@@ -33,11 +33,13 @@ class TritonControl:
         sources: Sequence[str],
         deadlines: ModelDeadlines,
         retry_after_s: int,
+        load_timeout_s: float | None = None,
     ) -> None:
         self._endpoints = endpoints
         self._sources = sources
         self.deadlines = deadlines
         self._retry_after_s = retry_after_s
+        self._load_timeout_s = load_timeout_s or deadlines.ceiling_s
 
     async def server_metadata(self) -> dict[str, Any]:
         return await self._get_json("/v2")
@@ -115,8 +117,8 @@ class TritonControl:
     async def _json(
         self, endpoint: Endpoint, method: str, path: str, body: Any = None, load: bool = False
     ) -> Any:
-        # Loading a model can take much longer than a metadata call.
-        timeout = self.deadlines.ceiling_s if load else httpx.USE_CLIENT_DEFAULT
+        # Loading a model can take much longer than a metadata call (GATEWAY_TRITON_LOAD_TIMEOUT_S).
+        timeout = self._load_timeout_s if load else httpx.USE_CLIENT_DEFAULT
         with http_errors(self._retry_after_s):
             response = await endpoint.http.request(method, path, json=body, timeout=timeout)
         raise_for_http_status(response, self._retry_after_s)

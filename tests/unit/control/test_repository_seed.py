@@ -84,6 +84,8 @@ def test_gpu_configs_run_onnx_models_on_the_gpu_with_tensorrt_fp16() -> None:
     assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
     (tensorrt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert tensorrt.name == "tensorrt" and tensorrt.parameters["precision_mode"] == "FP16"
+    assert tensorrt.parameters["trt_engine_cache_enable"] == "1"
+    assert tensorrt.parameters["trt_engine_cache_path"] == f"/tensorrt-cache/{config.name}"
     assert config.max_batch_size == 64 and config.dynamic_batching.max_queue_delay_microseconds
     assert for_gpu(for_gpu(ONNX_CONFIG)) == for_gpu(ONNX_CONFIG)
     assert for_gpu(PYTHON_CONFIG) == PYTHON_CONFIG  # the tokenizer stays on the CPU

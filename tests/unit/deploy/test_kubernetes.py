@@ -12,6 +12,7 @@ import yaml
 from cloudcoil.models.prometheus_operator import v1 as monitoring
 from kubernetes_validate.utils import SchemaNotFoundError
 
+from gateway.control.repository_seed import TENSORRT_CACHE
 from tests.support.deploy import (
     DEPLOY,
     KUBERNETES_VERSION,
@@ -129,6 +130,18 @@ def test_triton_gets_the_start_up_budget_of_nvidias_chart_and_a_shared_repositor
     assert "nv_inference_queue_duration_us" in adapter["custom"][0]["seriesQuery"]
 
 
+def test_triton_pods_leave_one_at_a_time_and_after_the_gateways_stopped_sending() -> None:
+    objects = rendered("cpu")
+    budget = find(objects, "PodDisruptionBudget", "triton")
+    assert budget["spec"]["maxUnavailable"] == 1
+    triton = find(objects, "Deployment", "triton")
+    (sleep, seconds) = container(triton, "triton")["lifecycle"]["preStop"]["exec"]["command"]
+    resolve_s = float(gateway_env().get("GATEWAY_TRITON_RESOLVE_S", "10"))
+    assert sleep == "sleep" and float(seconds) > resolve_s
+    grace = triton["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > float(seconds) + 30  # then Triton's own exit (--exit-timeout-secs 30)
+
+
 def test_the_gpu_overlay_asks_for_gpus_and_seeds_gpu_configs() -> None:
     cpu, gpu = (
         find(rendered("cpu"), "Deployment", "triton"),
@@ -138,6 +151,19 @@ def test_the_gpu_overlay_asks_for_gpus_and_seeds_gpu_configs() -> None:
     assert int(container(gpu, "triton")["resources"]["limits"]["nvidia.com/gpu"]) == 1
     assert container(cpu, "seed-models", init=True)["args"] == []
     assert container(gpu, "seed-models", init=True)["args"] == ["--gpu"]
+    assert "nodeSelector" not in gpu["spec"]["template"]["spec"]  # the GPU request suffices
+    assert gpu["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    mounts = {m["mountPath"]: m["name"] for m in container(gpu, "triton")["volumeMounts"]}
+    volumes = {v["name"]: v for v in gpu["spec"]["template"]["spec"]["volumes"]}
+    cache = volumes[mounts[TENSORRT_CACHE]]["persistentVolumeClaim"]["claimName"]
+    claim = find(rendered("gpu"), "PersistentVolumeClaim", cache)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    (env,) = [
+        o["data"]
+        for o in rendered("gpu")
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("gateway-env")
+    ]  # its name carries a hash of its content
+    assert float(env["GATEWAY_TRITON_LOAD_TIMEOUT_S"]) >= 600  # TensorRT builds engines
 
 
 def test_only_the_gateway_reaches_triton_and_redis() -> None:
