@@ -20,8 +20,10 @@ import yaml
 from devstack import EmbeddedRedis, EmbeddedTriton
 from devstack.ports import free_port
 from tests.integration.conftest import gateway_settings
+from tests.support.admin import infer_tabular
 from tests.support.deploy import DEPLOY, tool
-from tests.support.metrics import exported_names
+from tests.support.keys import AUTH
+from tests.support.metrics import exported_names, value
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
 
@@ -136,13 +138,19 @@ def test_the_triton_alert_fires_when_triton_stops(
                 timeout_s=60,
                 what="the TritonUnavailable alert fires",
             )
+            missed = infer_tabular(gateway, AUTH)  # a miss fails: the gateway says degraded
+            assert missed.status_code == 503, missed.text
         finally:
             own_triton.start()
+        # No request reaches Triton after it is back (as while every one is a cache hit), so
+        # the failed calls' flag stays; the alert follows the health probe and resolves.
         eventually(
             lambda: "TritonUnavailable" not in alert_states(prometheus),
             timeout_s=120,
             what="the alert resolves once Triton is back",
         )
+        metrics = httpx.get(f"{gateway}/metrics").text
+        assert value(metrics, "gateway_degraded", dependency="triton") == 1
     finally:
         process.terminate()
         process.wait(30)

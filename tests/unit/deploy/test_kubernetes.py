@@ -128,6 +128,8 @@ def test_triton_gets_the_start_up_budget_of_nvidias_chart_and_a_shared_repositor
     )
     assert metric["pods"]["metric"]["name"] == adapter["custom"][0]["name"]["as"]
     assert "nv_inference_queue_duration_us" in adapter["custom"][0]["seriesQuery"]
+    query = adapter["custom"][0]["metricsQuery"]  # counters restart at every model reload
+    assert "increase(" in query and "delta(" not in query
 
 
 def test_triton_pods_leave_one_at_a_time_and_after_the_gateways_stopped_sending() -> None:

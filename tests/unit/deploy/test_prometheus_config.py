@@ -3,7 +3,10 @@ metrics exist and that an alert fires: tests/integration/test_prometheus_alerts.
 
 from __future__ import annotations
 
+import re
 import subprocess
+
+import yaml
 
 from tests.support.deploy import DEPLOY, tool
 
@@ -17,3 +20,19 @@ def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
     assert rules.returncode == 0 and "SUCCESS: 8 rules found" in rules.stdout, rules.stderr
     config = promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
+
+
+def test_a_triton_outage_fires_one_critical_alert_and_inference_errors_are_rated_alone() -> None:
+    document = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
+    rules = {r["alert"]: r["expr"] for group in document["groups"] for r in group["rules"]}
+    excluded = 'dependency!="triton_circuit"'
+    reading_triton = {
+        name
+        for name, expression in rules.items()
+        if re.search(r"triton|nv_inference", expression.replace(excluded, ""))
+    }
+    # TritonQueueTimeHigh is a warning about a slow Triton, not about one that is away.
+    assert reading_triton == {"TritonUnavailable", "TritonQueueTimeHigh"}
+    assert 'dependency!="triton_circuit"' in rules["GatewayBreakerOpen"]
+    # Health probes and scrapes (always 200) must not dilute the error ratio.
+    assert rules["GatewayHighErrorRate"].count('route=~".*/infer|/v1/embeddings"') == 2
