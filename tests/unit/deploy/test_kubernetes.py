@@ -177,6 +177,14 @@ def test_only_the_gateway_reaches_triton_and_redis() -> None:
         rules = find(objects, "NetworkPolicy", name)["spec"]["ingress"]
         reaching = [r for r in rules if {"protocol": "TCP", "port": port} in r["ports"]]
         assert reaching and all(r["from"] == [gateway_pods] for r in reaching)
+    # Prometheus reaches Triton's metrics port from whichever namespace it runs in.
+    rules = find(objects, "NetworkPolicy", "triton")["spec"]["ingress"]
+    prometheus = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }
+    assert any(r["from"] == [prometheus] and r["ports"] == [{"protocol": "TCP", "port": 8002}]
+               for r in rules)  # fmt: skip
 
 
 def test_the_prometheus_rule_carries_the_shipped_alert_rules() -> None:
