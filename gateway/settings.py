@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="A key (from `gateway keys generate`) ensured as admin at start"
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, GET /metrics answers only a scrape that presents it as "
+        "`Authorization: Bearer <token>` (401 otherwise); unset, /metrics is open",
+    )
     auth_failures_per_minute: int = Field(
         default=120,
         ge=0,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Writes the stack's secrets into deploy/compose/secrets/ (git-ignored), once: the key pepper
-# and the cache secret (64 random hex characters each), an admin key, and Redis's password as
-# the two files that use it (Redis's `requirepass` line, the gateway's Redis URL).
+# Writes the stack's secrets into deploy/compose/secrets/ (git-ignored), once: the key pepper,
+# the cache secret and the token Prometheus scrapes /metrics with (64 random hex characters
+# each), an admin key, and Redis's password as the two files that use it (Redis's
+# `requirepass` line, the gateway's Redis URL).
 # Needs python3 alone: the admin key is made with the project's own key format
 # (auth/keys.py), so nothing has to be built or installed first.
 # Existing files are kept (a new pepper would invalidate every API key); each file is
@@ -39,6 +40,7 @@ write() {  # write NAME COMMAND: NAME from COMMAND's output, unless NAME is ther
 }
 write gateway_key_pepper random
 write gateway_cache_secret random
+write gateway_metrics_token random
 write gateway_admin_key admin_key
 write redis_password random
 write redis_auth_conf redis_auth_conf

@@ -8,6 +8,7 @@ This module runs its own Triton, so stopping it does not disturb the other tests
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ RULES = DEPLOY / "prometheus" / "rules.yml"
 SCRAPE_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 METRIC = re.compile(r"\b((?:gateway|nv)_[a-z_]+)\b")
 SYNTHETIC = {"up"}  # series Prometheus makes itself
+METRICS_TOKEN = secrets.token_hex(16)  # the deployments' gateway_metrics_token
+SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def expressions() -> dict[str, str]:
@@ -52,12 +55,17 @@ def own_triton(
 
 @pytest.fixture(scope="module")
 def gateway(own_triton: EmbeddedTriton, redis_server: EmbeddedRedis) -> Iterator[str]:
-    with running_gateway(gateway_settings(own_triton, redis_server, triton_probe_s=0.25)) as url:
+    settings = gateway_settings(
+        own_triton, redis_server, triton_probe_s=0.25, metrics_token=METRICS_TOKEN
+    )
+    with running_gateway(settings) as url:
         yield url
 
 
 def test_every_alert_reads_exported_metrics(gateway: str, own_triton: EmbeddedTriton) -> None:
-    exported = exported_names(httpx.get(f"{gateway}/metrics").text)
+    refused = httpx.get(f"{gateway}/metrics")  # the deployments set a scrape token
+    assert refused.status_code == 401 and "GATEWAY_METRICS_TOKEN" in refused.json()["error"]
+    exported = exported_names(httpx.get(f"{gateway}/metrics", headers=SCRAPE).text)
     exported |= exported_names(httpx.get(own_triton.endpoints.metrics_url).text)
     for alert, expression in expressions().items():
         wanted = set(METRIC.findall(expression))
@@ -65,9 +73,9 @@ def test_every_alert_reads_exported_metrics(gateway: str, own_triton: EmbeddedTr
         assert wanted or set(re.findall(r"\b(\w+)\{", expression)) <= SYNTHETIC, alert
 
 
-def local_config(gateway: str, triton: EmbeddedTriton, rules: Path) -> dict[str, Any]:
+def local_config(gateway: str, triton: EmbeddedTriton, rules: Path, token: Path) -> dict[str, Any]:
     """The shipped scrape configuration, each job's targets replaced by this machine's, its
-    intervals shortened for a test."""
+    intervals shortened for a test, the gateway's scrape token read from `token`."""
     config: dict[str, Any] = yaml.safe_load(SCRAPE_CONFIG.read_text())
     targets = {
         "gateway": gateway.removeprefix("http://"),
@@ -75,6 +83,9 @@ def local_config(gateway: str, triton: EmbeddedTriton, rules: Path) -> dict[str,
     }
     assert {job["job_name"] for job in config["scrape_configs"]} == set(targets)
     for job in config["scrape_configs"]:
+        if "authorization" in job:
+            assert job["job_name"] == "gateway"
+            job["authorization"]["credentials_file"] = str(token)
         job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -101,7 +112,9 @@ def test_the_triton_alert_fires_when_triton_stops(
 ) -> None:
     rules, config = tmp_path / "rules.yml", tmp_path / "prometheus.yml"
     shortened_rules(rules)
-    config.write_text(yaml.safe_dump(local_config(gateway, own_triton, rules)))
+    token = tmp_path / "gateway_metrics_token"
+    token.write_text(METRICS_TOKEN + "\n")
+    config.write_text(yaml.safe_dump(local_config(gateway, own_triton, rules, token)))
     port = free_port()
     prometheus = f"http://127.0.0.1:{port}"
     with (tmp_path / "prometheus.log").open("wb") as log:
@@ -149,7 +162,7 @@ def test_the_triton_alert_fires_when_triton_stops(
             timeout_s=120,
             what="the alert resolves once Triton is back",
         )
-        metrics = httpx.get(f"{gateway}/metrics").text
+        metrics = httpx.get(f"{gateway}/metrics", headers=SCRAPE).text
         assert value(metrics, "gateway_degraded", dependency="triton") == 1
     finally:
         process.terminate()

@@ -87,6 +87,8 @@ def test_the_gateway_runs_the_shared_command_with_its_secrets_as_files() -> None
     assert gateway["command"] == gateway_command()
     assert gateway["command"][0] == "serve"
     assert set(gateway["secrets"]) == set(compose()["secrets"]) - {"redis_auth_conf"}
+    # Prometheus scrapes /metrics with the gateway's token, read from the same secret.
+    assert compose()["services"]["prometheus"]["secrets"] == ["gateway_metrics_token"]
     assert gateway["read_only"] is True
     env = GATEWAY_ENV.read_text()
     assert "GATEWAY_SECRETS_DIR=/run/secrets" in env

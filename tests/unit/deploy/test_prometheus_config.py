@@ -4,7 +4,9 @@ metrics exist and that an alert fires: tests/integration/test_prometheus_alerts.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -15,10 +17,19 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool("promtool"), *args], capture_output=True, text=True, timeout=60)
 
 
-def test_promtool_accepts_the_rules_and_the_scrape_config() -> None:
+def test_promtool_accepts_the_rules_and_the_scrape_config(tmp_path: Path) -> None:
     rules = promtool("check", "rules", str(DEPLOY / "prometheus" / "rules.yml"))
     assert rules.returncode == 0 and "SUCCESS: 8 rules found" in rules.stdout, rules.stderr
-    config = promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    # promtool reads the scrape token's file: where the secret would be mounted, a stand-in.
+    shipped = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    token = tmp_path / "gateway_metrics_token"
+    token.write_text("stand-in\n")
+    assert shipped.count("/run/secrets/gateway_metrics_token") == 1
+    (tmp_path / "prometheus.yml").write_text(
+        shipped.replace("/run/secrets/gateway_metrics_token", str(token))
+    )
+    shutil.copy(DEPLOY / "prometheus" / "rules.yml", tmp_path / "rules.yml")
+    config = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert config.returncode == 0, config.stdout + config.stderr
 
 
