@@ -202,6 +202,16 @@ def test_the_ingress_example_routes_the_client_apis_only() -> None:
     assert sorted(p["path"] for p in paths) == ["/v1", "/v2"]
 
 
+def test_a_publish_cannot_take_more_memory_than_the_pod_has() -> None:
+    """The upload is held a few times over, by each of the workers publishing at once."""
+    gateway = find(rendered("cpu"), "Deployment", "gateway")
+    limit = container(gateway, "gateway")["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi")
+    workers = int(gateway_command()[gateway_command().index("--workers") + 1])
+    upload = int(gateway_env()["GATEWAY_MAX_UPLOAD_BYTES"])
+    assert 4 * upload * workers <= int(limit.removesuffix("Gi")) * 1024**3
+
+
 def test_prometheus_finds_the_monitors_and_scrapes_each_pod_once() -> None:
     objects = rendered("cpu")
     services = [o for o in objects if o["kind"] == "Service"]
