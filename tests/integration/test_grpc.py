@@ -208,7 +208,8 @@ def test_triton_down_is_unavailable(redis_server: EmbeddedRedis, triton: Embedde
     with running_gateway(dead):
         client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
         try:
-            assert not client.is_server_ready()
+            # Ready all the same: its cache can answer (Triton's own state: /health/triton).
+            assert client.is_server_ready()
             code, message = status_of(
                 lambda: client.infer(
                     "tabular_classifier", infer_inputs("tabular_classifier"), headers=metadata()
