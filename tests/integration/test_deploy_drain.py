@@ -49,22 +49,22 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedi
 
 
 @pytest.fixture(scope="module")
-def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What the deployment mounts at /run/secrets."""
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory, own_redis: EmbeddedRedis) -> Path:
+    """What the deployment mounts at /run/secrets (Redis's URL among them: it carries the
+    password)."""
     folder = tmp_path_factory.mktemp("secrets")
     (folder / "gateway_key_pepper").write_text("p" * 64 + "\n")
     (folder / "gateway_cache_secret").write_text("c" * 64 + "\n")
     (folder / "gateway_admin_key").write_text(ADMIN_KEY + "\n")
+    (folder / "gateway_redis_url").write_text(own_redis.url + "\n")
     return folder
 
 
-def deployed_environment(
-    triton: EmbeddedTriton, redis: EmbeddedRedis, secrets: Path, state: Path
-) -> dict[str, str]:
-    """gateway.env, with this machine's addresses and paths in place of the cluster's."""
+def deployed_environment(triton: EmbeddedTriton, secrets: Path, state: Path) -> dict[str, str]:
+    """gateway.env, with this machine's addresses and paths in place of the cluster's
+    (Redis's URL is a secret file, in `secrets`)."""
     local = {
         "GATEWAY_TRITON_URLS": triton.endpoints.http_url,
-        "GATEWAY_REDIS_URL": redis.url,
         "GATEWAY_MODEL_REPOSITORY": str(ROOT / "model_repository"),
         "GATEWAY_STATE_DIR": str(state),
         "GATEWAY_SECRETS_DIR": str(secrets),
@@ -165,7 +165,7 @@ def test_a_rolling_restart_fails_no_request(
 
     def start(stack: ExitStack, port: int, generation: int) -> Served:
         state = tmp_path / f"state-{port}-{generation}"
-        environment = deployed_environment(triton, own_redis, secrets_dir, state)
+        environment = deployed_environment(triton, secrets_dir, state)
         return stack.enter_context(
             gateway_serve(
                 triton,
