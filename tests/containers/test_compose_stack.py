@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
+from tests.support.balancer import ReadinessBalancer, ready
 from tests.support.containers import ComposeStack, build_images, run, unavailable
+from tests.support.data import tabular_body
 from tests.support.polling import eventually
 
 REASON = unavailable()
@@ -45,18 +47,6 @@ class Stack:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
-
-
-def features(value: float) -> dict[str, object]:
-    tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
-    return {"inputs": [tensor]}
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def triton_ready(url: str) -> bool:
@@ -118,38 +108,13 @@ def test_the_stack_from_zero_serves_through_both_replicas(stack: Stack) -> None:
     assert owner.strip() == "10001"  # seeded by the models image's unprivileged user
     for n, url in enumerate(stack.urls):
         response = httpx.post(
-            f"{url}{MODEL_PATH}", json=features(100.0 + n), headers=stack.headers, timeout=30
+            f"{url}{MODEL_PATH}", json=tabular_body(100.0 + n), headers=stack.headers, timeout=30
         )
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["name"]
     # Redis requires its password: without it, nothing.
     refused = run(["podman", "exec", stack.compose.container("redis"), "redis-cli", "ping"], 30)
     assert "NOAUTH" in refused
-
-
-class ReadinessBalancer:
-    """What a load balancer that follows readiness does: each replica probed every 0.2 s,
-    requests spread over the ones that said ready."""
-
-    def __init__(self, urls: list[str]) -> None:
-        self.urls = urls
-        self.ready = dict.fromkeys(urls, True)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._probe, daemon=True)
-        self._thread.start()
-
-    def _probe(self) -> None:
-        while not self._stop.wait(0.2):
-            for url in self.urls:
-                self.ready[url] = ready(url)
-
-    def pick(self, n: int) -> str:
-        candidates = [url for url in self.urls if self.ready[url]] or self.urls
-        return candidates[n % len(candidates)]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 def test_each_replica_restarts_in_turn_under_a_steady_client_with_no_failed_request(
@@ -164,9 +129,9 @@ def test_each_replica_restarts_in_turn_under_a_steady_client_with_no_failed_requ
         with httpx.Client(headers=stack.headers, timeout=30) as http:
             n = 0
             while not stop.is_set():
-                url = balancer.pick(n)
+                url = balancer.pick()
                 try:
-                    status = http.post(f"{url}{MODEL_PATH}", json=features(n % 40)).status_code
+                    status = http.post(f"{url}{MODEL_PATH}", json=tabular_body(n % 40)).status_code
                     outcomes[str(status)] += 1
                     served[url] += status == 200
                 except httpx.TransportError as error:
@@ -192,7 +157,7 @@ def test_each_replica_restarts_in_turn_under_a_steady_client_with_no_failed_requ
 def test_with_triton_stopped_cache_hits_are_served_and_the_replicas_stay_ready(
     stack: Stack,
 ) -> None:
-    seen = features(7.5)
+    seen = tabular_body(7.5)
     for url in stack.urls:  # in the cache (Redis, and each replica's own tier)
         assert httpx.post(f"{url}{MODEL_PATH}", json=seen, headers=stack.headers).status_code == 200
     run(["podman", "stop", "--time", "10", stack.compose.container("triton-cpu")], 120)
@@ -201,5 +166,5 @@ def test_with_triton_stopped_cache_hits_are_served_and_the_replicas_stay_ready(
         hit = httpx.post(f"{url}{MODEL_PATH}", json=seen, headers=stack.headers, timeout=30)
         assert hit.status_code == 200 and hit.headers["x-cache"] == "hit", hit.text
         assert ready(url)  # still in rotation: the cache answers
-        unseen = httpx.post(f"{url}{MODEL_PATH}", json=features(-3.25), headers=stack.headers)
+        unseen = httpx.post(f"{url}{MODEL_PATH}", json=tabular_body(-3.25), headers=stack.headers)
         assert unseen.status_code == 503  # nothing to answer with

@@ -21,6 +21,7 @@ from auth import ApiKey
 from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support.admin import create_key, infer_tabular
+from tests.support.data import tabular_body
 from tests.support.keys import auth_headers
 from tests.support.polling import eventually
 from tests.support.server import running_gateway
@@ -134,10 +135,9 @@ def test_a_hung_redis_delays_no_request_past_its_deadline_and_caching_resumes(
 
 
 def tabular_with(gateway: str, headers: dict[str, str], value: float) -> httpx.Response:
-    tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
     return httpx.post(
         f"{gateway}/v2/models/tabular_classifier/infer",
-        json={"inputs": [tensor]},
+        json=tabular_body(value),
         headers=headers,
         timeout=30,
     )

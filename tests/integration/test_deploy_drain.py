@@ -12,7 +12,6 @@ exit within its grace period, and the clients must see no failed request.
 from __future__ import annotations
 
 import http.client
-import itertools
 import json
 import signal
 import threading
@@ -29,13 +28,13 @@ from devstack import EmbeddedRedis, EmbeddedTriton
 from devstack.ports import free_port
 from tests.support import own_backends
 from tests.support.admin import create_key
+from tests.support.balancer import ReadinessBalancer
 from tests.support.deploy import gateway_command, gateway_env
 from tests.support.keys import ADMIN_KEY
 from tests.support.polling import eventually
 from tests.support.serve import Served, gateway_serve
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBE_S = 0.2  # the balancer's readiness probe period (Kubernetes: periodSeconds)
 DEPLOYED = gateway_env()
 DRAIN_S = float(DEPLOYED["GATEWAY_DRAIN_DELAY_S"])
 GRACE_S = float(DEPLOYED["GATEWAY_SHUTDOWN_GRACE_S"])
@@ -73,45 +72,11 @@ def deployed_environment(triton: EmbeddedTriton, secrets: Path, state: Path) -> 
     return {**DEPLOYED, **local}
 
 
-class Balancer:
-    """New connections go to a backend whose last readiness probe answered 200."""
-
-    def __init__(self, ports: list[int]) -> None:
-        self.ports = ports
-        self.ready = dict.fromkeys(ports, False)
-        self.stopped = threading.Event()
-        self._turn = itertools.count()
-        self._thread = threading.Thread(target=self._probe, name="balancer", daemon=True)
-        self._thread.start()
-
-    def _probe(self) -> None:
-        while not self.stopped.wait(PROBE_S):
-            for port in self.ports:
-                try:
-                    answer = httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1)
-                    self.ready[port] = answer.status_code == 200
-                except httpx.TransportError:
-                    self.ready[port] = False
-
-    def pick(self) -> int:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            ready = [port for port in self.ports if self.ready[port]]
-            if ready:
-                return ready[next(self._turn) % len(ready)]
-            time.sleep(0.02)
-        raise AssertionError("no gateway was ready for 30 s")
-
-    def close(self) -> None:
-        self.stopped.set()
-        self._thread.join(10)
-
-
 class Stream(threading.Thread):
     """Inferences over keep-alive connections, a new connection (through the balancer)
     whenever the server closes one or after 100 requests."""
 
-    def __init__(self, balancer: Balancer, key: str, seed: int) -> None:
+    def __init__(self, balancer: ReadinessBalancer, key: str, seed: int) -> None:
         super().__init__(name=f"stream-{seed}", daemon=True)
         self.balancer, self.key, self.seed = balancer, key, seed
         self.statuses: Counter[int] = Counter()
@@ -123,7 +88,7 @@ class Stream(threading.Thread):
     def run(self) -> None:
         n = 0
         while not self.stop.is_set():
-            port = self.balancer.pick()
+            port = httpx.URL(self.balancer.pick()).port or 80
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
                 for _ in range(100):
@@ -180,7 +145,7 @@ def test_a_rolling_restart_fails_no_request(
 
     with ExitStack() as stack:
         served = {port: start(stack, port, 0) for port in ports}
-        balancer = Balancer(ports)
+        balancer = ReadinessBalancer([f"http://127.0.0.1:{port}" for port in ports])
         stack.callback(balancer.close)
         _, key = create_key(served[ports[0]].url, models=["*"])
         streams = [Stream(balancer, key, seed) for seed in (1, 2)]

@@ -21,6 +21,7 @@ import pytest
 from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
 from tests.support import own_backends
+from tests.support.data import tabular_body
 from tests.support.keys import AUTH
 from tests.support.metrics import value
 from tests.support.polling import eventually
@@ -58,11 +59,6 @@ def gateway(
         yield url
 
 
-def body(value_: float) -> dict[str, object]:
-    tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value_] * 30}
-    return {"inputs": [tensor]}
-
-
 def calls_by_triton(gateway: str, tritons: list[EmbeddedTriton]) -> list[float]:
     text = httpx.get(f"{gateway}/metrics").text
     return [
@@ -75,7 +71,7 @@ def test_misses_spread_over_both_tritons(gateway: str, tritons: list[EmbeddedTri
     before = calls_by_triton(gateway, tritons)
     with httpx.Client(base_url=gateway, headers=AUTH, timeout=30) as client:
         for n in range(60):
-            response = client.post(f"/v2/models/{MODEL}/infer", json=body(1000.0 + n))
+            response = client.post(f"/v2/models/{MODEL}/infer", json=tabular_body(1000.0 + n))
             assert response.status_code == 200, response.text
     after = calls_by_triton(gateway, tritons)
     spread = [a - b for a, b in zip(after, before, strict=True)]
@@ -107,7 +103,7 @@ def test_a_version_one_triton_lacks_goes_to_the_other(
         with httpx.Client(base_url=gateway, headers=AUTH, timeout=30) as client:
             for n in range(30):
                 path = f"/v2/models/{MODEL}/versions/1/infer"
-                assert client.post(path, json=body(2000.0 + n)).status_code == 200
+                assert client.post(path, json=tabular_body(2000.0 + n)).status_code == 200
         after = calls_by_triton(gateway, tritons)
         assert [a - b for a, b in zip(after, before, strict=True)] == [0, 30]
     finally:
@@ -130,7 +126,9 @@ def test_a_triton_killed_under_load_fails_no_request_and_rejoins(
             while not stop.is_set():
                 n += 1
                 x = offset + (n % 5 if repeat else n)  # repeats: cache hits; else misses
-                statuses[client.post(f"/v2/models/{MODEL}/infer", json=body(x)).status_code] += 1
+                statuses[
+                    client.post(f"/v2/models/{MODEL}/infer", json=tabular_body(x)).status_code
+                ] += 1
 
     threads = [
         threading.Thread(target=stream, args=(3000.0, False)),

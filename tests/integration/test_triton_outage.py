@@ -22,7 +22,7 @@ import redis
 
 from devstack import EmbeddedRedis, EmbeddedTriton
 from tests.integration.conftest import gateway_settings
-from tests.support.data import samples
+from tests.support.data import samples, tabular_body
 from tests.support.keys import AUTH
 from tests.support.metrics import value
 from tests.support.polling import eventually
@@ -215,11 +215,7 @@ def test_stale_answers_stand_in_while_triton_cannot_answer(
     )
     store = redis.Redis.from_url(redis_server.url)
 
-    def features(value: float) -> dict[str, object]:
-        tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
-        return {"inputs": [tensor]}
-
-    seen, unseen = features(7.25), features(9.5)  # inputs no other test sends
+    seen, unseen = tabular_body(7.25), tabular_body(9.5)  # inputs no other test sends
     with running_gateway(settings) as url, httpx.Client(base_url=url, headers=AUTH) as client:
         assert client.post(PATH, json=seen).headers["x-cache"] == "miss"
 

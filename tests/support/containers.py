@@ -126,18 +126,24 @@ class ComposeStack:
         return self.directory / "secrets"
 
     def compose(self, *arguments: str, timeout_s: float = 600) -> str:
-        podman_compose = Path(sys.executable).parent / "podman-compose"
-        argv = [str(podman_compose), "-p", self.project, "-f", "compose.yaml", "--profile", "cpu"]
-        return run([*argv, *arguments], timeout_s, cwd=self.directory, env=self.environment)
+        return run(self._argv(*arguments), timeout_s, cwd=self.directory, env=self.environment)
 
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1"
 
     def down(self) -> None:
-        """Every container and volume of the stack gone, whatever state it is in."""
+        """Every container and volume of the stack gone, whatever state it is in (never
+        fails: it runs after tests that may have failed half-way)."""
         subprocess.run(
-            [str(Path(sys.executable).parent / "podman-compose"), "-p", self.project,
-             "-f", "compose.yaml", "--profile", "cpu", "down", "--volumes", "--timeout", "10"],
-            cwd=self.directory, env=self.environment, capture_output=True, timeout=300,
+            self._argv("down", "--volumes", "--timeout", "10"),
+            cwd=self.directory,
+            env=self.environment,
+            capture_output=True,
+            timeout=300,
             check=False,
-        )  # fmt: skip
+        )
+
+    def _argv(self, *arguments: str) -> list[str]:
+        podman_compose = str(Path(sys.executable).parent / "podman-compose")
+        return [podman_compose, "-p", self.project, "-f", "compose.yaml", "--profile", "cpu",
+                *arguments]  # fmt: skip

@@ -40,3 +40,10 @@ def onnxruntime_outputs(model: str, version: str, x: NDArray[Any]) -> dict[str, 
     )
     values = session.run(list(OUTPUT_NAMES), {INPUT_NAMES[model]: x})
     return dict(zip(OUTPUT_NAMES, values, strict=True))
+
+
+def tabular_body(value: float) -> dict[str, object]:
+    """A tabular_classifier request whose 30 features all hold `value`: one distinct input
+    per value, for tests that need a known miss, then the same request as a hit."""
+    tensor = {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [value] * 30}
+    return {"inputs": [tensor]}
